@@ -1,0 +1,328 @@
+"""Probe: one model + one batch, with the gradients the metrics share, computed once and cached.
+
+Several metrics need the same expensive quantities (per-example gradients, batch gradients at
+perturbed weights, input gradients). A :class:`Probe` computes each on first use and caches it, so
+:func:`objectives.score` runs a whole suite of metrics over one shared probe. Every metric function
+also accepts ``probe=`` directly.
+
+The probe never changes the model: parameters are read (not copied) and evaluated through
+``torch.func.functional_call``; BatchNorm statistics are taken on cloned buffers; module train/eval
+flags are restored after each pass.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import gradients as G
+
+__all__ = ["Probe", "DEFAULT_MAX_FLOATS"]
+
+#: Default budget for the (B x P) per-example gradient matrix: no mask while B * P fits.
+DEFAULT_MAX_FLOATS = 5e7
+
+
+def _validate_batch(model: nn.Module, inputs: Tensor, targets: Tensor) -> None:
+    if not isinstance(inputs, Tensor) or not isinstance(targets, Tensor):
+        raise ValueError("inputs and targets must be torch tensors")
+    if inputs.dim() == 0 or inputs.shape[0] == 0:
+        raise ValueError("empty batch: inputs must have at least one example along dim 0")
+    if targets.dim() == 0 or targets.shape[0] != inputs.shape[0]:
+        raise ValueError(
+            f"inputs and targets disagree on the batch size: {inputs.shape[0]} inputs vs "
+            f"{targets.shape[0] if targets.dim() else 'a scalar'} targets"
+        )
+    if inputs.is_floating_point() and not torch.isfinite(inputs).all():
+        raise ValueError("inputs contain NaN or inf values")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("the model has no trainable parameters (none with requires_grad=True)")
+
+
+class Probe:
+    """Cached gradient quantities of ``model`` on one batch.
+
+    Args:
+        model: any ``nn.Module``; left unchanged.
+        inputs: batch of inputs, shape (B, ...).
+        targets: batch of targets, shape (B, ...).
+        loss_fn: ``(outputs, targets) -> scalar`` reducing by the mean (default cross-entropy).
+        bn_mode: ``"frozen"`` (default) or ``"contribution"``; see :mod:`objectives.gradients`.
+        mask_fraction: fraction of each layer's parameters kept by the random mask (thesis
+            Sec. 1.6); ``None`` (default) keeps all while B x P <= ``max_floats``, otherwise the
+            largest fraction that fits; ``1.0`` never masks.
+        seed: seeds the mask and every random choice of the metrics (directions, signs).
+        chunk_size: examples per vmap chunk for per-example gradients (bounds memory).
+        max_floats: budget for the automatic mask.
+
+    Raises:
+        ValueError: empty batch, inputs/targets length mismatch, non-finite inputs, a model without
+            trainable parameters, a non-finite loss, an unknown ``bn_mode``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: Tensor,
+        targets: Tensor,
+        loss_fn: G.LossFn = F.cross_entropy,
+        *,
+        bn_mode: str = "frozen",
+        mask_fraction: float | None = None,
+        seed: int = 0,
+        chunk_size: int | None = 32,
+        max_floats: float = DEFAULT_MAX_FLOATS,
+    ) -> None:
+        if bn_mode not in G.BN_MODES:
+            raise ValueError(f"bn_mode must be one of {G.BN_MODES}, got {bn_mode!r}")
+        _validate_batch(model, inputs, targets)
+        self.model = model
+        self.inputs = inputs
+        self.targets = targets
+        self.loss_fn = loss_fn
+        self.bn_mode = bn_mode
+        self.seed = int(seed)
+        self.chunk_size = chunk_size
+        self.params = G.trainable_parameters(model)
+        self.num_params = sum(p.numel() for p in self.params.values())
+        b = inputs.shape[0]
+        if mask_fraction is None:
+            mask_fraction = min(1.0, max_floats / float(b * self.num_params))
+        if not 0.0 < float(mask_fraction) <= 1.0:
+            raise ValueError(f"mask_fraction must be in (0, 1], got {mask_fraction}")
+        self.mask_fraction = float(mask_fraction)
+        self.mask = (
+            None if self.mask_fraction >= 1.0 else G.make_mask(self.params, self.mask_fraction, self.seed)
+        )
+        self._cache: dict[Any, Any] = {}
+        if bn_mode == "frozen":
+            stats = G.collect_batch_norm_stats(model, inputs)
+            self.buffers = G.frozen_buffers(model, stats)
+        else:
+            self.buffers = dict(model.named_buffers())
+        self.loss = self._initial_loss()
+
+    # ----------------------------------------------------------------------------- basic pieces
+    @property
+    def batch_size(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def generator(self, salt: int) -> torch.Generator:
+        """A CPU generator seeded from the probe seed and a per-use salt (same on CPU and GPU)."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+
+    def masked(self, flat: Tensor) -> Tensor:
+        """Restrict a full flat parameter-space vector (or (B, P) matrix) to the mask."""
+        if self.mask is None:
+            return flat
+        if "mask_flat" not in self._cache:
+            offsets, idx = 0, []
+            for name, p in self.params.items():
+                idx.append(self.mask[name] + offsets)
+                offsets += p.numel()
+            self._cache["mask_flat"] = torch.cat(idx)
+        return flat[..., self._cache["mask_flat"]]
+
+    @property
+    def weights(self) -> Tensor:
+        """Full flat parameter vector w."""
+        if "w" not in self._cache:
+            self._cache["w"] = G.flatten(self.params).detach()
+        return self._cache["w"]
+
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
+        out, offset = {}, 0
+        for name, p in self.params.items():
+            out[name] = flat[offset : offset + p.numel()].view_as(p)
+            offset += p.numel()
+        return out
+
+    def _run(self, fn, *args):
+        """Run a gradient routine in this probe's BN mode (flags restored afterwards)."""
+        with G.probing_mode(self.model, norm_train=self.bn_mode == "contribution"):
+            return fn(*args)
+
+    def _buffers_for_pass(self) -> dict[str, Tensor]:
+        # train-mode BN updates the buffers it is given: hand it clones
+        if self.bn_mode == "contribution":
+            return {n: b.clone() for n, b in self.buffers.items()}
+        return self.buffers
+
+    def _initial_loss(self) -> float:
+        with torch.no_grad(), G.probing_mode(self.model, norm_train=self.bn_mode == "contribution"):
+            out = torch.func.functional_call(
+                self.model, (self.params, self._buffers_for_pass()), (self.inputs,), strict=False
+            )
+            loss = self.loss_fn(out, self.targets)
+        if loss.dim() != 0:
+            raise ValueError(
+                f"loss_fn must return a scalar (mean over the batch), got shape {tuple(loss.shape)}"
+            )
+        if not torch.isfinite(loss):
+            raise ValueError(
+                f"the loss is not finite ({loss.item()}) at these weights: check the inputs, the "
+                "initialization, or the loss function"
+            )
+        return float(loss)
+
+    # ------------------------------------------------------------------------ cached quantities
+    def batch_grad(self, delta: Tensor | None = None, inputs: Tensor | None = None) -> Tensor:
+        """Full flat batch gradient gbar(w + delta) on the probe batch (or on ``inputs``).
+
+        Frozen mode: gradient of the mean loss with BN frozen at the probe batch's statistics;
+        contribution mode: the train-mode gradient (statistics recomputed). Not cached when
+        ``delta`` or ``inputs`` is given.
+        """
+        if delta is None and inputs is None and "gbar" in self._cache:
+            return self._cache["gbar"]
+        params = self.params
+        if delta is not None:
+            params = {n: p + d for (n, p), d in zip(self.params.items(), self.unflatten(delta).values())}
+        x = self.inputs if inputs is None else inputs
+        g, loss = self._run(
+            G.batch_grad, self.model, params, self._buffers_for_pass(), x, self.targets, self.loss_fn
+        )
+        if not torch.isfinite(loss):
+            raise ValueError(f"non-finite loss ({loss.item()}) at perturbed weights")
+        if delta is None and inputs is None:
+            self._cache["gbar"] = g
+        return g
+
+    def per_example_grads(self, inputs: Tensor | None = None, count: int | None = None) -> Tensor:
+        """Masked per-example weight gradients g_i, a (B, P') matrix; cached for the probe batch.
+
+        ``inputs`` (same batch size as the probe, or the first ``count`` examples) evaluates at other
+        inputs with the same targets (used by batch-dissonance). In contribution mode, rows are
+        B * c_i so that their mean is the train-mode batch gradient.
+        """
+        key = ("per_example", count)
+        if inputs is None and key in self._cache:
+            return self._cache[key]
+        x = self.inputs if inputs is None else inputs
+        t = self.targets
+        if count is not None:
+            x, t = x[:count], t[:count]
+        if self.bn_mode == "frozen":
+            g = self._run(
+                G.per_example_grads, self.model, self.params, self.buffers, x, t, self.loss_fn,
+                self.chunk_size, self.mask,
+            )
+        else:
+            xb = self.inputs if inputs is None else inputs
+            c, _ = G.per_example_contributions(
+                self.model, self.params, xb, self.targets, self.loss_fn, self.mask
+            )
+            g = c * xb.shape[0]
+            if count is not None:
+                g = g[:count]
+        if inputs is None:
+            self._cache[key] = g
+        return g
+
+    def input_grads(self) -> Tensor:
+        """Per-example input gradients h_X as a (B, D) matrix (one backward); cached."""
+        if "input_grads" not in self._cache:
+            self._cache["input_grads"] = self._run(
+                G.input_grads, self.model, self.params, self._buffers_for_pass(),
+                self.inputs, self.targets, self.loss_fn,
+            )
+        return self._cache["input_grads"]
+
+    def mean_per_example_grad(self) -> Tensor:
+        """Masked gbar as the mean of the per-example gradients (equals masked batch_grad())."""
+        return self.per_example_grads().mean(0)
+
+    def weight_directions(self, directions: str, num_directions: int | None, eta: float) -> Tensor:
+        """Perturbation vectors omega_k (rows, full parameter space) of thesis Sec. 2.3.
+
+        ``mean`` (Def. 2.7): omega = +-eta * gbar / ||gbar||_inf (at most 2).
+        ``examples`` (Def. 2.6): omega = zeta * eta * g_i / ||g_i||, zeta = +-1 at random, for
+        ``num_directions`` examples chosen at random from the batch (full, unmasked g_i).
+        ``random``: Gaussian entries scaled per tensor by that tensor's weight std (1 where it is
+        0), omega = eta * z / ||z||_inf — the thesis's random baseline (Fig. 2.4).
+        """
+        key = ("omega", directions, num_directions, eta)
+        if key in self._cache:
+            return self._cache[key]
+        w = self.weights
+        if directions == "mean":
+            n = 2 if num_directions is None else int(num_directions)
+            if not 1 <= n <= 2:
+                raise ValueError("directions='mean' draws at most 2 directions (+gbar and -gbar)")
+            g = self.batch_grad()
+            scale = g.abs().max()
+            if scale == 0:
+                raise ValueError("the batch gradient is exactly zero: step-consistency is undefined")
+            base = eta * g / scale
+            omegas = torch.stack([base, -base][:n])
+        elif directions == "examples":
+            n = 4 if num_directions is None else int(num_directions)
+            if not 1 <= n <= self.batch_size:
+                raise ValueError(f"num_directions must be in 1..{self.batch_size}, got {n}")
+            gen = self.generator(11)
+            idx = torch.randperm(self.batch_size, generator=gen)[:n]
+            signs = torch.randint(0, 2, (n,), generator=gen).to(w) * 2 - 1
+            rows = []
+            for k, i in enumerate(idx.tolist()):
+                gi = self._full_example_grad(i)
+                norm = gi.norm()
+                if norm == 0:
+                    raise ValueError(f"example {i} has a zero gradient: use directions='mean'")
+                rows.append(signs[k] * eta * gi / norm)
+            omegas = torch.stack(rows)
+        elif directions == "random":
+            n = 4 if num_directions is None else int(num_directions)
+            if n < 1:
+                raise ValueError(f"num_directions must be >= 1, got {n}")
+            gen = self.generator(13)
+            rows = []
+            for _ in range(n):
+                parts = []
+                for p in self.params.values():
+                    std = p.float().std().item() if p.numel() > 1 else 0.0
+                    z = torch.randn(p.numel(), generator=gen) * (std if std > 0 else 1.0)
+                    parts.append(z)
+                z = torch.cat(parts).to(w)
+                rows.append(eta * z / z.abs().max())
+            omegas = torch.stack(rows)
+        else:
+            raise ValueError(f"directions must be 'mean', 'examples' or 'random', got {directions!r}")
+        self._cache[key] = omegas
+        return omegas
+
+    def _full_example_grad(self, i: int) -> Tensor:
+        """Unmasked gradient of example i (frozen mode) or B * c_i (contribution mode)."""
+        if self.bn_mode == "frozen":
+            g = self._run(
+                G.per_example_grads, self.model, self.params, self.buffers,
+                self.inputs[i : i + 1], self.targets[i : i + 1], self.loss_fn, 1, None,
+            )
+            return g[0]
+        key = "contrib_full"
+        if key not in self._cache:
+            c, _ = G.per_example_contributions(
+                self.model, self.params, self.inputs, self.targets, self.loss_fn, None
+            )
+            self._cache[key] = c * self.batch_size
+        return self._cache[key][i]
+
+    def perturbed_grads(
+        self, directions: str = "mean", num_directions: int | None = None, eta: float = 1e-3
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(omegas, G, g0): masked perturbations, masked gbar(w + omega_k) rows, masked gbar(w).
+
+        Shared by step-consistency and its adaptations (thesis Def. 2.5 and 4.1); cached per
+        (directions, num_directions, eta).
+        """
+        if not eta > 0 or not math.isfinite(eta):
+            raise ValueError(f"eta must be a positive finite number, got {eta}")
+        key = ("perturbed", directions, num_directions, eta)
+        if key not in self._cache:
+            omegas = self.weight_directions(directions, num_directions, eta)
+            rows = [self.masked(self.batch_grad(delta=o)) for o in omegas]
+            self._cache[key] = (self.masked(omegas), torch.stack(rows), self.masked(self.batch_grad()))
+        return self._cache[key]
