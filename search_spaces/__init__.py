@@ -1,0 +1,33 @@
+"""Search spaces: turn an Optuna trial into a config and a config into a network.
+
+Public entry points (modelled on timm's ``list_models`` / ``create_model``)::
+
+    from search_spaces import get_space, list_spaces
+
+    list_spaces()                         # ['mlp_looks_linear', 'nb201', 'resnet_cifar', 'vgg']
+    space = get_space("resnet_cifar", width=(8, 16), blocks=(1, 2))   # narrowed bounds (optional)
+    config = space.sample(trial)          # define-by-run: trial.suggest_* only
+    model = space.build(config, num_classes=10, input_shape=(3, 32, 32), seed=0)
+    space.dimensions()                    # what ``gradnas spaces`` prints
+
+Importing this package registers the built-in spaces; it is the only module that imports them.
+"""
+
+from search_spaces._base import ConfigError, Dimension, SearchSpace
+from search_spaces._registry import UnknownSpaceError, get_space, list_spaces, register_space
+
+# registration side effects: each module decorates its space with @register_space
+from search_spaces import mlp_looks_linear as _mlp_looks_linear  # noqa: E402,F401  isort: skip
+from search_spaces import nb201 as _nb201  # noqa: E402,F401  isort: skip
+from search_spaces import resnet_cifar as _resnet_cifar  # noqa: E402,F401  isort: skip
+from search_spaces import vgg as _vgg  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "ConfigError",
+    "Dimension",
+    "SearchSpace",
+    "UnknownSpaceError",
+    "get_space",
+    "list_spaces",
+    "register_space",
+]

@@ -1,0 +1,148 @@
+"""Cost of every metric as a multiple of one plain training step, measured side by side in one run.
+
+Network: resnet_cifar with 3 blocks per stage, width 16, BatchNorm, ReLU, skips (ResNet-20,
+~0.27 M parameters), CIFAR-shaped batch of 64 (random data: cost does not depend on the values).
+
+Prints, for each metric: median seconds of ``objectives.score(model, x, y, metrics=[name])`` (a
+fresh probe each time, so shared work is counted for every metric) and its ratio to a training step
+(forward + backward + SGD step); then the whole thesis suite over one shared probe, every registered
+metric, and the in-training kappa_W overhead per step. Peak memory is measured in child processes
+(peak RSS above the baseline on CPU, ``max_memory_allocated`` on CUDA), relative to a training step.
+
+Usage::
+
+    python benchmarks/metric_cost.py [--device cpu|cuda] [--batch 64] [--reps 3] [--bn-mode frozen]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import objectives
+from objectives import InTrainingStepConsistency, registry
+from search_spaces import get_space
+
+RESNET20 = {"blocks": 3, "width": 16, "skip": True, "norm": "bn", "activation": "relu"}
+
+
+def setup(device: str, batch: int):
+    torch.manual_seed(0)
+    model = get_space("resnet_cifar").build(RESNET20, 10, (3, 32, 32), seed=0).to(device)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, 32, 32, generator=g).to(device)
+    y = torch.randint(0, 10, (batch,), generator=g).to(device)
+    return model, x, y
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: str, reps: int) -> float:
+    fn()  # warm-up (vmap tracing, allocator)
+    sync(device)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def train_step_fn(model, x, y, tracker=None):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        if tracker is not None:
+            tracker.update()
+        opt.step()
+
+    return step
+
+
+def _rss_now_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _peak_child(what: str, device: str, batch: int, bn_mode: str, q) -> None:
+    torch.set_num_threads(torch.get_num_threads())
+    model, x, y = setup(device, batch)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_now_mb()
+    if what == "step":
+        train_step_fn(model, x, y)()
+    else:
+        metrics = objectives.DEFAULT_METRICS if what == "suite" else [what]
+        objectives.score(model, x, y, metrics=list(metrics), bn_mode=bn_mode)
+    if device.startswith("cuda"):
+        q.put((torch.cuda.max_memory_allocated() - base) / 2**20)
+    else:
+        q.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base)
+
+
+def peak_mb(what: str, device: str, batch: int, bn_mode: str) -> float:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_peak_child, args=(what, device, batch, bn_mode, q))
+    p.start()
+    value = q.get()
+    p.join()
+    return value
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--bn-mode", default="frozen", choices=["frozen", "contribution"])
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    args = ap.parse_args()
+    dev = args.device
+    model, x, y = setup(dev, args.batch)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"ResNet-20 ({n_params:,} parameters), batch {args.batch}, device {dev}, bn_mode {args.bn_mode}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    step = timed(train_step_fn(model, x, y), dev, max(args.reps, 5))
+    print(f"training step: {step * 1e3:.1f} ms (= 1.00x)\n")
+    print(f"{'metric':18s} {'seconds':>9s} {'x step':>8s}   kind")
+    for name in registry.names():
+        e = registry.get(name)
+        t = timed(lambda: objectives.score(model, x, y, metrics=[name], bn_mode=args.bn_mode)
+                  if "probe" in e.options else objectives.score(model, x, y, metrics=[name]), dev, args.reps)
+        kind = "thesis" if name in objectives.DEFAULT_METRICS else "peer"
+        print(f"{name:18s} {t:9.3f} {t / step:8.2f}   {kind}")
+    suite = timed(lambda: objectives.score(model, x, y, metrics=list(objectives.DEFAULT_METRICS),
+                                           bn_mode=args.bn_mode), dev, args.reps)
+    print(f"\nthesis suite ({len(objectives.DEFAULT_METRICS)} metrics, one shared probe): {suite:.3f} s = "
+          f"{suite / step:.2f}x a training step (target <= 6x)")
+    everything = timed(lambda: objectives.score(model, x, y, metrics=registry.names()), dev, 1)
+    print(f"every registered metric ({len(registry.names())}): {everything:.3f} s = {everything / step:.2f}x")
+    tracked = timed(train_step_fn(model, x, y, InTrainingStepConsistency(model)), dev, max(args.reps, 5))
+    plain = timed(train_step_fn(model, x, y), dev, max(args.reps, 5))
+    print(f"in-training kappa_W: step {plain * 1e3:.1f} ms -> {tracked * 1e3:.1f} ms with the tracker "
+          f"({(tracked / plain - 1) * 100:+.1f} %, target <= +5 %)")
+    if not args.no_memory:
+        step_mb = peak_mb("step", dev, args.batch, args.bn_mode)
+        suite_mb = peak_mb("suite", dev, args.batch, args.bn_mode)
+        print(f"peak memory above baseline: training step {step_mb:.0f} MiB, thesis suite {suite_mb:.0f} MiB "
+              f"({suite_mb / max(step_mb, 1e-9):.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

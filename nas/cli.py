@@ -1,0 +1,460 @@
+"""Command line: ``python -m nas {search,score,spaces,objectives,dashboard}`` (also ``gradnas ...``).
+
+Modelled on ``optuna/cli.py``: one class per subcommand with ``add_arguments`` and ``take_action``,
+a dict of commands feeding argparse subparsers, shared flags on parent parsers, and ``main()``
+returning an exit code. Bad input (unknown space, dataset, metric or sampler, a malformed objective
+or constraint, an unreachable storage, a non-writable runs directory) prints one line saying what is
+wrong and what is valid, and exits with code 2 — no traceback. Heavy imports (Ray, the dashboard,
+torch-based modules) happen inside the command that needs them, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "CLIError"]
+
+
+class CLIError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _json_arg(text: str | None, what: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"{what} is not valid JSON ({exc.msg} at char {exc.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise CLIError(f"{what} must be a JSON object, got {text!r}")
+    return value
+
+
+def _space(name: str, bounds: dict[str, Any], smoke: bool = False):
+    from search_spaces import ConfigError, get_space, list_spaces
+
+    if name not in list_spaces():
+        raise CLIError(f"unknown space {name!r}; valid: {', '.join(list_spaces())}")
+    try:
+        space = get_space(name)
+        if smoke:
+            space = space.with_bounds(**space.smoke_bounds)
+        return space.with_bounds(**bounds) if bounds else space
+    except ConfigError as exc:
+        raise CLIError(f"bad --bounds: {exc}") from None
+
+
+def _dataset(name: str, data_dir: str, download: bool = True):
+    from .data import DatasetError, load_dataset, resolve_dataset
+
+    try:
+        resolved, warning = resolve_dataset(name, data_dir, download=download)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        data = load_dataset(resolved, data_dir, download=download)
+    except DatasetError as exc:
+        raise CLIError(str(exc)) from None
+    return resolved, data
+
+
+def _metrics(text: str | None, extra: Sequence[str] = ()) -> list[str]:
+    import objectives
+    from objectives import registry
+
+    if text is None:
+        names = list(objectives.DEFAULT_METRICS)
+    elif text.strip() == "all":
+        names = registry.names()
+    else:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in [*names, *extra]:
+        if n not in registry.names():
+            raise CLIError(f"unknown metric {n!r}; valid: {', '.join(registry.names())}")
+    return list(dict.fromkeys([*names, *extra]))
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise CLIError(f"runs directory {str(folder)!r} is not writable ({exc.strerror}); pass --runs-dir DIR") from None
+
+
+def _storage_for(args: argparse.Namespace, create: bool) -> str:
+    from .study import default_storage
+
+    if args.storage:
+        return args.storage
+    if not args.study:
+        raise CLIError("give --study NAME (its storage is runs/NAME/study.db) or --storage URL")
+    db = Path(args.runs_dir) / args.study / "study.db"
+    if not create and not db.exists():
+        raise CLIError(f"no study database at {db}; run `python -m nas search --study {args.study}` first or pass --storage")
+    return default_storage(args.runs_dir, args.study)
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [[str(h) for h in header]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+# ------------------------------------------------------------------------------------ commands
+class _Command:
+    """Base: ``add_arguments(parser)`` and ``take_action(args) -> exit code``."""
+
+    parents: tuple[str, ...] = ()
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:  # pragma: no cover
+        pass
+
+    def take_action(self, args: argparse.Namespace) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Search(_Command):
+    """Run (or resume) a multi-objective search: every trial is scored by gradient metrics at
+    initialization and after a few training steps, without full training. Rerunning the same command
+    continues the study up to --trials complete trials."""
+
+    parents = ("study", "data")
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--space", default="resnet_cifar", help="search space (see `spaces`; default: %(default)s)")
+        p.add_argument("--bounds", metavar="JSON", help='narrow the space, e.g. \'{"width": [8, 16], "blocks": [1, 2]}\' (default: full space)')
+        p.add_argument("--smoke", action="store_true", help="use the space's tiny smoke-test bounds (CPU demos; default: off)")
+        p.add_argument("--trials", type=int, default=50, metavar="N", help="target number of COMPLETE trials in the study; rerunning continues up to N (default: %(default)s)")
+        p.add_argument("--objectives", default=None, metavar="KEY:DIR,...",
+                       help="objectives, e.g. kappa_w:min,confusion:min; KEY is a metric (at init), METRIC@early, or loss_drop/train_kappa_w/params/... (default: confusion:min,diversity:min,kappa_w:min)")
+        p.add_argument("--constraint", action="append", default=None, metavar="KEY<=X",
+                       help="feasibility constraint, repeatable, e.g. 'rank_input<=0.15' (default: rank_input<=0.15 and loss_drop>=0; pass --constraint none for none)")
+        p.add_argument("--metrics", default=None, help="metrics scored on every trial, comma-separated or 'all' (default: the thesis metrics; objectives/constraints are always added)")
+        p.add_argument("--sampler", default="nsga2", help="nsga2 | tpe | random (default: %(default)s)")
+        p.add_argument("--workers", type=int, default=None, help="parallel trials; 1 runs in process without Ray (default: GPUs x --trials-per-gpu, else CPU cores)")
+        p.add_argument("--trials-per-gpu", type=int, default=1, help="trials sharing one GPU (default: %(default)s)")
+        p.add_argument("--early-steps", type=int, default=20, help="training steps between the two scorings (default: %(default)s)")
+        p.add_argument("--probe-size", type=int, default=64, help="examples in the fixed probe batch (default: %(default)s)")
+        p.add_argument("--group-size", type=int, default=8, help="examples per group for confusion/diversity (default: %(default)s)")
+        p.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS", help="fail a trial that runs longer (default: no limit)")
+        p.add_argument("--max-failures", type=int, default=None, help="stop after this many failed trials in one run (default: max(10, --trials))")
+        p.add_argument("--seed", type=int, default=0, help="seed of the sampler, data split and trial initializations (default: %(default)s)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from .study import (
+            DEFAULT_CONSTRAINTS, DEFAULT_OBJECTIVES, SAMPLERS, StudyError, metric_of, parse_constraint,
+            parse_objectives,
+        )
+
+        if args.trials < 1:
+            raise CLIError(f"--trials must be >= 1, got {args.trials}")
+        if args.sampler not in SAMPLERS:
+            raise CLIError(f"unknown sampler {args.sampler!r}; valid: {', '.join(SAMPLERS)}")
+        if args.workers is not None and args.workers < 1:
+            raise CLIError(f"--workers must be >= 1, got {args.workers}")
+        bounds = _json_arg(args.bounds, "--bounds")
+        space = _space(args.space, bounds, args.smoke)
+        try:
+            objectives = parse_objectives(args.objectives or DEFAULT_OBJECTIVES)
+            raw = DEFAULT_CONSTRAINTS if args.constraint is None else [c for c in args.constraint if c != "none"]
+            constraints = [parse_constraint(c) for c in raw]
+        except StudyError as exc:
+            raise CLIError(str(exc)) from None
+        referenced = [m for m in (metric_of(k) for k in [o.key for o in objectives] + [c.key for c in constraints]) if m]
+        metrics = _metrics(args.metrics, referenced)
+        dataset, data = _dataset(args.dataset, args.data_dir)
+        study_name = args.study or f"{args.space}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out_dir = Path(args.runs_dir) / study_name
+        _check_writable(out_dir)
+        args.study = study_name
+        storage = _storage_for(args, create=True)
+        settings = {
+            "space": args.space, "bounds": space.bounds, "dataset": dataset, "dataset_info": data.describe(),
+            "objectives": [str(o) for o in objectives], "constraints": [str(c) for c in constraints],
+            "metrics": metrics, "early_steps": args.early_steps, "probe_size": args.probe_size,
+            "group_size": args.group_size, "seed": args.seed,
+        }
+        return _run_search(args, space, settings, objectives, constraints, storage, out_dir, study_name)
+
+
+def _run_search(args, space, settings, objectives, constraints, storage, out_dir, study_name) -> int:
+    import optuna
+    from tqdm.auto import tqdm
+
+    from .runner import SearchSettings, run_trials
+    from .study import StudyError, complete_trials, export_trials, open_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = open_study(study_name, storage, objectives, constraints, args.sampler, args.seed, settings)
+    except StudyError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"study {study_name!r} in {storage}  (resume: rerun with --study {study_name})")
+    run = SearchSettings(
+        space=args.space, bounds=settings["bounds"], dataset=settings["dataset"], data_dir=args.data_dir,
+        metrics=settings["metrics"], early_steps=args.early_steps, probe_size=args.probe_size, seed=args.seed,
+        metric_options={"group_size": args.group_size}, trials=args.trials, workers=args.workers,
+        trials_per_gpu=args.trials_per_gpu, trial_timeout=args.trial_timeout, max_failures=args.max_failures,
+    )
+    already = len(complete_trials(study))
+    bar = tqdm(total=args.trials, initial=min(already, args.trials), unit="trial", disable=args.no_progress,
+               dynamic_ncols=True)
+    best: dict[str, float] = {}
+
+    def on_update(status: dict[str, Any]) -> None:
+        if status["status"] == "ok":
+            bar.update(1)
+            t = study.trials[status["trial"]]
+            for o, v in zip(objectives, t.values or []):
+                cur = best.get(o.key)
+                better = cur is None or (v < cur if o.direction == "minimize" else v > cur)
+                best[o.key] = v if better else cur
+        bar.set_postfix(failed=status["failed"], **{k: f"{v:.3g}" for k, v in best.items()})
+
+    interrupted = False
+    try:
+        stats = run_trials(study, space, run, objectives, constraints, on_update=on_update)
+    except KeyboardInterrupt:
+        interrupted = True
+        stats = None
+    finally:
+        bar.close()
+        csv = export_trials(study, out_dir / "trials.csv")
+    if interrupted:
+        print(f"interrupted: finished trials are saved; rerun the same command to continue ({csv})", file=sys.stderr)
+        return 130
+    _print_front(study, objectives)
+    print(f"\nstudy database: {storage}\ntrials table:   {csv}")
+    print(f"completed {stats['completed']} and failed {stats['failed']} trial(s) in this run; "
+          f"{stats['total_complete']}/{args.trials} complete in the study")
+    return 0 if stats["total_complete"] >= args.trials else 1
+
+
+def _print_front(study, objectives) -> None:
+    from .study import complete_trials, pareto_front
+
+    done = complete_trials(study)
+    if not done:
+        print("no complete trials yet")
+        return
+    front, note = study.best_trials, "feasible"
+    if not front:  # Optuna's best_trials keeps feasible trials only
+        front, note = pareto_front(done, study.directions), "no trial satisfies the constraints; unconstrained"
+    rows = []
+    for t in sorted(front, key=lambda t: t.values[0]):
+        cfg = t.user_attrs.get("config", {})
+        brief = ", ".join(f"{k}={_fmt(v)}" for k, v in cfg.items() if k in t.params)
+        rows.append([t.number, *t.values, brief])
+    print(f"\nPareto front ({note}, {len(front)} of {len(done)} complete trial(s)):")
+    print(_table(rows, ["trial", *[str(o) for o in objectives], "config"]))
+
+
+class Score(_Command):
+    """Score one candidate (a config, an NB201 arch string or index) and print every metric at
+    initialization and, with --early-steps, after a few training steps."""
+
+    parents = ("data",)
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--space", default="resnet_cifar", help="search space (default: %(default)s)")
+        p.add_argument("--config", metavar="JSON", help="config (missing fields take defaults; default: the space's default config)")
+        p.add_argument("--arch", help="nb201 only: an arch string like '|nor_conv_3x3~0|+|...|'")
+        p.add_argument("--index", type=int, help="nb201 only: a NAS-Bench-201 index 0..15624")
+        p.add_argument("--metrics", default="all", help="comma-separated metrics or 'all' (default: %(default)s)")
+        p.add_argument("--early-steps", type=int, default=0, help="training steps before the second scoring (default: %(default)s = init only)")
+        p.add_argument("--probe-size", type=int, default=64, help="examples in the probe batch (default: %(default)s)")
+        p.add_argument("--group-size", type=int, default=8, help="examples per group for confusion/diversity (default: %(default)s)")
+        p.add_argument("--seed", type=int, default=0, help="initialization seed (default: %(default)s)")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from objectives import registry
+        from search_spaces import ConfigError
+
+        from .evaluate import TrialFailed, TrialSpec, evaluate
+
+        space = _space(args.space, {})
+        config = _json_arg(args.config, "--config")
+        if args.arch is not None or args.index is not None:
+            if args.space != "nb201":
+                raise CLIError("--arch/--index need --space nb201")
+            from search_spaces import nb201
+
+            arch = args.arch if args.arch is not None else nb201.index_to_arch(args.index)
+            config["arch"] = arch
+        try:
+            config = space.validate(config)
+        except (ConfigError, ValueError) as exc:
+            raise CLIError(f"bad config: {exc}") from None
+        metrics = _metrics(args.metrics)
+        dataset, _ = _dataset(args.dataset, args.data_dir)
+        spec = TrialSpec(space=args.space, config=config, dataset=dataset, data_dir=args.data_dir,
+                         metrics=metrics, early_steps=args.early_steps, probe_size=args.probe_size,
+                         seed=args.seed, metric_options={"group_size": args.group_size})
+        try:
+            result = evaluate(spec)
+        except TrialFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps({"config": config, **result}, indent=1, default=str))
+            return 0
+        print(f"space {args.space}, dataset {dataset}, config {json.dumps(config)}")
+        rows = []
+        for m in metrics:
+            e = registry.get(m)
+            row = [m, e.direction, result.get(m)]
+            if args.early_steps:
+                row.append(result.get(f"{m}@early"))
+            rows.append(row)
+        header = ["metric", "direction", "init"] + (["early"] if args.early_steps else [])
+        print(_table(rows, header))
+        extra = ["loss_init", "loss_early", "loss_drop", "train_kappa_w", "params", "flops", "time_total", "device"]
+        print("\n" + "  ".join(f"{k}={_fmt(result.get(k))}" for k in extra if k in result))
+        return 0
+
+
+class Spaces(_Command):
+    """List the registered search spaces, or show one space's dimensions."""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("name", nargs="?", help="a space to describe (default: list them all)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search_spaces import get_space, list_spaces
+
+        if not args.name:
+            for n in list_spaces():
+                doc = (type(get_space(n)).__doc__ or "").strip().splitlines()
+                print(f"{n:18s} {doc[0] if doc else ''}")
+            return 0
+        space = _space(args.name, {})
+        rows = []
+        for d in space.dimensions():
+            if d["type"] == "categorical":
+                domain = d["choices"]
+            elif "low" in d:
+                domain = f"[{_fmt(d['low'])}, {_fmt(d['high'])}]" + (" log" if d.get("log") else "")
+            else:  # e.g. nb201's arch: ops on each edge
+                domain = f"{len(d.get('edges', [])) or ''} edges x {d.get('choices')}"
+            rows.append([d["name"], d["type"], domain, d.get("default"), "fixed" if d.get("fixed") else "searched",
+                         d.get("description", "")])
+        print(_table(rows, ["dimension", "type", "domain", "default", "", "description"]))
+        return 0
+
+
+class Objectives(_Command):
+    """List every metric with its direction, cost class, needs and source."""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--filter", default=None, help="fnmatch pattern on names, e.g. 'rank_*' (default: all)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from objectives import registry
+
+        rows = [[e.name, e.direction, e.cost, ",".join(sorted(e.needs)) or "-", e.citation]
+                for e in (registry.get(n) for n in registry.names(args.filter))]
+        print(_table(rows, ["metric", "direction", "cost", "needs", "definition"]))
+        print("\nUse a metric as an objective KEY (at init) or KEY@early; derived keys: loss_drop, loss_early, train_kappa_w, params, flops.")
+        return 0
+
+
+class Dashboard(_Command):
+    """Serve a study in optuna-dashboard (bound to 127.0.0.1 by default)."""
+
+    parents = ("study",)
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+        p.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        storage = _storage_for(args, create=False)
+        try:
+            from optuna_dashboard import run_server
+        except ImportError:
+            raise CLIError("optuna-dashboard is not installed: pip install optuna-dashboard") from None
+        print(f"serving {storage} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+        try:
+            run_server(storage, host=args.host, port=args.port)
+        except KeyboardInterrupt:
+            pass
+        return 0
+
+
+COMMANDS: dict[str, type[_Command]] = {
+    "search": Search,
+    "score": Score,
+    "spaces": Spaces,
+    "objectives": Objectives,
+    "dashboard": Dashboard,
+}
+
+
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    study = argparse.ArgumentParser(add_help=False)
+    study.add_argument("--study", default=None, help="study name (search default: SPACE-DATASET-TIME)")
+    study.add_argument("--runs-dir", default="runs", help="output folder; the study lives in RUNS_DIR/STUDY/ (default: %(default)s)")
+    study.add_argument("--storage", default=None, metavar="URL", help="Optuna storage URL, any RDB URL (default: sqlite:///RUNS_DIR/STUDY/study.db)")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--dataset", default="auto", help="cifar10 | cifar100 | mnist | fashion_mnist | svhn | mnist5k | synthetic | auto (CIFAR-10 when available, else mnist5k) (default: %(default)s)")
+    data.add_argument("--data-dir", default="data", help="where torchvision datasets are stored/downloaded (default: %(default)s)")
+    return {"study": study, "data": data}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m nas",
+        description="gradnas: architecture and hyperparameter search by gradient metrics.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log trial failures and progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parents = _parents()
+    for name, cls in COMMANDS.items():
+        cmd = cls()
+        doc = (cls.__doc__ or "").strip()
+        p = sub.add_parser(
+            name, help=re.split(r"\.\s", " ".join(doc.split()))[0].rstrip("."), description=doc,
+            parents=[parents[k] for k in cls.parents],
+        )
+        cmd.add_arguments(p)
+        p.set_defaults(handler=cmd, subparser=p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for bad input, with a one-line message)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler.take_action(args))
+    except CLIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,209 @@
+"""One trial: build the model -> score at init -> a few training steps -> score again -> values.
+
+A :class:`TrialSpec` is everything a worker needs (plain data, picklable, JSON-able), so the same
+function runs in process (``--workers 1``) or in a Ray task. :func:`evaluate` returns a flat dict of
+numbers plus a few lists/strings; metric values are keyed ``"<metric>"`` (at initialization) and
+``"<metric>@early"`` (after the early steps).
+
+Derived values (also usable as objectives or constraints):
+
+* ``loss_init`` / ``loss_early``: loss on the fixed probe batch before / after the early steps;
+* ``loss_drop``: (loss_init - loss_early) / loss_init, > 0 when the early steps reduced the loss;
+* ``train_loss_first`` / ``train_loss_last``: mean training-batch loss of the first / last 5 steps;
+* ``train_kappa_w``: median in-training step-consistency over the early steps
+  (:class:`objectives.InTrainingStepConsistency`);
+* ``params``, ``flops`` (forward FLOPs per example), ``time_*`` (seconds), ``device``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import objectives
+from objectives import InTrainingStepConsistency, registry
+from search_spaces import get_space
+
+from .data import augment_batch, load_dataset
+
+__all__ = ["TrialSpec", "TrialFailed", "evaluate", "DERIVED_KEYS", "EARLY_SUFFIX"]
+
+logger = logging.getLogger(__name__)
+
+EARLY_SUFFIX = "@early"
+#: Values computed by every trial besides the metrics.
+DERIVED_KEYS = (
+    "loss_init", "loss_early", "loss_drop", "train_loss_first", "train_loss_last", "train_kappa_w",
+    "params", "flops", "time_build", "time_score_init", "time_train", "time_score_early", "time_total",
+)
+
+
+class TrialFailed(RuntimeError):
+    """A trial could not produce values (non-finite loss, a metric failed, ...); the message says why."""
+
+
+@dataclasses.dataclass
+class TrialSpec:
+    """Everything needed to evaluate one candidate.
+
+    Attributes:
+        space: registered search-space name.
+        config: the candidate's config (validated by the space).
+        dataset: dataset name (already resolved: not ``"auto"``).
+        bounds: bounds the space was narrowed with (for validation of the config).
+        data_dir: where torchvision datasets live.
+        metrics: metric names scored at init and after the early steps.
+        early_steps: training steps between the two scorings.
+        probe_size: examples in the fixed probe batch (the same batch at both phases).
+        seed: model initialization seed (the trial's own seed).
+        data_seed: seed of the dataset split and the probe batch (fixed per study).
+        metric_options: options passed to :func:`objectives.score` (e.g. ``group_size``).
+        device: ``"cpu"``, ``"cuda"`` or None (CUDA when visible, else CPU).
+        threads: torch intra-op threads (CPU workers); None leaves torch's default.
+    """
+
+    space: str
+    config: dict[str, Any]
+    dataset: str
+    bounds: dict[str, Any] = dataclasses.field(default_factory=dict)
+    data_dir: str = "data"
+    metrics: list[str] = dataclasses.field(default_factory=lambda: list(objectives.DEFAULT_METRICS))
+    early_steps: int = 20
+    probe_size: int = 64
+    seed: int = 0
+    data_seed: int = 0
+    metric_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    device: str | None = None
+    threads: int | None = None
+
+
+def _device(spec: TrialSpec) -> torch.device:
+    if spec.device:
+        return torch.device(spec.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _finite(name: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise TrialFailed(f"{name} is not finite ({value})")
+    return value
+
+
+def _score(model, x, y, spec: TrialSpec, phase: str) -> dict[str, float]:
+    try:
+        values = objectives.score(model, x, y, metrics=spec.metrics, seed=spec.seed, **spec.metric_options)
+    except ValueError as exc:
+        raise TrialFailed(f"scoring at {phase} failed: {exc}") from None
+    for name, value in values.items():
+        _finite(f"metric {name} at {phase}", value)
+    return values
+
+
+def evaluate(spec: TrialSpec) -> dict[str, Any]:
+    """Evaluate one candidate: every metric at init and after ``early_steps`` SGD steps.
+
+    Returns:
+        A dict with ``<metric>`` and ``<metric>@early`` for each metric, the :data:`DERIVED_KEYS`,
+        ``loss_curve`` (training loss per step), ``device`` and ``seed``.
+
+    Raises:
+        TrialFailed: non-finite loss during the early steps, a metric that failed or is not
+            finite, or an out-of-memory error (message says which).
+    """
+    if spec.threads:
+        torch.set_num_threads(int(spec.threads))
+    t0 = time.perf_counter()
+    device = _device(spec)
+    data = load_dataset(spec.dataset, spec.data_dir, seed=spec.data_seed)
+    space = get_space(spec.space, **spec.bounds)
+    config = space.validate(spec.config)
+    model = space.build(config, data.num_classes, data.input_shape, seed=spec.seed).to(device)
+    model.train()
+    gen = torch.Generator().manual_seed(spec.data_seed)
+    n_train = data.train_x.shape[0]
+    probe_idx = torch.randperm(n_train, generator=gen)[: spec.probe_size]
+    px, py = data.train_x[probe_idx].to(device), data.train_y[probe_idx].to(device)
+    out: dict[str, Any] = {"device": str(device), "seed": spec.seed}
+    out["params"] = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    try:
+        out["flops"] = float(registry.get("flops").fn(model, px[:1], py[:1]))
+    except (KeyError, ValueError, RuntimeError, NotImplementedError) as exc:
+        logger.debug("flops unavailable: %s", exc)
+        out["flops"] = float("nan")
+    t1 = time.perf_counter()
+    out["time_build"] = t1 - t0
+
+    try:
+        init = _score(model, px, py, spec, "init")
+        out.update(init)
+        out["loss_init"] = objectives.Probe(model, px, py, seed=spec.seed, mask_fraction=1.0).loss
+        t2 = time.perf_counter()
+        out["time_score_init"] = t2 - t1
+
+        curve, kappas = _early_training(model, data, config, spec, device)
+        out["loss_curve"] = curve
+        k = [v for v in kappas if v is not None and math.isfinite(v)]
+        out["train_kappa_w"] = float(torch.tensor(k).median()) if k else float("nan")
+        head, tail = curve[:5], curve[-5:]
+        out["train_loss_first"] = sum(head) / max(len(head), 1) if head else float("nan")
+        out["train_loss_last"] = sum(tail) / max(len(tail), 1) if tail else float("nan")
+        t3 = time.perf_counter()
+        out["time_train"] = t3 - t2
+
+        if spec.early_steps > 0:
+            early = _score(model, px, py, spec, "early steps")
+            out.update({f"{n}{EARLY_SUFFIX}": v for n, v in early.items()})
+            out["loss_early"] = objectives.Probe(model, px, py, seed=spec.seed, mask_fraction=1.0).loss
+        else:
+            out["loss_early"] = out["loss_init"]
+    except torch.cuda.OutOfMemoryError as exc:
+        raise TrialFailed(f"out of GPU memory: {str(exc).splitlines()[0]}") from None
+    out["loss_drop"] = (out["loss_init"] - out["loss_early"]) / out["loss_init"] if out["loss_init"] else 0.0
+    t4 = time.perf_counter()
+    out["time_score_early"] = t4 - t3
+    out["time_total"] = t4 - t0
+    return out
+
+
+def _early_training(model, data, config: dict[str, Any], spec: TrialSpec, device: torch.device):
+    """``spec.early_steps`` steps of SGD with the config's batch size, lr, momentum, weight decay."""
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=float(config.get("lr", 0.1)),
+        momentum=float(config.get("momentum", 0.9)),
+        weight_decay=float(config.get("weight_decay", 5e-4)),
+    )
+    bs = int(config.get("batch_size", 128))
+    gen = torch.Generator().manual_seed(spec.seed + 1)
+    tracker = InTrainingStepConsistency(model)
+    n = data.train_x.shape[0]
+    curve: list[float] = []
+    kappas: list[float | None] = []
+    order = torch.randperm(n, generator=gen)
+    pos = 0
+    model.train()
+    for step in range(spec.early_steps):
+        if pos + bs > n:
+            order, pos = torch.randperm(n, generator=gen), 0
+        idx = order[pos : pos + bs]
+        pos += bs
+        x = augment_batch(data.train_x[idx], data.augment, generator=gen).to(device)
+        y = data.train_y[idx].to(device)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        if not torch.isfinite(loss):
+            raise TrialFailed(
+                f"non-finite training loss at early step {step + 1} (lr={config.get('lr')}, "
+                f"batch_size={bs})"
+            )
+        loss.backward()
+        kappas.append(tracker.update())
+        opt.step()
+        curve.append(loss.detach().item())
+    return curve, kappas

@@ -1,0 +1,280 @@
+"""The Optuna study: objectives, constraints, sampler, storage, resume and export.
+
+Objectives are ``key:direction`` pairs (``kappa_w:min,confusion:min``); constraints are
+``key<=bound`` or ``key>=bound`` (``rank_input<=0.15``). A key is a registered metric (measured at
+initialization), a metric with ``@early`` (after the early training steps), or a derived value of
+:mod:`nas.evaluate` (``loss_drop``, ``train_kappa_w``, ``params``, ...). Constraints reach Optuna's
+NSGA-II / TPE samplers through ``Trial.set_constraint`` (<= 0 means satisfied).
+
+Every trial stores its config, every metric and derived value, and the constraint violations as user
+attributes, so the dashboard, ``trials.csv`` and the report see everything, not only the objectives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import optuna
+
+from objectives import registry
+
+from .evaluate import DERIVED_KEYS, EARLY_SUFFIX
+
+__all__ = [
+    "StudyError", "Objective", "Constraint", "DEFAULT_OBJECTIVES", "DEFAULT_CONSTRAINTS", "SAMPLERS",
+    "parse_objectives", "parse_constraint", "metric_of", "default_storage", "open_study",
+    "make_sampler", "recover_stale_trials", "tell_result", "tell_failure", "export_trials",
+    "complete_trials", "pareto_front",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Thesis-derived defaults (DESIGN §3): minimize confusion, diversity and kappa_W at initialization,
+#: subject to the boundary constraints that separate nets that train from nets that do not.
+DEFAULT_OBJECTIVES = "confusion:min,diversity:min,kappa_w:min"
+DEFAULT_CONSTRAINTS = ("rank_input<=0.15", "loss_drop>=0")
+SAMPLERS = ("nsga2", "tpe", "random")
+_DIRECTIONS = {"min": "minimize", "minimize": "minimize", "max": "maximize", "maximize": "maximize"}
+#: Violation recorded for a constraint whose value is missing or not finite.
+_VIOLATED = 1e9
+
+
+class StudyError(ValueError):
+    """Bad objectives, constraints, sampler, storage, or a study that does not match its settings."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    key: str
+    direction: str  # "minimize" | "maximize"
+
+    def __str__(self) -> str:
+        return f"{self.key}:{'min' if self.direction == 'minimize' else 'max'}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraint:
+    key: str
+    op: str  # "<=" | ">="
+    bound: float
+
+    def violation(self, values: dict[str, Any]) -> float:
+        """Optuna's convention: <= 0 when satisfied, the size of the violation otherwise."""
+        v = values.get(self.key)
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            return _VIOLATED
+        return float(v - self.bound) if self.op == "<=" else float(self.bound - v)
+
+    def __str__(self) -> str:
+        return f"{self.key}{self.op}{self.bound:g}"
+
+
+def metric_of(key: str) -> str | None:
+    """The registered metric a key refers to (``confusion@early`` -> ``confusion``), or None."""
+    base = key[: -len(EARLY_SUFFIX)] if key.endswith(EARLY_SUFFIX) else key
+    return base if base in registry.names() else None
+
+
+def _check_key(key: str, what: str) -> None:
+    if key in DERIVED_KEYS or metric_of(key):
+        return
+    valid = ", ".join(registry.names())
+    raise StudyError(
+        f"unknown {what} key {key!r}: use a metric ({valid}), a metric with '{EARLY_SUFFIX}' "
+        f"(after the early steps), or one of {', '.join(DERIVED_KEYS)}"
+    )
+
+
+def parse_objectives(text: str) -> list[Objective]:
+    """Parse ``"kappa_w:min,confusion:min"``; a key without direction takes the registry's."""
+    out: list[Objective] = []
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        key, _, direction = part.partition(":")
+        key = key.strip()
+        _check_key(key, "objective")
+        if direction:
+            d = _DIRECTIONS.get(direction.strip().lower())
+            if d is None:
+                raise StudyError(f"objective {part!r}: direction must be min or max")
+        else:
+            m = metric_of(key)
+            if m is None:
+                raise StudyError(f"objective {part!r}: give a direction (e.g. {key}:min)")
+            d = registry.get(m).direction
+        out.append(Objective(key, d))
+    if not out:
+        raise StudyError("no objectives given: e.g. --objectives confusion:min,kappa_w:min")
+    if len({o.key for o in out}) != len(out):
+        raise StudyError(f"objective keys repeat in {text!r}")
+    return out
+
+
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w@]*)\s*(<=|>=)\s*([-+0-9.eE]+|inf)\s*$")
+
+
+def parse_constraint(text: str) -> Constraint:
+    """Parse ``"rank_input<=0.15"`` or ``"loss_drop>=0"``."""
+    m = _CONSTRAINT.match(text)
+    if not m:
+        raise StudyError(f"malformed constraint {text!r}: write KEY<=NUMBER or KEY>=NUMBER, e.g. rank_input<=0.15")
+    key, op, num = m.groups()
+    _check_key(key, "constraint")
+    try:
+        bound = float(num)
+    except ValueError:
+        raise StudyError(f"malformed constraint {text!r}: {num!r} is not a number") from None
+    return Constraint(key, op, bound)
+
+
+def default_storage(runs_dir: str | Path, study: str) -> str:
+    """``sqlite:///<runs_dir>/<study>/study.db`` (the folder is created)."""
+    folder = Path(runs_dir) / study
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder.resolve() / 'study.db'}"
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """NSGA-II (default), TPE or random. NSGA-II and TPE honour the trials' constraints
+    (``Trial.set_constraint``, Optuna >= 5); random sampling ignores them."""
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise StudyError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+
+
+def open_study(
+    name: str,
+    storage: str,
+    objectives: list[Objective],
+    constraints: list[Constraint],
+    sampler: str,
+    seed: int,
+    settings: dict[str, Any],
+) -> optuna.Study:
+    """Create or load the study; check a loaded study was made with the same settings.
+
+    ``settings`` (space, bounds, dataset, objectives, ...) are stored as study user attributes on
+    creation. On resume, a setting that differs (e.g. another dataset) is an error: datasets and
+    objectives are fixed per study. The sampler is re-seeded with ``seed + len(study.trials)`` so a
+    restarted seeded sampler does not replay the same points.
+    """
+    try:
+        storage_obj = optuna.storages.RDBStorage(storage) if "://" in storage else storage
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
+        raise StudyError(f"cannot open storage {storage!r}: {str(exc).splitlines()[0]}") from None
+    directions = [o.direction for o in objectives]
+    existing = None
+    try:
+        existing = optuna.load_study(study_name=name, storage=storage_obj)
+    except KeyError:
+        pass
+    n_trials = len(existing.trials) if existing else 0
+    smp = make_sampler(sampler, seed + n_trials)
+    if existing is not None:
+        stored = existing.user_attrs
+        for key, value in settings.items():
+            if key in stored and json.loads(json.dumps(stored[key])) != json.loads(json.dumps(value)):
+                raise StudyError(
+                    f"study {name!r} exists with {key}={stored[key]!r}, not {value!r}: settings are "
+                    f"fixed per study; use another --study name"
+                )
+        if list(existing.directions) != [optuna.study.StudyDirection.MINIMIZE if d == "minimize"
+                                        else optuna.study.StudyDirection.MAXIMIZE for d in directions]:
+            raise StudyError(f"study {name!r} exists with other objective directions")
+    study = optuna.create_study(
+        study_name=name, storage=storage_obj, directions=directions, sampler=smp, load_if_exists=True
+    )
+    if existing is None:
+        for key, value in settings.items():
+            study.set_user_attr(key, value)
+        with warnings.catch_warnings():  # experimental in Optuna 5, needed by the dashboard
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.key for o in objectives])
+    return study
+
+
+def complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def pareto_front(
+    trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
+) -> list[optuna.trial.FrozenTrial]:
+    """Non-dominated trials among ``trials`` (constraints ignored), in trial order."""
+    signs = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in directions]
+    keys = [[s * v for s, v in zip(signs, t.values)] for t in trials]
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+    return [t for t, k in zip(trials, keys) if not any(dominates(o, k) for o in keys if o is not k)]
+
+
+def recover_stale_trials(study: optuna.Study) -> int:
+    """Fail every RUNNING trial (stale: this driver is the only one) and enqueue its params once.
+
+    Optuna's ask/tell never fails stale trials by itself. A trial that is itself a retry is not
+    enqueued again. Returns the number of trials failed.
+    """
+    count = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        optuna.Trial(study, t._trial_id).set_user_attr("fail_reason", "interrupted (stale RUNNING trial)")
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        if t.user_attrs.get("retry_of_trial") is None and t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of_trial": t.number})
+        count += 1
+    return count
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def tell_result(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    result: dict[str, Any],
+    objectives: list[Objective],
+    constraints: list[Constraint],
+) -> list[float]:
+    """Store every value as a user attribute and tell Optuna the objective values."""
+    for key, value in result.items():
+        trial.set_user_attr(key, _jsonable(value))
+    for c in constraints:  # read by NSGA-II/TPE and the dashboard (<= 0: satisfied)
+        trial.set_constraint(str(c), c.violation(result))
+    trial.set_user_attr("feasible", all(c.violation(result) <= 0 for c in constraints))
+    values = []
+    for o in objectives:
+        v = result.get(o.key)
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"objective {o.key} is not finite ({v})")
+        values.append(float(v))
+    study.tell(trial, values)
+    return values
+
+
+def tell_failure(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    trial.set_user_attr("fail_reason", reason[:2000])
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def export_trials(study: optuna.Study, path: str | Path) -> Path:
+    """Write every trial (all states, params, values, user attributes) to CSV with pandas, atomically."""
+    path = Path(path)
+    df = study.trials_dataframe(multi_index=False)
+    tmp = path.with_suffix(".csv.tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,406 @@
+"""The search-space contract: :class:`SearchSpace`, its :class:`Dimension` fields and :class:`ConfigError`.
+
+A space is a set of named *dimensions* (the fields of a config). It turns an Optuna trial into a config
+(:meth:`SearchSpace.sample`, define-by-run, no compute), checks and completes a config
+(:meth:`SearchSpace.validate`) and turns a config into an ``nn.Module`` (:meth:`SearchSpace.build`).
+A config is a plain JSON-able ``dict`` holding every field, fixed training defaults included, so
+``build(config, ..., seed=s)`` rebuilds the same network bit for bit from a stored trial.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import dataclasses
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ConfigError",
+    "Dimension",
+    "SearchSpace",
+    "categorical",
+    "conv_input_shape",
+    "integer",
+    "real",
+    "training_dimensions",
+]
+
+_KINDS = ("int", "float", "categorical")
+
+
+class ConfigError(ValueError):
+    """A config (or a bound given to :meth:`SearchSpace.with_bounds`) is invalid.
+
+    The message names the space, the field, the allowed values and the offending value.
+
+    Attributes:
+        field: name of the offending config field (``"config"`` when the config itself is not a mapping).
+        allowed: human-readable description of the allowed values.
+        value: the value that was rejected.
+        space: name of the space that rejected it (may be empty).
+    """
+
+    def __init__(self, field: str, allowed: str, value: Any, space: str = "") -> None:
+        self.field = field
+        self.allowed = allowed
+        self.value = value
+        self.space = space
+        prefix = f"{space}: " if space else ""
+        super().__init__(f"{prefix}config field {field!r} must be {allowed}; got {value!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (Ray sends exceptions between processes)
+        return type(self), (self.field, self.allowed, self.value, self.space)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _same_choice(value: Any, choice: Any) -> bool:
+    """``value`` equals ``choice`` with a compatible type (``True`` is not ``1``; ``1`` may match ``1.0``)."""
+    if isinstance(choice, bool) or isinstance(value, bool):
+        return isinstance(choice, bool) and isinstance(value, bool) and value is choice
+    if isinstance(choice, float) and _is_real(value):
+        return float(value) == choice
+    return type(value) is type(choice) and value == choice
+
+
+@dataclasses.dataclass(frozen=True)
+class Dimension:
+    """One config field: its domain, its default and whether Optuna searches it.
+
+    Create dimensions with :func:`integer`, :func:`real` and :func:`categorical`.
+
+    Attributes:
+        name: config key and Optuna parameter name.
+        kind: ``"int"``, ``"float"`` or ``"categorical"``.
+        low: lower bound (numeric kinds), inclusive.
+        high: upper bound (numeric kinds), inclusive.
+        choices: allowed values (categorical kind), JSON scalars.
+        log: sample on a log scale (numeric kinds).
+        default: value used by :meth:`SearchSpace.validate` when the field is missing.
+        description: one line for ``gradnas spaces``.
+        sampled: ``False`` for a fixed training default (e.g. momentum): never suggested to Optuna,
+            filled from ``default``, but still checked against its domain when given.
+    """
+
+    name: str
+    kind: str
+    low: float | int | None = None
+    high: float | int | None = None
+    choices: tuple[Any, ...] | None = None
+    log: bool = False
+    default: Any = None
+    description: str = ""
+    sampled: bool = True
+
+    # -- domain ------------------------------------------------------------------------------------
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values (used in :class:`ConfigError`)."""
+        if self.kind == "int":
+            return f"an int in [{self.low}, {self.high}]"
+        if self.kind == "float":
+            return f"a float in [{self.low:g}, {self.high:g}]"
+        return f"one of {list(self.choices or ())!r}"
+
+    def check(self, value: Any, space: str = "") -> Any:
+        """Return ``value`` normalized to the dimension's type, or raise :class:`ConfigError`."""
+        if self.kind == "int":
+            if not _is_int(value) or not self.low <= value <= self.high:
+                raise ConfigError(self.name, self.allowed(), value, space)
+            return int(value)
+        if self.kind == "float":
+            if not _is_real(value) or not math.isfinite(value) or not self.low <= value <= self.high:
+                raise ConfigError(self.name, self.allowed(), value, space)
+            return float(value)
+        for choice in self.choices or ():
+            if _same_choice(value, choice):
+                return choice
+        raise ConfigError(self.name, self.allowed(), value, space)
+
+    def suggest(self, trial: Any) -> Any:
+        """Ask ``trial`` (an ``optuna.Trial``) for a value; a fixed dimension returns its default."""
+        if not self.sampled:
+            return self.default
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        if self.kind == "float":
+            return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+        return trial.suggest_categorical(self.name, list(self.choices or ()))
+
+    def narrow(self, bound: Any, space: str = "") -> Dimension:
+        """Return a copy restricted to ``bound``.
+
+        Args:
+            bound: for a numeric dimension a ``(low, high)`` pair inside the current range, or one value;
+                for a categorical dimension a sequence of allowed choices (a subset), or one value.
+                A single value fixes the field to that value.
+            space: space name for error messages.
+
+        Raises:
+            ConfigError: the bound is malformed or leaves the current domain.
+        """
+        if self.kind in ("int", "float"):
+            if isinstance(bound, Sequence) and not isinstance(bound, str):
+                if len(bound) != 2:
+                    raise ConfigError(self.name, f"a (low, high) pair inside {self.allowed()}", bound, space)
+                low, high = (self.check(b, space) for b in bound)
+            else:
+                low = high = self.check(bound, space)
+            if low > high:
+                raise ConfigError(self.name, f"a (low, high) pair with low <= high inside {self.allowed()}",
+                                  bound, space)
+            default = min(max(self.default, low), high)
+            return dataclasses.replace(self, low=low, high=high, default=default)
+        values = bound if isinstance(bound, Sequence) and not isinstance(bound, str) else (bound,)
+        choices = tuple(self.check(v, space) for v in values)
+        if not choices:
+            raise ConfigError(self.name, f"a non-empty subset of {list(self.choices or ())!r}", bound, space)
+        choices = tuple(dict.fromkeys(choices))  # drop duplicates, keep order
+        default = self.default if any(_same_choice(self.default, c) for c in choices) else choices[0]
+        return dataclasses.replace(self, choices=choices, default=default)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description: name, type, low/high or choices, log, default, fixed, description."""
+        out: dict[str, Any] = {"name": self.name, "type": self.kind}
+        if self.kind == "categorical":
+            out["choices"] = list(self.choices or ())
+        else:
+            out["low"], out["high"] = self.low, self.high
+        out.update(log=self.log, default=self.default, fixed=not self.sampled, description=self.description)
+        return out
+
+
+def integer(name: str, low: int, high: int, *, default: int, log: bool = False, description: str = "",
+            sampled: bool = True) -> Dimension:
+    """An integer dimension on ``[low, high]`` (inclusive), optionally log-scaled."""
+    return Dimension(name, "int", low=int(low), high=int(high), log=log, default=int(default),
+                     description=description, sampled=sampled)
+
+
+def real(name: str, low: float, high: float, *, default: float, log: bool = False, description: str = "",
+         sampled: bool = True) -> Dimension:
+    """A float dimension on ``[low, high]`` (inclusive), optionally log-scaled."""
+    return Dimension(name, "float", low=float(low), high=float(high), log=log, default=float(default),
+                     description=description, sampled=sampled)
+
+
+def categorical(name: str, choices: Sequence[Any], *, default: Any = None, description: str = "",
+                sampled: bool = True) -> Dimension:
+    """A categorical dimension over JSON scalars (str, int, float, bool); default: the first choice."""
+    choices = tuple(choices)
+    return Dimension(name, "categorical", choices=choices, default=choices[0] if default is None else default,
+                     description=description, sampled=sampled)
+
+
+def training_dimensions(*, batch_size: int = 128, lr: float = 0.1) -> list[Dimension]:
+    """The training fields shared by all spaces.
+
+    Searched: ``batch_size`` 32–512 (log), ``lr`` 1e-3–1 (log). Fixed defaults stored in every config
+    (``gradnas/DESIGN.md`` §5): ``optimizer`` ``"sgd"``, ``momentum`` 0.9, ``weight_decay`` 5e-4.
+    """
+    return [
+        integer("batch_size", 32, 512, default=batch_size, log=True, description="training batch size"),
+        real("lr", 1e-3, 1.0, default=lr, log=True, description="SGD learning rate"),
+        categorical("optimizer", ("sgd",), sampled=False, description="optimizer (fixed)"),
+        real("momentum", 0.0, 1.0, default=0.9, sampled=False, description="SGD momentum (fixed)"),
+        real("weight_decay", 0.0, 1.0, default=5e-4, sampled=False, description="L2 weight decay (fixed)"),
+    ]
+
+
+class SearchSpace(abc.ABC):
+    """Base class of every search space.
+
+    A subclass declares its fields in :meth:`_default_dimensions`, builds the network in :meth:`_build`
+    and may add cross-field rules in :meth:`_check`; it is registered with
+    :func:`search_spaces.register_space`, which sets :attr:`name`.
+
+    Contract:
+        * :meth:`sample` only calls ``trial.suggest_*`` (define-by-run: Optuna's samplers and dashboard
+          see every searched dimension) and does no compute.
+        * :meth:`validate` checks every field's type and domain, fills defaults (fixed training
+          defaults included) and returns a new, normalized, JSON-able dict; it raises
+          :class:`ConfigError` naming the field and its allowed values. Unknown fields are errors.
+        * :meth:`build` validates first; with ``seed`` it seeds a forked CPU RNG
+          (``torch.random.fork_rng``), so the same config and seed give bit-identical weights and the
+          caller's global RNG state is left untouched.
+
+    Narrowing bounds:
+        ``space.with_bounds(width=(8, 16), blocks=(1, 2))`` (or, equivalently,
+        ``get_space("resnet_cifar", width=(8, 16), blocks=(1, 2))``) returns a new space of the same
+        kind whose fields are restricted: a ``(low, high)`` pair for numeric fields, a subset of choices
+        for categorical ones, a single value to fix a field. The narrowed space samples and validates
+        against the narrowed domains. :attr:`smoke_bounds` holds bounds that give tiny networks for
+        CPU smoke tests: ``space.with_bounds(**space.smoke_bounds)``.
+
+    Example::
+
+        import optuna
+        from search_spaces import get_space
+
+        space = get_space("resnet_cifar", width=(8, 16), blocks=(1, 2))
+        study = optuna.create_study()
+        trial = study.ask()
+        config = space.sample(trial)             # a JSON-able dict
+        model = space.build(config, num_classes=10, input_shape=(3, 32, 32), seed=0)
+    """
+
+    #: Registry name, set by :func:`search_spaces.register_space`.
+    name: ClassVar[str] = ""
+    #: Bounds (for :meth:`with_bounds`) that make tiny networks, for fast CPU tests.
+    smoke_bounds: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, **bounds: Any) -> None:
+        self._dims: dict[str, Dimension] = {d.name: d for d in self._default_dimensions()}
+        self._bounds: dict[str, Any] = {}
+        self._narrow(bounds)
+
+    def _narrow(self, bounds: Mapping[str, Any]) -> None:
+        for key, bound in bounds.items():
+            if key not in self._dims:
+                raise ConfigError(key, f"one of the fields {list(self._dims)!r}", bound, self.name)
+            self._dims[key] = self._dims[key].narrow(bound, self.name)
+            self._bounds[key] = bound
+        self._check_bounds()
+
+    # -- to implement ------------------------------------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def _default_dimensions(cls) -> list[Dimension]:
+        """The space's fields, in sampling order, with their full domains."""
+
+    @abc.abstractmethod
+    def _build(self, config: dict[str, Any], num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+        """Construct (and initialize) the network for a validated config."""
+
+    def _check(self, config: dict[str, Any]) -> None:
+        """Cross-field rules on a config whose fields are individually valid; raise :class:`ConfigError`."""
+
+    def _check_bounds(self) -> None:
+        """Called after narrowing: reject (or complete) bounds that break a cross-field rule of :meth:`_check`."""
+
+    # -- public API --------------------------------------------------------------------------------
+    def dimensions(self) -> list[dict[str, Any]]:
+        """Describe every field (name, type, low/high or choices, log, default, fixed, description)."""
+        return [d.to_dict() for d in self._dims.values()]
+
+    @property
+    def summary(self) -> str:
+        """First line of the space class's docstring (for ``gradnas spaces``)."""
+        doc = (type(self).__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    @property
+    def bounds(self) -> dict[str, Any]:
+        """The bounds this space was narrowed with, latest per field (empty for the full space).
+
+        ``get_space(space.name, **space.bounds)`` rebuilds an equivalent space (store it with a study).
+        """
+        return dict(self._bounds)
+
+    def with_bounds(self, **bounds: Any) -> SearchSpace:
+        """Return a new space of the same kind narrowed further by ``bounds`` (``self`` is unchanged).
+
+        Args:
+            **bounds: field name -> ``(low, high)`` (numeric), a subset of choices (categorical), or a
+                single value (fixes the field).
+
+        Raises:
+            ConfigError: unknown field, or a bound outside the current domain.
+        """
+        space = copy.copy(self)
+        space._dims, space._bounds = dict(self._dims), dict(self._bounds)
+        space._narrow(bounds)
+        return space
+
+    def sample(self, trial: Any) -> dict[str, Any]:
+        """Draw a config from an Optuna trial (define-by-run; no compute).
+
+        Args:
+            trial: an ``optuna.trial.Trial`` (or anything with ``suggest_int/float/categorical``).
+
+        Returns:
+            A validated config: a JSON-able dict with every field.
+        """
+        return self.validate({name: dim.suggest(trial) for name, dim in self._dims.items()})
+
+    def default_config(self) -> dict[str, Any]:
+        """The config made of every field's default (``validate({})``)."""
+        return self.validate({})
+
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a config and return it normalized, with defaults filled in.
+
+        Args:
+            config: a mapping from field names to values; missing fields take their defaults.
+
+        Returns:
+            A new dict with every field of the space, in the order of :meth:`dimensions`.
+
+        Raises:
+            ConfigError: not a mapping, an unknown field, a value of the wrong type or outside its domain,
+                or a cross-field rule broken.
+        """
+        if not isinstance(config, Mapping):
+            raise ConfigError("config", "a mapping of field names to values", config, self.name)
+        unknown = [key for key in config if key not in self._dims]
+        if unknown:
+            raise ConfigError(str(unknown[0]), f"one of the fields {list(self._dims)!r}", config[unknown[0]],
+                              self.name)
+        out = {name: dim.check(config[name], self.name) if name in config else dim.default
+               for name, dim in self._dims.items()}
+        self._check(out)
+        return out
+
+    def build(self, config: Mapping[str, Any], num_classes: int, input_shape: Sequence[int],
+              seed: int | None = None) -> nn.Module:
+        """Build the network described by ``config``.
+
+        Args:
+            config: a config of this space (validated first; missing fields take their defaults).
+            num_classes: number of outputs of the classifier head.
+            input_shape: shape of one example without the batch dimension, e.g. ``(3, 32, 32)``.
+            seed: if given, the weights are drawn from a CPU generator seeded with it inside
+                ``torch.random.fork_rng``: same config and seed -> bit-identical ``state_dict``, and the
+                global RNG state is unchanged. ``None`` draws from the global RNG.
+
+        Returns:
+            An ``nn.Module`` in training mode on the CPU (or the current default device).
+
+        Raises:
+            ConfigError: invalid config.
+            ValueError: invalid ``num_classes`` or ``input_shape``.
+        """
+        cfg = self.validate(config)
+        if not _is_int(num_classes) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
+        shape = tuple(input_shape)
+        if not shape or not all(_is_int(s) and s >= 1 for s in shape):
+            raise ValueError(f"input_shape must be a non-empty sequence of positive ints; got {input_shape!r}")
+        shape = tuple(int(s) for s in shape)
+        if seed is None:
+            return self._build(cfg, int(num_classes), shape)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self._build(cfg, int(num_classes), shape)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._bounds.items())
+        return f"{type(self).__name__}({args})"
+
+
+def conv_input_shape(input_shape: tuple[int, ...], space: str) -> tuple[int, int, int]:
+    """Check that ``input_shape`` is ``(channels, height, width)`` for a convolutional space."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{space}: input_shape must be (channels, height, width); got {input_shape!r}")
+    return input_shape  # type: ignore[return-value]
