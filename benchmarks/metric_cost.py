@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
+import threading  # noqa: F401  (used by _RssSampler)
 import statistics
 import time
 
@@ -76,23 +77,52 @@ def _rss_now_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+class _RssSampler:
+    """Samples the process RSS every millisecond in a thread; ``peak`` is the maximum seen."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = _rss_now_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_now_mb())
+            time.sleep(0.001)
+
+    def __enter__(self) -> "_RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_now_mb())
+
+
 def _peak_child(what: str, device: str, batch: int, bn_mode: str, q) -> None:
-    torch.set_num_threads(torch.get_num_threads())
     model, x, y = setup(device, batch)
+    if what == "step":
+        fn = train_step_fn(model, x, y)
+    else:
+        metrics = list(objectives.DEFAULT_METRICS) if what == "suite" else [what]
+        def fn():
+            objectives.score(model, x, y, metrics=metrics, bn_mode=bn_mode)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    else:
-        base = _rss_now_mb()
-    if what == "step":
-        train_step_fn(model, x, y)()
-    else:
-        metrics = objectives.DEFAULT_METRICS if what == "suite" else [what]
-        objectives.score(model, x, y, metrics=list(metrics), bn_mode=bn_mode)
-    if device.startswith("cuda"):
+        fn()
         q.put((torch.cuda.max_memory_allocated() - base) / 2**20)
-    else:
-        q.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base)
+        return
+    import gc
+
+    gc.collect()
+    base = _rss_now_mb()
+    with _RssSampler() as s:
+        fn()
+    q.put(s.peak - base)
 
 
 def peak_mb(what: str, device: str, batch: int, bn_mode: str) -> float:

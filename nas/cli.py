@@ -402,12 +402,113 @@ class Dashboard(_Command):
         return 0
 
 
+class Validate(_Command):
+    """Validate the search by full training: train the Pareto front (or the top K) plus N random
+    complete trials with the standard recipe (nas/train.py) and store accuracy and loss curves on the
+    study. Rerunning skips trials already validated with the same --epochs; an interrupted trial
+    resumes from its last finished epoch."""
+
+    parents = ("study",)
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--top", type=int, default=None, metavar="K",
+                       help="train the top K trials (feasible first, then non-dominated rank, then the first objective) instead of the Pareto front (default: the front)")
+        p.add_argument("--random", type=int, default=0, metavar="N", help="also train N randomly chosen other complete trials (default: %(default)s)")
+        p.add_argument("--epochs", type=int, default=10, help="training epochs per trial (default: %(default)s)")
+        p.add_argument("--workers", type=int, default=None, help="parallel trainings; 1 runs in process without Ray (default: GPUs x --trials-per-gpu, else CPU cores)")
+        p.add_argument("--trials-per-gpu", type=int, default=1, help="trainings sharing one GPU (default: %(default)s)")
+        p.add_argument("--seed", type=int, default=None, help="seed of the random choice of trials (default: the study's seed)")
+        p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"), help="mixed precision on CUDA (default: %(default)s: bf16 if supported, else fp16; CPU: off)")
+        p.add_argument("--data-dir", default="data", help="where torchvision datasets are stored (default: %(default)s)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        import optuna
+        from tqdm.auto import tqdm
+
+        from .validate import ValidateOptions, ValidationError, load_study, run_validation
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = _storage_for(args, create=False)
+        try:
+            study = load_study(storage, args.study)
+        except ValidationError as exc:
+            raise CLIError(str(exc)) from None
+        out_dir = Path(args.runs_dir) / study.study_name
+        _check_writable(out_dir)
+        options = ValidateOptions(epochs=args.epochs, top=args.top, n_random=args.random, workers=args.workers,
+                                  seed=args.seed, trials_per_gpu=args.trials_per_gpu, data_dir=args.data_dir,
+                                  amp=args.amp)
+        bar = None
+
+        def on_plan(plan: dict[str, Any]) -> None:
+            nonlocal bar
+            why = ", ".join(f"{k} {v}" for k, v in plan["by_reason"].items()) or "none"
+            print(f"study {study.study_name!r}: {plan['selected']} trial(s) selected ({why}); "
+                  f"{plan['skipped']} already validated with {args.epochs} epoch(s), {plan['to_train']} to train")
+            bar = tqdm(total=plan["to_train"], unit="trial", disable=args.no_progress, dynamic_ncols=True)
+
+        def on_update(status: dict[str, Any]) -> None:
+            bar.update(1)
+            bar.set_postfix(trial=status["trial"], acc=_fmt(status["values"].get("val_best_acc")),
+                            diverged=status["diverged"], failed=status["failed"])
+
+        try:
+            stats = run_validation(study, out_dir, options, on_update=on_update, on_plan=on_plan)
+        except ValidationError as exc:
+            raise CLIError(str(exc)) from None
+        except KeyboardInterrupt:
+            print("interrupted: finished trials are stored; rerun the same command to continue "
+                  "(the interrupted trial resumes from its checkpoint)", file=sys.stderr)
+            return 130
+        finally:
+            if bar is not None:
+                bar.close()
+        print(f"trained {stats['trained']} trial(s) ({stats['diverged']} diverged, {stats['failed']} failed); "
+              f"results in {out_dir / 'validation.csv'}; next: python -m nas report --study {study.study_name}"
+              + (f" --runs-dir {args.runs_dir}" if args.runs_dir != "runs" else ""))
+        return 0 if stats["failed"] == 0 else 1
+
+
+class Report(_Command):
+    """Write the validation report: Kendall tau / Spearman rho of every stored metric against trained
+    accuracy and convergence, top-k hit rates, Pareto-front, scatter and convergence-boundary plots
+    (RUNS_DIR/STUDY/report.html, plots/*.png, correlations.csv); prints the table."""
+
+    parents = ("study",)
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--epochs", type=int, default=None, help="use the validations made with this many epochs (default: the most common)")
+        p.add_argument("--k", type=int, default=None, help="k of the top-k hit rate (default: max(1, n // 4) for n validated trials)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        import optuna
+
+        from .report import ReportError, write_report
+        from .validate import ValidationError, load_study
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = _storage_for(args, create=False)
+        try:
+            study = load_study(storage, args.study)
+            out_dir = Path(args.runs_dir) / study.study_name
+            _check_writable(out_dir)
+            result = write_report(study, out_dir, epochs=args.epochs, k=args.k)
+        except (ValidationError, ReportError) as exc:
+            raise CLIError(str(exc)) from None
+        print(result.text)
+        print(f"\nreport: {result.html}\ncorrelations: {result.csv}\nplots: {result.plots_dir} ({len(result.plots)} PNG)")
+        return 0
+
+
 COMMANDS: dict[str, type[_Command]] = {
     "search": Search,
     "score": Score,
     "spaces": Spaces,
     "objectives": Objectives,
     "dashboard": Dashboard,
+    "validate": Validate,
+    "report": Report,
 }
 
 

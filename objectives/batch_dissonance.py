@@ -50,7 +50,7 @@ def batch_dissonance(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Batch-dissonance kappa_X: relative condition number of h_W w.r.t. the input (Def. 3.4)::
 
@@ -85,18 +85,25 @@ def batch_dissonance(
     signs = (torch.randint(0, 2, (n,), generator=gen) * 2 - 1).to(hx)
     base = p.per_example_grads()[:m]
     x_norms = p.inputs.reshape(b, -1)[:m].double().norm(dim=1)
-    best = torch.zeros(m, dtype=torch.float64)
+    deltas = []
     for k, j in enumerate(idx.tolist()):
         d = hx[j]
         if d.norm() == 0:
             raise ValueError(f"example {j} has a zero input gradient: batch-dissonance undefined")
-        delta = (signs[k] * eta * d / d.norm()).reshape(p.inputs.shape[1:])
-        moved = p.per_example_grads(inputs=p.inputs + delta, count=m)
-        num = (moved - base).double().norm(dim=1) * x_norms
-        den = float(delta.double().norm()) * base.double().norm(dim=1)
-        if (den == 0).any():
-            raise ValueError("an example has a zero weight gradient: batch-dissonance undefined")
-        best = torch.maximum(best, (num / den).cpu())
+        deltas.append((signs[k] * eta * d / d.norm()).reshape(p.inputs.shape[1:]))
+    if p.bn_mode == "frozen":  # all n x m perturbed examples in one vmapped pass
+        xs = torch.cat([p.inputs[:m] + d for d in deltas])
+        moved_all = p.per_example_grads_at(xs, p.targets[:m].repeat(n, *[1] * (p.targets.dim() - 1)))
+        moved = list(moved_all.split(m))
+    else:  # train-mode statistics: each perturbed batch is a whole-batch pass
+        moved = [p.per_example_grads(inputs=p.inputs + d, count=m) for d in deltas]
+    base_norms = base.double().norm(dim=1)
+    if (base_norms == 0).any():
+        raise ValueError("an example has a zero weight gradient: batch-dissonance undefined")
+    best = torch.zeros(m, dtype=torch.float64)
+    for d, g in zip(deltas, moved):
+        ratio = (g - base).double().norm(dim=1) * x_norms / (float(d.double().norm()) * base_norms)
+        best = torch.maximum(best, ratio.cpu())
     return C.check_finite(float(best.mean()), "kappa_x")
 
 
@@ -122,7 +129,7 @@ def gradient_confusion(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Gradient confusion (thesis Def. 3.11, eq. 3.24; Sankararaman et al. 2020)::
 
@@ -155,7 +162,7 @@ def gradient_diversity(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Gradient diversity (thesis Def. 3.12, eq. 3.25; Yin et al. 2018)::
 
@@ -187,7 +194,7 @@ def gradient_coherence(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Gradient coherence (thesis Def. 3.13, eq. 3.26; Chatterjee & Zielinski 2020)::
 
@@ -213,7 +220,7 @@ def relative_gradient_rank(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Relative gradient rank R(A) / R(Y) (thesis Def. 3.7, eqs. 3.18-3.21; Balduzzi et al. 2017).
 
@@ -251,7 +258,7 @@ def _rank_input(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Relative gradient rank of the input gradients (``relative_gradient_rank(variant="input")``)."""
     return relative_gradient_rank(model, inputs, targets, loss_fn, variant="input", probe=probe,
@@ -276,7 +283,7 @@ def _rank_weight(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Relative gradient rank of the weight gradients (``relative_gradient_rank(variant="weight")``)."""
     return relative_gradient_rank(model, inputs, targets, loss_fn, variant="weight", probe=probe,

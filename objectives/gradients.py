@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -46,11 +47,14 @@ __all__ = [
     "input_grads",
     "stable_rank",
     "gaussian_stable_rank",
+    "wishart_gram",
 ]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 BN_MODES = ("frozen", "contribution")
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+#: Per-example gradient floats held at once by the automatic vmap chunk (100 MB of float32).
+CHUNK_FLOATS = 2.5e7
 
 
 # --------------------------------------------------------------------------------------- parameters
@@ -141,12 +145,13 @@ def _bn_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
 
 
 def collect_batch_norm_stats(
-    model: nn.Module, inputs: Tensor
-) -> dict[str, tuple[Tensor, Tensor]]:
+    model: nn.Module, inputs: Tensor, return_output: bool = False
+) -> dict[str, tuple[Tensor, Tensor]] | tuple[dict[str, tuple[Tensor, Tensor]], Tensor]:
     """Batch mean and biased variance seen by every BatchNorm layer in a train-mode forward pass.
 
     Runs on cloned buffers through ``functional_call`` so the model's running statistics are
-    untouched. Returns module name -> (mean, var), each of shape (C,).
+    untouched. Returns module name -> (mean, var), each of shape (C,); with ``return_output`` also
+    the model's output on the batch (equal to the frozen-statistics output of the same batch).
     """
     stats: dict[str, tuple[Tensor, Tensor]] = {}
     handles = []
@@ -164,11 +169,11 @@ def collect_batch_norm_stats(
     buffers = {n: b.clone() for n, b in model.named_buffers()}
     try:
         with torch.no_grad(), probing_mode(model, norm_train=True):
-            functional_call(model, (trainable_parameters(model), buffers), (inputs,), strict=False)
+            out = functional_call(model, (trainable_parameters(model), buffers), (inputs,), strict=False)
     finally:
         for h in handles:
             h.remove()
-    return stats
+    return (stats, out) if return_output else stats
 
 
 def frozen_buffers(model: nn.Module, stats: dict[str, tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
@@ -209,14 +214,15 @@ def per_example_grads(
     inputs: Tensor,
     targets: Tensor,
     loss_fn: LossFn,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
     mask: dict[str, Tensor] | None = None,
 ) -> Tensor:
     """Per-example weight gradients g_i as a (B, P) matrix (P = masked size), with torch.func.
 
     ``vmap(grad(loss of one example))`` over the batch, in chunks of ``chunk_size`` examples so the
-    memory peak is chunk_size x (all parameters) plus B x P for the result. The model must be in the
-    probing mode of the caller (frozen BN: eval mode with :func:`frozen_buffers`).
+    memory peak is chunk_size x (all parameters) plus B x P for the result; ``None`` picks the
+    largest chunk with chunk x (all parameters) <= :data:`CHUNK_FLOATS` (100 MB of float32). The
+    model must be in the probing mode of the caller (frozen BN: eval mode with :func:`frozen_buffers`).
     """
 
     def loss_one(p: dict[str, Tensor], x: Tensor, t: Tensor) -> Tensor:
@@ -225,7 +231,10 @@ def per_example_grads(
 
     per_ex = vmap(grad(loss_one), in_dims=(None, 0, 0))
     b = inputs.shape[0]
-    step = b if not chunk_size else int(chunk_size)
+    if chunk_size is None:
+        n_params = sum(p.numel() for p in params.values())
+        chunk_size = max(1, int(CHUNK_FLOATS // max(n_params, 1)))
+    step = max(1, int(chunk_size))
     rows = []
     for start in range(0, b, step):
         g = per_ex(params, inputs[start : start + step], targets[start : start + step])
@@ -439,22 +448,33 @@ def stable_rank(a: Tensor) -> float:
 _GAUSSIAN_RANK_CACHE: dict[tuple[int, int], float] = {}
 
 
-def gaussian_stable_rank(rows: int, cols: int, samples: int = 3) -> float:
+def wishart_gram(dim: int, df: int, generator: "np.random.Generator") -> "np.ndarray":
+    """One exact sample of Y Y^T for a (dim x df) standard Gaussian Y, dim <= df (Bartlett, 1933).
+
+    Y Y^T ~ Wishart(df, I_dim) = A A^T with A lower triangular, A_ii = sqrt(chi2(df - i)),
+    A_ij ~ N(0, 1) below the diagonal: O(dim^2) work instead of O(dim^2 * df).
+    """
+    a = np.tril(generator.standard_normal((dim, dim)), k=-1)
+    a[np.diag_indices(dim)] = np.sqrt(generator.chisquare(df - np.arange(dim)))
+    return a @ a.T
+
+
+def gaussian_stable_rank(rows: int, cols: int, samples: int = 64) -> float:
     """Mean stable rank R(Y) of a (rows x cols) standard Gaussian matrix, cached per shape.
 
     The reference of the relative gradient rank (thesis Def. 3.7): R(Y) depends only on the shape,
-    so a few samples are drawn once (fixed seed, CPU, in column blocks to bound memory) and cached.
+    so it is estimated once per shape (fixed seed) and cached. The Gram matrix Y Y^T is drawn exactly
+    from its Wishart distribution with the Bartlett decomposition (:func:`wishart_gram`), so the cost
+    does not grow with the parameter count; the non-zero spectra of Y Y^T and Y^T Y coincide, so the
+    smaller side is used.
     """
     key = (int(rows), int(cols))
     if key not in _GAUSSIAN_RANK_CACHE:
-        gen = torch.Generator().manual_seed(1234)
+        dim, df = min(key), max(key)
+        gen = np.random.default_rng(1234)
         vals = []
-        block = max(1, int(2e7 // max(rows, 1)))
         for _ in range(samples):
-            gram = torch.zeros(rows, rows, dtype=torch.float64)
-            for start in range(0, cols, block):
-                y = torch.randn(rows, min(block, cols - start), generator=gen, dtype=torch.float64)
-                gram += y @ y.T
-            vals.append(float(torch.trace(gram) / torch.linalg.eigvalsh(gram)[-1]))
-        _GAUSSIAN_RANK_CACHE[key] = sum(vals) / len(vals)
+            eig = np.linalg.eigvalsh(wishart_gram(dim, df, gen))
+            vals.append(float(eig.sum() / eig[-1]))
+        _GAUSSIAN_RANK_CACHE[key] = float(np.mean(vals))
     return _GAUSSIAN_RANK_CACHE[key]

@@ -56,7 +56,8 @@ class Probe:
             Sec. 1.6); ``None`` (default) keeps all while B x P <= ``max_floats``, otherwise the
             largest fraction that fits; ``1.0`` never masks.
         seed: seeds the mask and every random choice of the metrics (directions, signs).
-        chunk_size: examples per vmap chunk for per-example gradients (bounds memory).
+        chunk_size: examples per vmap chunk for per-example gradients (bounds memory); ``None``
+            (default) picks the largest chunk holding <= 2.5e7 gradient floats (100 MB).
         max_floats: budget for the automatic mask.
 
     Raises:
@@ -74,7 +75,7 @@ class Probe:
         bn_mode: str = "frozen",
         mask_fraction: float | None = None,
         seed: int = 0,
-        chunk_size: int | None = 32,
+        chunk_size: int | None = None,
         max_floats: float = DEFAULT_MAX_FLOATS,
     ) -> None:
         if bn_mode not in G.BN_MODES:
@@ -100,11 +101,12 @@ class Probe:
         )
         self._cache: dict[Any, Any] = {}
         if bn_mode == "frozen":
-            stats = G.collect_batch_norm_stats(model, inputs)
+            stats, out = G.collect_batch_norm_stats(model, inputs, return_output=True)
             self.buffers = G.frozen_buffers(model, stats)
         else:
             self.buffers = dict(model.named_buffers())
-        self.loss = self._initial_loss()
+            out = None
+        self.loss = self._initial_loss(out)
 
     # ----------------------------------------------------------------------------- basic pieces
     @property
@@ -152,11 +154,12 @@ class Probe:
             return {n: b.clone() for n, b in self.buffers.items()}
         return self.buffers
 
-    def _initial_loss(self) -> float:
+    def _initial_loss(self, out: Tensor | None = None) -> float:
         with torch.no_grad(), G.probing_mode(self.model, norm_train=self.bn_mode == "contribution"):
-            out = torch.func.functional_call(
-                self.model, (self.params, self._buffers_for_pass()), (self.inputs,), strict=False
-            )
+            if out is None:
+                out = torch.func.functional_call(
+                    self.model, (self.params, self._buffers_for_pass()), (self.inputs,), strict=False
+                )
             loss = self.loss_fn(out, self.targets)
         if loss.dim() != 0:
             raise ValueError(
@@ -222,6 +225,16 @@ class Probe:
         if inputs is None:
             self._cache[key] = g
         return g
+
+    def per_example_grads_at(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """Masked per-example gradients on arbitrary examples with this probe's frozen statistics
+        (frozen mode only; the examples need not be the probe batch). Not cached."""
+        if self.bn_mode != "frozen":
+            raise ValueError("per_example_grads_at needs bn_mode='frozen'")
+        return self._run(
+            G.per_example_grads, self.model, self.params, self.buffers, inputs, targets, self.loss_fn,
+            self.chunk_size, self.mask,
+        )
 
     def input_grads(self) -> Tensor:
         """Per-example input gradients h_X as a (B, D) matrix (one backward); cached."""

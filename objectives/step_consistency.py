@@ -49,7 +49,7 @@ def step_consistency(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Step-consistency kappa_W: relative condition number of the batch gradient w.r.t. the weights.
 
@@ -118,7 +118,7 @@ def min_gradient_cosine(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Minimum weight-gradient cosine similarity C* (thesis Def. 4.1, eq. 4.1)::
 
@@ -154,7 +154,7 @@ def weight_gradient_diversity(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Weight-gradient diversity D_n (thesis Def. 4.1, eq. 4.2)::
 
@@ -189,7 +189,7 @@ def weight_gradient_coherence(
     bn_mode: str = "frozen",
     mask_fraction: float | None = None,
     seed: int = 0,
-    chunk_size: int | None = 32,
+    chunk_size: int | None = None,
 ) -> float:
     """Weight-gradient coherence H_n (thesis Def. 4.1, eq. 4.3)::
 

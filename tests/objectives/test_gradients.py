@@ -180,3 +180,23 @@ def test_gaussian_reference_rank_cached_and_plausible():
     # a tall Gaussian matrix is close to orthogonal columns: R(Y) close to (but below) 8
     assert 5.5 < r < 8.0
     assert gaussian_stable_rank(8, 4000) == r
+
+
+def test_wishart_sampling_matches_direct_gaussian_sampling():
+    import numpy as np
+
+    from objectives.gradients import wishart_gram
+
+    gen = np.random.default_rng(0)
+    direct, bartlett = [], []
+    for _ in range(300):
+        y = gen.standard_normal((6, 40))
+        e = np.linalg.eigvalsh(y @ y.T)
+        direct.append(e.sum() / e[-1])
+        e = np.linalg.eigvalsh(wishart_gram(6, 40, gen))
+        bartlett.append(e.sum() / e[-1])
+    assert np.mean(bartlett) == pytest.approx(np.mean(direct), rel=0.02)
+    # mean trace is dim * df for both
+    assert np.mean([np.trace(wishart_gram(6, 40, gen)) for _ in range(300)]) == pytest.approx(240, rel=0.02)
+    # wide and tall shapes share the same non-zero spectrum
+    assert gaussian_stable_rank(40, 6) == gaussian_stable_rank(6, 40)

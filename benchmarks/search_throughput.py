@@ -1,0 +1,84 @@
+"""Search throughput: trials per minute with 1 and 2 workers on the same search, side by side.
+
+Runs the same small search twice — ``--workers 1`` (in process, no Ray) and ``--workers 2`` (Ray
+tasks) — each into its own fresh SQLite study, and prints trials per minute, the ratio, and the
+per-trial time split into build / score at init / early training / score after (means over the
+complete trials, from the trials' stored ``time_*`` attributes). Ray start-up is included in the
+2-worker wall time (it is part of what a user waits for) and also printed separately.
+
+Usage::
+
+    python benchmarks/search_throughput.py [--trials 8] [--dataset synthetic] [--early-steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+import objectives
+from nas.runner import SearchSettings, run_trials
+from nas.study import DEFAULT_CONSTRAINTS, complete_trials, open_study, parse_constraint, parse_objectives
+from search_spaces import get_space
+
+BOUNDS = {"blocks": (1, 2), "width": (8, 16), "batch_size": (32, 128)}
+
+
+def one_run(workers: int, args, folder: Path) -> dict:
+    space = get_space("resnet_cifar", **BOUNDS)
+    objs = parse_objectives("confusion:min,diversity:min,kappa_w:min")
+    cons = [parse_constraint(c) for c in DEFAULT_CONSTRAINTS]
+    study = open_study(f"w{workers}", f"sqlite:///{folder / f'w{workers}.db'}", objs, cons, "random", args.seed, {})
+    settings = SearchSettings(
+        space="resnet_cifar", bounds=space.bounds, dataset=args.dataset, data_dir=args.data_dir,
+        metrics=list(objectives.DEFAULT_METRICS), early_steps=args.early_steps, probe_size=64,
+        seed=args.seed, metric_options={"group_size": 8}, trials=args.trials, workers=workers,
+    )
+    ray_start = 0.0
+    if workers > 1:
+        import ray
+
+        t = time.perf_counter()
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=200 * 1024 * 1024)
+        ray_start = time.perf_counter() - t
+    t = time.perf_counter()
+    stats = run_trials(study, space, settings, objs, cons)
+    wall = time.perf_counter() - t + ray_start
+    done = complete_trials(study)
+    split = {k: statistics.mean(tr.user_attrs[k] for tr in done)
+             for k in ("time_build", "time_score_init", "time_train", "time_score_early", "time_total")}
+    return {"wall": wall, "ray_start": ray_start, "complete": len(done), "failed": stats["failed"], **split}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=8)
+    ap.add_argument("--dataset", default="synthetic")
+    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--early-steps", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {w: one_run(w, args, Path(tmp)) for w in (1, 2)}
+    print(f"resnet_cifar {BOUNDS}, dataset {args.dataset}, {args.trials} trials, {args.early_steps} early steps, "
+          f"thesis metrics ({len(objectives.DEFAULT_METRICS)}) at init and after")
+    print(f"{'workers':>7s} {'complete':>8s} {'failed':>6s} {'wall s':>8s} {'trials/min':>10s} "
+          f"{'build':>6s} {'score0':>7s} {'train':>6s} {'score1':>7s} {'total':>6s}  (mean s per trial)")
+    for w, r in results.items():
+        tpm = 60 * r["complete"] / r["wall"]
+        r["tpm"] = tpm
+        print(f"{w:7d} {r['complete']:8d} {r['failed']:6d} {r['wall']:8.1f} {tpm:10.2f} {r['time_build']:6.2f} "
+              f"{r['time_score_init']:7.2f} {r['time_train']:6.2f} {r['time_score_early']:7.2f} {r['time_total']:6.2f}")
+    print(f"throughput ratio 2 workers / 1 worker: {results[2]['tpm'] / results[1]['tpm']:.2f}x "
+          f"(Ray start-up {results[2]['ray_start']:.1f} s included)")
+
+
+if __name__ == "__main__":
+    main()
