@@ -32,7 +32,7 @@ from .study import (
     tell_result,
 )
 
-__all__ = ["SearchSettings", "run_trials", "default_workers"]
+__all__ = ["SearchSettings", "run_trials", "default_workers", "make_executor"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,14 @@ class TrialTimeout(Exception):
     pass
 
 
-def _safe_evaluate(spec: TrialSpec, timeout: float | None = None) -> tuple[str, Any]:
-    """Run :func:`evaluate`, turning any error into ``("fail", reason)``; never raises."""
+def _safe_call(fn: Callable[[Any], Any], spec: Any, timeout: float | None = None) -> tuple[str, Any]:
+    """Run ``fn(spec)``, turning any error into ``("fail", reason)``; never raises (but on Ctrl-C).
+
+    ``fn`` is any picklable (module-level) function of one picklable argument: :func:`evaluate` for
+    the search, :func:`nas.train.train` for validation.
+    """
     try:
-        return "ok", evaluate(spec)
+        return "ok", fn(spec)
     except TrialFailed as exc:
         return "fail", str(exc)
     except ConfigError as exc:
@@ -77,6 +81,11 @@ def _safe_evaluate(spec: TrialSpec, timeout: float | None = None) -> tuple[str, 
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
         return "fail", f"{type(exc).__name__}: {exc}{where}"
+
+
+def _safe_evaluate(spec: TrialSpec, timeout: float | None = None) -> tuple[str, Any]:
+    """Run :func:`evaluate`, turning any error into ``("fail", reason)``; never raises."""
+    return _safe_call(evaluate, spec, timeout)
 
 
 def default_workers(trials_per_gpu: int = 1) -> int:
@@ -93,13 +102,17 @@ def default_workers(trials_per_gpu: int = 1) -> int:
 
 
 class _InProcess:
-    """Runs each trial synchronously in this process; the time limit uses SIGALRM."""
+    """Runs each job synchronously in this process; the time limit uses SIGALRM.
 
-    def __init__(self, timeout: float | None) -> None:
+    ``fn`` is the job function (default :func:`evaluate`); see :func:`make_executor`.
+    """
+
+    def __init__(self, timeout: float | None, fn: Callable[[Any], Any] = evaluate) -> None:
         self.timeout = timeout
-        self.pending: list[tuple[Any, TrialSpec]] = []
+        self.fn = fn
+        self.pending: list[tuple[Any, Any]] = []
 
-    def submit(self, key: Any, spec: TrialSpec) -> None:
+    def submit(self, key: Any, spec: Any) -> None:
         self.pending.append((key, spec))
 
     def wait(self) -> list[tuple[Any, str, Any]]:
@@ -112,7 +125,7 @@ class _InProcess:
             old = signal.signal(signal.SIGALRM, on_alarm)
             signal.setitimer(signal.ITIMER_REAL, float(self.timeout))
         try:
-            status, payload = _safe_evaluate(spec, self.timeout)
+            status, payload = _safe_call(self.fn, spec, self.timeout)
         finally:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -124,9 +137,15 @@ class _InProcess:
 
 
 class _Ray:
-    """Ray remote tasks; one CPU (and a GPU fraction when GPUs exist) per trial."""
+    """Ray remote tasks; one CPU (and a GPU fraction when GPUs exist) per job.
 
-    def __init__(self, workers: int, trials_per_gpu: int, timeout: float | None) -> None:
+    ``fn`` is the job function (default :func:`evaluate`), shipped to the workers by pickling, so it
+    must be a module-level function. A job whose spec is a dataclass with a ``threads`` field gets
+    ``threads`` = CPU cores / workers on CPU-only machines (1 with GPUs) unless it sets its own.
+    """
+
+    def __init__(self, workers: int, trials_per_gpu: int, timeout: float | None,
+                 fn: Callable[[Any], Any] = evaluate) -> None:
         import ray
 
         self.ray = ray
@@ -143,12 +162,14 @@ class _Ray:
         self.num_gpus = (1.0 / max(1, trials_per_gpu)) if gpus > 0 else 0
         self.timeout = timeout
         self.threads = 1 if gpus else max(1, (os.cpu_count() or 1) // max(workers, 1))
-        self.remote = ray.remote(num_cpus=1, num_gpus=self.num_gpus, max_retries=0)(_safe_evaluate)
+        self.fn = fn
+        self.remote = ray.remote(num_cpus=1, num_gpus=self.num_gpus, max_retries=0)(_safe_call)
         self.refs: dict[Any, tuple[Any, float]] = {}
 
-    def submit(self, key: Any, spec: TrialSpec) -> None:
-        spec = dataclasses.replace(spec, threads=spec.threads or self.threads)
-        self.refs[key] = (self.remote.remote(spec, self.timeout), time.monotonic())
+    def submit(self, key: Any, spec: Any) -> None:
+        if dataclasses.is_dataclass(spec) and hasattr(spec, "threads"):
+            spec = dataclasses.replace(spec, threads=spec.threads or self.threads)
+        self.refs[key] = (self.remote.remote(self.fn, spec, self.timeout), time.monotonic())
 
     def wait(self) -> list[tuple[Any, str, Any]]:
         ray = self.ray
@@ -174,6 +195,20 @@ class _Ray:
 
     def shutdown(self) -> None:
         self.ray.shutdown()
+
+
+def make_executor(
+    workers: int, fn: Callable[[Any], Any] = evaluate, trials_per_gpu: int = 1, timeout: float | None = None
+) -> _InProcess | _Ray:
+    """The executor the search and the validation share: in process for ``workers == 1``, else Ray.
+
+    Both expose ``submit(key, spec)``, ``wait() -> [(key, "ok" | "fail", result or reason), ...]``
+    (at least one item in process; possibly none with Ray, after a short poll) and ``shutdown()``.
+    ``fn(spec)`` runs on a worker; any exception becomes ``"fail"`` with a one-line reason.
+    """
+    if workers == 1:
+        return _InProcess(timeout, fn)
+    return _Ray(workers, trials_per_gpu, timeout, fn)
 
 
 def _terminate(signum, frame):  # noqa: ARG001
@@ -204,11 +239,7 @@ def run_trials(
     stats = {"completed": 0, "failed": 0, "recovered": recovered, "total_complete": done}
     if done >= target:
         return stats
-    executor = (
-        _InProcess(settings.trial_timeout)
-        if workers == 1
-        else _Ray(workers, settings.trials_per_gpu, settings.trial_timeout)
-    )
+    executor = make_executor(workers, evaluate, settings.trials_per_gpu, settings.trial_timeout)
     in_flight: dict[int, optuna.Trial] = {}
     old_term = signal.signal(signal.SIGTERM, _terminate) if hasattr(signal, "SIGTERM") else None
     try:
