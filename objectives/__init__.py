@@ -46,6 +46,7 @@ from .step_consistency import (
 
 if importlib.util.find_spec(f"{__name__}.zero_cost") is not None:  # peer proxies
     from . import zero_cost  # noqa: F401
+from . import noise, optim  # noqa: F401
 
 __all__ = [
     "Probe",
