@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 import objectives
 from objectives import InTrainingStepConsistency, registry
+from objectives._common import PROBE_OPTIONS
+from objectives.optim import make_grad_transform
 from search_spaces import get_space
 
 from .data import augment_batch, load_dataset
@@ -96,8 +98,11 @@ def _finite(name: str, value: float) -> float:
 
 
 def _score(model, x, y, spec: TrialSpec, phase: str) -> dict[str, float]:
+    # the CLI passes shared options (e.g. group_size) whether or not the chosen metrics take them
+    accepted = {o for m in spec.metrics for o in registry.get(m).options} | set(PROBE_OPTIONS)
+    options = {k: v for k, v in spec.metric_options.items() if k in accepted}
     try:
-        values = objectives.score(model, x, y, metrics=spec.metrics, seed=spec.seed, **spec.metric_options)
+        values = objectives.score(model, x, y, metrics=spec.metrics, seed=spec.seed, **options)
     except ValueError as exc:
         raise TrialFailed(f"scoring at {phase} failed: {exc}") from None
     for name, value in values.items():
@@ -172,13 +177,15 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
 
 
 def _early_training(model, data, config: dict[str, Any], spec: TrialSpec, device: torch.device):
-    """``spec.early_steps`` steps of SGD with the config's batch size, lr, momentum, weight decay."""
+    """``spec.early_steps`` steps of SGD with the config's batch size, lr, momentum, weight decay and
+    gradient transform (``grad_transform``: none | gan | gc | zscore, :mod:`objectives.optim`)."""
     opt = torch.optim.SGD(
         model.parameters(),
         lr=float(config.get("lr", 0.1)),
         momentum=float(config.get("momentum", 0.9)),
         weight_decay=float(config.get("weight_decay", 5e-4)),
     )
+    opt = make_grad_transform(config.get("grad_transform", "none"), opt)
     bs = int(config.get("batch_size", 128))
     gen = torch.Generator().manual_seed(spec.seed + 1)
     tracker = InTrainingStepConsistency(model)

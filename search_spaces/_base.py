@@ -203,15 +203,25 @@ def categorical(name: str, choices: Sequence[Any], *, default: Any = None, descr
                      description=description, sampled=sampled)
 
 
-def training_dimensions(*, batch_size: int = 128, lr: float = 0.1) -> list[Dimension]:
+#: Gradient transforms of ``objectives.optim.make_grad_transform`` (paper 002 and its baselines).
+GRAD_TRANSFORMS = ("none", "gan", "gc", "zscore")
+
+
+def training_dimensions(*, batch_size: int = 128, lr: float = 0.1, grad_transform: bool = False) -> list[Dimension]:
     """The training fields shared by all spaces.
 
-    Searched: ``batch_size`` 32–512 (log), ``lr`` 1e-3–1 (log). Fixed defaults stored in every config
-    (``gradnas/DESIGN.md`` §5): ``optimizer`` ``"sgd"``, ``momentum`` 0.9, ``weight_decay`` 5e-4.
+    Searched: ``batch_size`` 32–512 (log), ``lr`` 1e-3–1 (log), and with ``grad_transform=True`` the
+    gradient transform applied before each optimizer step: ``none`` | ``gan`` (Gradient Autoscaled
+    Normalization, paper 002) | ``gc`` (gradient centralization) | ``zscore``. Fixed defaults stored in
+    every config (``gradnas/DESIGN.md`` §5): ``optimizer`` ``"sgd"``, ``momentum`` 0.9,
+    ``weight_decay`` 5e-4.
     """
+    transform = [categorical("grad_transform", GRAD_TRANSFORMS, default="none",
+                             description="gradient transform before each step (gan = paper 002)")]
     return [
         integer("batch_size", 32, 512, default=batch_size, log=True, description="training batch size"),
         real("lr", 1e-3, 1.0, default=lr, log=True, description="SGD learning rate"),
+        *(transform if grad_transform else []),
         categorical("optimizer", ("sgd",), sampled=False, description="optimizer (fixed)"),
         real("momentum", 0.0, 1.0, default=0.9, sampled=False, description="SGD momentum (fixed)"),
         real("weight_decay", 0.0, 1.0, default=5e-4, sampled=False, description="L2 weight decay (fixed)"),

@@ -152,7 +152,7 @@ class ResNetCifarSpace(SearchSpace):
 
     Fields (searched): ``blocks`` 1-9 per stage (depth ``6 * blocks + 2``: 8-56), ``width`` 8-64 (log),
     ``skip`` True/False, ``norm`` bn | gn | ln | none, ``activation`` relu | crelu, ``batch_size`` 32-512
-    (log), ``lr`` 1e-3-1 (log). Fixed: ``optimizer`` "sgd", ``momentum`` 0.9, ``weight_decay`` 5e-4.
+    (log), ``lr`` 1e-3-1 (log), ``grad_transform`` none | gan | gc | zscore. Fixed: ``optimizer`` "sgd", ``momentum`` 0.9, ``weight_decay`` 5e-4.
     Defaults give ResNet-20 with BatchNorm (269,722 parameters for 10 classes), batch 128, lr 0.1.
     Any ``(channels, height, width)`` input works (global average pooling before the head).
 
@@ -171,7 +171,7 @@ class ResNetCifarSpace(SearchSpace):
             categorical("norm", NORMS, description="normalization after each conv"),
             categorical("activation", ACTIVATIONS,
                         description="relu, or crelu with looks-linear init (next conv takes 2x channels)"),
-            *training_dimensions(batch_size=128, lr=0.1),
+            *training_dimensions(batch_size=128, lr=0.1, grad_transform=True),
         ]
 
     def _build(self, config: dict[str, Any], num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:

@@ -98,7 +98,7 @@ class VGGSpace(SearchSpace):
             categorical("layout", tuple(LAYOUTS), default="vgg16", description="VGG configuration (A/B/D/E)"),
             categorical("width_mult", (0.125, 0.25, 0.5, 1.0), default=1.0, description="conv width multiplier"),
             categorical("norm", NORMS, default="bn", description="normalization after each conv"),
-            *training_dimensions(batch_size=128, lr=0.05),
+            *training_dimensions(batch_size=128, lr=0.05, grad_transform=True),
         ]
 
     def _build(self, config: dict[str, Any], num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:

@@ -107,3 +107,14 @@ def test_config_error_survives_pickling():
     copy = pickle.loads(pickle.dumps(err))
     assert isinstance(copy, ConfigError)
     assert (copy.field, copy.value, str(copy)) == (err.field, err.value, str(err))
+
+
+def test_grad_transform_dimension_matches_the_optimizer_factory():
+    from objectives.optim import GRAD_TRANSFORMS
+    from search_spaces import get_space
+
+    for name in ("resnet_cifar", "vgg"):
+        dims = {d["name"]: d for d in get_space(name).dimensions()}
+        assert tuple(dims["grad_transform"]["choices"]) == tuple(GRAD_TRANSFORMS)
+        assert dims["grad_transform"]["default"] == "none" and not dims["grad_transform"]["fixed"]
+    assert "grad_transform" not in {d["name"] for d in get_space("nb201").dimensions()}

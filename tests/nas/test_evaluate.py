@@ -1,0 +1,36 @@
+"""One trial in process: values at both phases, derived values, gradient transforms in the early steps."""
+
+import math
+
+import pytest
+
+from nas.evaluate import DERIVED_KEYS, EARLY_SUFFIX, TrialSpec, evaluate
+
+CONFIG = {"blocks": 1, "width": 8, "batch_size": 32, "lr": 0.05}
+METRICS = ["kappa_w", "confusion", "rank_input"]
+
+
+def spec(metrics=METRICS, **config):
+    return TrialSpec(space="resnet_cifar", config={**CONFIG, **config}, dataset="synthetic",
+                     metrics=metrics, early_steps=4, probe_size=32, metric_options={"group_size": 4})
+
+
+def test_evaluate_returns_every_metric_at_both_phases():
+    out = evaluate(spec())
+    for m in METRICS:
+        assert math.isfinite(out[m]) and math.isfinite(out[m + EARLY_SUFFIX])
+    for k in DERIVED_KEYS:
+        assert k in out, k
+    assert len(out["loss_curve"]) == 4
+    assert out["loss_drop"] == pytest.approx((out["loss_init"] - out["loss_early"]) / out["loss_init"])
+    assert out["device"] == "cpu"
+    again = evaluate(spec())
+    assert again["kappa_w"] == out["kappa_w"] and again["loss_curve"] == out["loss_curve"]
+
+
+def test_grad_transform_changes_the_early_steps():
+    curves = {t: evaluate(spec(["rank_input"], grad_transform=t))["loss_curve"] for t in ("none", "gan", "gc", "zscore")}
+    assert all(len(c) == 4 and all(math.isfinite(v) for v in c) for c in curves.values())
+    assert curves["none"][0] == curves["gan"][0]  # the first loss is before any step
+    for t in ("gan", "gc", "zscore"):
+        assert curves[t][1:] != curves["none"][1:], t
