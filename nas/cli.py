@@ -405,8 +405,8 @@ class Dashboard(_Command):
 class Validate(_Command):
     """Validate the search by full training: train the Pareto front (or the top K) plus N random
     complete trials with the standard recipe (nas/train.py) and store accuracy and loss curves on the
-    study. Rerunning skips trials already validated with the same --epochs; an interrupted trial
-    resumes from its last finished epoch."""
+    study (converged: final train loss below 0.5 ln(classes)). Rerunning skips trials already
+    validated with the same --epochs; an interrupted trial resumes from its last finished epoch."""
 
     parents = ("study",)
 
@@ -501,6 +501,79 @@ class Report(_Command):
         return 0
 
 
+class Diagnose(_Command):
+    """Gradient-noise diagnostics of one candidate (papers 000-003): per-layer norm profile, cross-seed
+    alignment, covariance spectrum with its power-law fit, and SGN Gaussianity, at initialization and
+    over a few training steps. Writes a table, summary.json and PNG plots."""
+
+    parents = ("data",)
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--space", default="resnet_cifar", help="search space (default: %(default)s)")
+        p.add_argument("--config", metavar="JSON", help="the candidate's config (default: sampled from the space with --seed)")
+        p.add_argument("--study", help="take the config of a trial of this study (with --trial)")
+        p.add_argument("--trial", type=int, help="trial number in --study")
+        p.add_argument("--runs-dir", default="runs", help="where studies live (default: %(default)s)")
+        p.add_argument("--storage", default=None, metavar="URL", help="Optuna storage of --study (default: RUNS_DIR/STUDY/study.db)")
+        p.add_argument("--steps", type=int, default=50, help="training steps tracked after init (default: %(default)s)")
+        p.add_argument("--history", type=int, default=32, help="minibatch gradients at fixed weights for spectrum and Gaussianity (default: %(default)s)")
+        p.add_argument("--seeds", type=int, default=4, help="independently initialized copies for the alignment (default: %(default)s)")
+        p.add_argument("--seed", type=int, default=0, help="initialization and sampling seed (default: %(default)s)")
+        p.add_argument("--out", default=None, help="output folder (default: RUNS_DIR/diagnose/SPACE-seedSEED or RUNS_DIR/STUDY/diagnose/trial_N)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from search_spaces import ConfigError
+
+        from .diagnose import DiagnoseOptions, diagnose, format_table
+
+        if args.steps < 0 or args.history < 3 or args.seeds < 2:
+            raise CLIError("need --steps >= 0, --history >= 3 and --seeds >= 2")
+        bounds: dict[str, Any] = {}
+        if args.study is not None or args.trial is not None:
+            if args.study is None or args.trial is None:
+                raise CLIError("--study and --trial go together")
+            import optuna
+
+            try:
+                study = optuna.load_study(study_name=args.study, storage=_storage_for(args, create=False))
+            except KeyError:
+                raise CLIError(f"no study named {args.study!r} in that storage") from None
+            if not 0 <= args.trial < len(study.trials):
+                raise CLIError(f"study {args.study!r} has trials 0..{len(study.trials) - 1}, not {args.trial}")
+            args.space = study.user_attrs.get("space", args.space)
+            bounds = study.user_attrs.get("bounds", {}) or {}
+            config = study.trials[args.trial].user_attrs.get("config")
+            if config is None:
+                raise CLIError(f"trial {args.trial} has no stored config (it failed before sampling)")
+            if args.dataset == "auto" and "dataset" in study.user_attrs:
+                args.dataset = study.user_attrs["dataset"]
+            out = Path(args.out or Path(args.runs_dir) / args.study / "diagnose" / f"trial_{args.trial}")
+        else:
+            space = _space(args.space, {})
+            if args.config:
+                config = _json_arg(args.config, "--config")
+            else:
+                import optuna
+
+                trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed)).ask()
+                config = space.sample(trial)
+            out = Path(args.out or Path(args.runs_dir) / "diagnose" / f"{args.space}-seed{args.seed}")
+        space = _space(args.space, bounds)
+        try:
+            config = space.validate(config)
+        except ConfigError as exc:
+            raise CLIError(f"bad config: {exc}") from None
+        dataset, _ = _dataset(args.dataset, args.data_dir)
+        _check_writable(out)
+        summary = diagnose(DiagnoseOptions(space=args.space, config=config, dataset=dataset, out_dir=out,
+                                           data_dir=args.data_dir, bounds=bounds, steps=args.steps, seed=args.seed,
+                                           seeds=args.seeds, history=args.history))
+        print(f"space {args.space}, dataset {dataset}, config {json.dumps(config)}")
+        print(format_table(summary))
+        print(f"\nplots and summary.json in {out}")
+        return 0
+
+
 COMMANDS: dict[str, type[_Command]] = {
     "search": Search,
     "score": Score,
@@ -509,6 +582,7 @@ COMMANDS: dict[str, type[_Command]] = {
     "dashboard": Dashboard,
     "validate": Validate,
     "report": Report,
+    "diagnose": Diagnose,
 }
 
 
