@@ -1,4 +1,5 @@
-"""Command line: ``python -m nas {search,score,spaces,objectives,dashboard}`` (also ``gradnas ...``).
+"""Command line: ``python -m nas {search,score,spaces,objectives,dashboard,validate,report,diagnose}``
+(also ``gradnas ...``).
 
 Modelled on ``optuna/cli.py``: one class per subcommand with ``add_arguments`` and ``take_action``,
 a dict of commands feeding argparse subparsers, shared flags on parent parsers, and ``main()``
