@@ -102,7 +102,8 @@ class _RssSampler:
         self.peak = max(self.peak, _rss_now_mb())
 
 
-def _peak_child(what: str, device: str, batch: int, bn_mode: str, q) -> None:
+def _peak_child(what: str, device: str, batch: int, bn_mode: str, q, threads: int) -> None:
+    torch.set_num_threads(threads)
     model, x, y = setup(device, batch)
     if what == "step":
         fn = train_step_fn(model, x, y)
@@ -128,7 +129,7 @@ def _peak_child(what: str, device: str, batch: int, bn_mode: str, q) -> None:
 def peak_mb(what: str, device: str, batch: int, bn_mode: str) -> float:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_peak_child, args=(what, device, batch, bn_mode, q))
+    p = ctx.Process(target=_peak_child, args=(what, device, batch, bn_mode, q, torch.get_num_threads()))
     p.start()
     value = q.get()
     p.join()
@@ -142,7 +143,10 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--bn-mode", default="frozen", choices=["frozen", "contribution"])
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dev = args.device
     model, x, y = setup(dev, args.batch)
     n_params = sum(p.numel() for p in model.parameters())
@@ -155,7 +159,7 @@ def main() -> None:
         e = registry.get(name)
         t = timed(lambda: objectives.score(model, x, y, metrics=[name], bn_mode=args.bn_mode)
                   if "probe" in e.options else objectives.score(model, x, y, metrics=[name]), dev, args.reps)
-        kind = "thesis" if name in objectives.DEFAULT_METRICS else "peer"
+        kind = {"zero_cost": "peer", "noise": "noise"}.get(e.fn.__module__.rsplit(".", 1)[-1], "thesis")
         print(f"{name:18s} {t:9.3f} {t / step:8.2f}   {kind}")
     suite = timed(lambda: objectives.score(model, x, y, metrics=list(objectives.DEFAULT_METRICS),
                                            bn_mode=args.bn_mode), dev, args.reps)
