@@ -1,0 +1,328 @@
+"""Tests of benchmarks/proxy_vs_training.py and benchmarks/search_efficiency.py.
+
+Helpers in process (with a fake ``evaluate`` where a failure must be forced), both scripts end to end in
+subprocesses on the ``synthetic`` dataset with tiny networks, and search_efficiency on a hand-made table
+whose answers are known in closed form.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PVT_SCRIPT = ROOT / "benchmarks" / "proxy_vs_training.py"
+SE_SCRIPT = ROOT / "benchmarks" / "search_efficiency.py"
+BOUNDS = {"blocks": [1, 1], "width": [8, 8], "batch_size": [32, 64]}
+# the default objectives, thesis metrics, peers and a noise metric: every kind, in a few seconds
+METRICS = "confusion,diversity,kappa_w,kappa_x,rank_input,synflow,snip,naswot,params,sgn_gaussianity"
+
+
+def _load(name: str, path: Path):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+pvt = _load("proxy_vs_training", PVT_SCRIPT)
+se = _load("search_efficiency", SE_SCRIPT)
+
+from nas.evaluate import TrialFailed, TrialSpec  # noqa: E402
+from search_spaces import get_space  # noqa: E402
+
+
+def run(script: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+# ------------------------------------------------------------------------------------------------------
+# Keys, configs, ranks
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_directions_kinds_and_keys():
+    assert pvt.direction("kappa_w") == "minimize"
+    assert pvt.direction("synflow@early") == "maximize"
+    assert pvt.direction("train_loss_last") == "minimize"
+    assert pvt.direction("train_loss_last@50") == "minimize"
+    assert pvt.direction("loss_drop@50") == "maximize"
+    assert pvt.direction(pvt.COMBINED) == "minimize"
+    assert pvt.kind_of("kappa_w@early") == "thesis"
+    assert pvt.kind_of("synflow") == "peer"
+    assert pvt.kind_of("sgn_gaussianity") == "noise"
+    assert pvt.kind_of("train_loss_last@50") == "baseline"
+    assert pvt.kind_of("loss_init") == "derived"
+    cols = ["index", "params", "params@early", "synflow", "synflow@early", "train_loss_last",
+            "train_loss_last@50", "val_best_acc", "time_eval"]
+    assert pvt.proxy_keys(cols) == ["params", "synflow", "synflow@early", "train_loss_last", "train_loss_last@50"]
+
+
+def test_sample_configs_prefix_and_bounds():
+    space = get_space("resnet_cifar", **BOUNDS)
+    five = pvt.sample_configs(space, 5, seed=3)
+    assert pvt.sample_configs(space, 2, seed=3) == five[:2]
+    assert pvt.sample_configs(space, 5, seed=4) != five
+    for c in five:
+        assert c["blocks"] == 1 and c["width"] == 8 and 32 <= c["batch_size"] <= 64
+    assert pvt.default_bounds("resnet_cifar") == {"blocks": [1, 2], "width": [8, 16], "batch_size": [32, 128]}
+
+
+def test_mean_rank_and_oriented_correlations():
+    acc = np.array([0.1, 0.5, 0.3, 0.9, 0.7])
+    df = pd.DataFrame({
+        "val_best_acc": acc,
+        "confusion": -acc,  # minimized: a perfect predictor
+        "diversity": -acc,
+        "kappa_w": -acc,
+        "synflow": -acc,  # maximized: perfectly wrong
+        "snip": [1.0] * 5,  # constant: undefined, never 0
+        "naswot": [0.1, 0.5, np.nan, 0.9, 0.7],  # missing value: n = 4
+    })
+    ranks = pvt.mean_rank(df)
+    np.testing.assert_allclose(ranks, [5, 3, 4, 1, 2])
+    rows = {r["key"]: r for r in pvt.correlation_rows(df)}
+    assert rows["confusion"]["tau"] == pytest.approx(1.0) and rows["confusion"]["rho"] == pytest.approx(1.0)
+    assert rows[pvt.COMBINED]["tau"] == pytest.approx(1.0)
+    assert rows["synflow"]["tau"] == pytest.approx(-1.0)
+    assert rows["snip"]["tau"] is None and "constant" in rows["snip"]["note"]
+    assert rows["naswot"]["n"] == 4 and rows["naswot"]["tau"] == pytest.approx(1.0)
+    assert rows["confusion"]["ns"] is False  # exact p of a perfect order of 5 = 2/120
+    order = [r["key"] for r in pvt.correlation_rows(df)]
+    assert order.index("synflow") > order.index("confusion") and order[-1] == "snip"  # sorted, undefined last
+    text = pvt.format_correlations(pvt.correlation_rows(df))
+    assert "undefined: metric constant" in text
+
+
+# ------------------------------------------------------------------------------------------------------
+# Failures: isolated metrics, failed configs kept as rows
+# ------------------------------------------------------------------------------------------------------
+
+
+def _fake_evaluate(spec: TrialSpec) -> dict:
+    if "naswot" in spec.metrics:
+        raise TrialFailed("metric naswot at init is not finite (-inf)")
+    if "kappa_x" in spec.metrics:
+        raise TrialFailed("scoring at early steps failed: an example has a zero weight gradient")
+    out = {"params": 10.0, "flops": 20.0, "loss_init": 2.3, "loss_early": 2.0, "loss_drop": 0.13,
+           "train_loss_first": 2.3, "train_loss_last": float(spec.early_steps), "train_kappa_w": 1.0,
+           "loss_curve": [2.3] * spec.early_steps, "device": "cpu", "seed": spec.seed, "time_total": 0.1}
+    for m in spec.metrics:
+        out[m] = out.get(m, 1.0)
+        out[f"{m}@early"] = out.get(f"{m}@early", 2.0)
+    return out
+
+
+def _spec(metrics):
+    return TrialSpec(space="resnet_cifar", config={}, dataset="synthetic", metrics=list(metrics), early_steps=3)
+
+
+def test_score_config_isolates_failing_metrics(monkeypatch):
+    calls = []
+
+    def fake(spec):
+        calls.append(list(spec.metrics))
+        return _fake_evaluate(spec)
+
+    monkeypatch.setattr(pvt, "evaluate", fake)
+    values, errors, failure = pvt.score_config(_spec(["confusion", "kappa_x", "naswot", "synflow", "snip"]))
+    assert failure is None
+    assert set(errors) == {"kappa_x", "naswot"}
+    assert "not finite" in errors["naswot"] and "zero weight gradient" in errors["kappa_x"]
+    for m in ("confusion", "synflow", "snip"):
+        assert values[m] == 1.0 and values[f"{m}@early"] == 2.0
+    for m in ("kappa_x", "naswot"):
+        assert m not in values and f"{m}@early" not in values
+    assert values["train_loss_last"] == 3.0 and "loss_curve" not in values and "seed" not in values
+    assert calls[1] == ["params"]  # the config alone first: it is fine, so a metric is at fault
+
+
+def test_score_config_config_failures(monkeypatch):
+    def diverges(spec):
+        raise TrialFailed("non-finite training loss at early step 2 (lr=1.0, batch_size=32)")
+
+    monkeypatch.setattr(pvt, "evaluate", diverges)
+    assert pvt.score_config(_spec(["confusion", "synflow"])) == (
+        None, {}, "non-finite training loss at early step 2 (lr=1.0, batch_size=32)")
+
+    def broken(spec):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(pvt, "evaluate", broken)
+    values, errors, failure = pvt.score_config(_spec(["confusion", "synflow"]))
+    assert values is None and errors == {} and failure.startswith("RuntimeError: shape mismatch")
+
+
+def test_failed_config_is_a_row(monkeypatch, tmp_path):
+    def diverges(spec):
+        raise TrialFailed("non-finite training loss at early step 2 (lr=1.0, batch_size=32)")
+
+    monkeypatch.setattr(pvt, "evaluate", diverges)
+    space = get_space("resnet_cifar", **BOUNDS)
+    config = pvt.sample_configs(space, 1, seed=0)[0]
+    job = pvt.Job(kind="main", index=0, space="resnet_cifar", config=config, dataset="synthetic", bounds=BOUNDS,
+                  data_dir=str(tmp_path), metrics=["confusion", "synflow"], early_steps=3, long_steps=5, epochs=1,
+                  probe_size=16, seed=0, data_seed=0, threads=1)
+    row = pvt.run_job(job)
+    assert row["main_done"] and row["eval_status"] == "failed"
+    assert row["eval_error"].startswith("non-finite training loss")
+    assert row["long_error"].startswith("non-finite training loss")
+    assert 0.0 <= row["val_best_acc"] <= 1.0  # trained anyway: the ground truth exists
+    row.update(config=json.dumps(config), settings="{}", seed=0)
+    path = tmp_path / "t.csv"
+    pvt.save_table(path, {0: row})
+    df = pvt.load_table(path)
+    assert len(df) == 1 and df["eval_status"][0] == "failed"
+    text = pvt.counts_text(df, 1, 0)
+    assert "1 failed" in text and "non-finite training loss" in text
+    assert "synflow" not in df.columns or pd.isna(df["synflow"][0])
+
+
+# ------------------------------------------------------------------------------------------------------
+# search_efficiency: closed forms
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_random_expectation_matches_enumeration():
+    n, good = 6, 2
+    orders = itertools.permutations([1] * good + [0] * (n - good))
+    positions = [next(i + 1 for i, g in enumerate(p) if g) for p in orders]
+    mean, sd = se.random_expectation(n, good)
+    assert mean == pytest.approx(np.mean(positions)) == pytest.approx(7 / 3)
+    assert sd == pytest.approx(np.std(positions))
+
+
+def _hand_table(n: int = 20) -> pd.DataFrame:
+    acc = np.linspace(0.1, 0.9, n)
+    naswot = acc.copy()
+    naswot[-1] = np.nan  # the best config has no value: ranked last
+    return pd.DataFrame({
+        "index": range(n), "val_best_acc": acc,
+        "synflow": acc,  # maximized, perfect
+        "params": -acc,  # maximized, perfectly wrong
+        "flops": np.ones(n),  # constant: every order is a random tie-break
+        "train_loss_last": -acc,  # minimized, perfect
+        "naswot": naswot,
+        "confusion": -acc, "diversity": -acc, "kappa_w": -acc,  # the default objectives, perfect
+        "rank_input": np.where(acc == acc.max(), 0.5, 0.0),  # the best config is infeasible (rank_input > 0.15)
+        "loss_drop": np.ones(n),
+    })
+
+
+def test_search_efficiency_known_answers(tmp_path):
+    df = _hand_table(20)
+    sim = se.simulate(df, top=0.05, seeds=20)
+    assert (sim["n"], sim["k"], sim["good"]) == (20, 1, 1)
+    res = {name: runs for name, (_, runs) in sim["results"].items()}
+    assert res["synflow"] == [1] * 20 and res["train_loss_last"] == [1] * 20
+    assert res["params"] == [20] * 20 and res["naswot"] == [20] * 20
+    assert res[se.GRADNAS] == [1] * 20 and res[pvt.COMBINED] == [1] * 20
+    assert res[se.GRADNAS_CONSTRAINED] == [20] * 20  # the only infeasible config is the best: trained last
+    assert res["flops"] == res[se.RANDOM]  # constant proxy = the shared random tie-break
+    assert sim["random_expected"][0] == pytest.approx(21 / 2)
+    # top 10 %: two top configs; the reversed proxy reaches the second best at position n - 1
+    sim10 = se.simulate(df, top=0.10, seeds=3)
+    assert sim10["k"] == 2 and sim10["results"]["params"][1] == [19] * 3
+    # the simulated random order converges to the closed form
+    big = se.simulate(df[["val_best_acc", "synflow"]], top=0.05, seeds=4000)
+    assert np.mean(big["results"][se.RANDOM][1]) == pytest.approx(10.5, abs=0.3)
+    assert np.std(big["results"][se.RANDOM][1]) == pytest.approx(big["random_expected"][1], rel=0.05)
+    # ties at the boundary are all top
+    tied = pd.DataFrame({"val_best_acc": [0.5, 0.9, 0.9, 0.1], "synflow": [1.0, 2.0, 3.0, 4.0]})
+    assert se.top_mask(tied["val_best_acc"].to_numpy(), 0.05)[0].tolist() == [False, True, True, False]
+
+    path = tmp_path / "hand.csv"
+    df.to_csv(path, index=False)
+    out = run(SE_SCRIPT, "--table", str(path), "--seeds", "20").stdout
+    assert "closed form (n+1)/(K+1) = 10.50" in out
+    table = efficiency_table(out)
+    assert table["synflow"][:2] == (1.0, 0.0) and table["params"][:2] == (20.0, 0.0)
+    assert table[se.GRADNAS][:2] == (1.0, 0.0) and se.RANDOM in table
+    means = [v[0] for v in table.values()]
+    assert means == sorted(means)
+
+
+def efficiency_table(stdout: str) -> dict[str, tuple[float, float, str]]:
+    """strategy -> (mean, sd, kind) of search_efficiency's printed table, in printed order."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("strategy "))
+    out = {}
+    for line in lines[start + 2:]:
+        if not line.strip():
+            break
+        kind, mean, sd = line[26:].split()[:3]
+        out[line[:26].strip()] = (float(mean), float(sd), kind)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# End to end on synthetic data
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_end_to_end_resume_and_search_efficiency(tmp_path, capsys):
+    out = tmp_path / "pvt.csv"
+    args = ["--space", "resnet_cifar", "--dataset", "synthetic", "--archs", "4", "--epochs", "1", "--repeat", "2",
+            "--early-steps", "3", "--long-steps", "5", "--bounds", json.dumps(BOUNDS), "--metrics", METRICS,
+            "--seed", "0", "--out", str(out), "--no-progress", "--data-dir", str(tmp_path)]
+    first = run(PVT_SCRIPT, *args).stdout
+    assert "0 already done, 4 to score and train, 2 repeat training(s) to run" in first
+    for text in ("Oriented Kendall tau", "gradnas_mean_rank", "train_loss_last@5", "noise ceiling", "configs: 4"):
+        assert text in first
+
+    df = pd.read_csv(out)
+    assert df["index"].tolist() == [0, 1, 2, 3] and df["seed"].tolist() == [0, 1, 2, 3]
+    assert df["main_done"].all() and df["eval_status"].isin(["ok", "partial", "failed"]).all()
+    configs = [json.loads(c) for c in df["config"]]
+    assert configs == pvt.sample_configs(get_space("resnet_cifar", **BOUNDS), 4, seed=0)
+    assert df["settings"].nunique() == 1 and json.loads(df["settings"][0])["early_steps"] == 3
+    assert ((df["val_best_acc"] >= 0) & (df["val_best_acc"] <= 1)).all()
+    assert df["val_converged"].isin([True, False]).all()
+    assert df["rep_best_acc"][:2].notna().all() and df["rep_best_acc"][2:].isna().all()
+    assert df["rep_seed"][:2].tolist() == [100003, 100004]
+    ok = df["eval_status"] != "failed"
+    for key in ("confusion", "kappa_w@early", "synflow", "train_loss_last", "loss_drop"):
+        assert key in df.columns
+    assert df.loc[ok, "train_loss_last"].notna().all()
+    for key in ("train_loss_last@5", "loss_early@5", "loss_drop@5", "train_kappa_w@5"):
+        assert key in df.columns
+    partial = df["eval_status"] == "partial"
+    for text in df.loc[partial, "metric_errors"]:
+        assert json.loads(text)  # which metric, and why
+    assert (df["time_eval"] > 0).all() and (df["time_train"] > 0).all()
+
+    # the rerun (in process: nothing is left to train) skips every finished job and prints the same report
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert pvt.main(args) == 0
+    again = capsys.readouterr().out
+    assert "4 already done, 0 to score and train, 0 repeat training(s) to run" in again
+    assert out.read_bytes() == before
+    assert again.split("configs: 4", 1)[1] == first.split("configs: 4", 1)[1]
+
+    other = [a if a != "3" else "4" for a in args]  # --early-steps 4: other settings, refused
+    with pytest.raises(SystemExit, match=r"other settings \(early_steps\)"):
+        pvt.main(other)
+    assert out.read_bytes() == before
+
+    capsys.readouterr()
+    assert se.main(["--table", str(out), "--seeds", "5"]) == 0
+    eff = capsys.readouterr().out
+    assert "4 configs with a trained accuracy" in eff and "closed form (n+1)/(K+1) = 2.50" in eff
+    table = efficiency_table(eff)
+    assert {se.RANDOM, se.GRADNAS, se.GRADNAS_CONSTRAINED, pvt.COMBINED, "synflow", "train_loss_last@5"} <= set(table)
+    assert all(1.0 <= mean <= 4.0 for mean, _, _ in table.values())
