@@ -31,7 +31,7 @@ __all__ = [
     "StudyError", "Objective", "Constraint", "DEFAULT_OBJECTIVES", "DEFAULT_CONSTRAINTS", "SAMPLERS",
     "parse_objectives", "parse_constraint", "metric_of", "default_storage", "open_study",
     "make_sampler", "recover_stale_trials", "tell_result", "tell_failure", "export_trials",
-    "complete_trials", "pareto_front",
+    "complete_trials", "pareto_front", "nondominated_ranks", "signed_values",
 ]
 
 logger = logging.getLogger(__name__)
@@ -207,17 +207,37 @@ def complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
-def pareto_front(
+def signed_values(trial: optuna.trial.FrozenTrial, directions: Sequence[optuna.study.StudyDirection]) -> list[float]:
+    """The trial's objective values oriented so that smaller is better for every objective."""
+    return [v if d == optuna.study.StudyDirection.MINIMIZE else -v for v, d in zip(trial.values, directions)]
+
+
+def nondominated_ranks(
     trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
-) -> list[optuna.trial.FrozenTrial]:
-    """Non-dominated trials among ``trials`` (constraints ignored), in trial order."""
-    signs = [1.0 if d == optuna.study.StudyDirection.MINIMIZE else -1.0 for d in directions]
-    keys = [[s * v for s, v in zip(signs, t.values)] for t in trials]
+) -> list[int]:
+    """Non-dominated sorting rank of each trial (1 = Pareto front), in the order of ``trials``."""
+    keys = [signed_values(t, directions) for t in trials]
+    ranks = [0] * len(trials)
+    left = set(range(len(trials)))
+    rank = 0
 
     def dominates(a: list[float], b: list[float]) -> bool:
         return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
-    return [t for t, k in zip(trials, keys) if not any(dominates(o, k) for o in keys if o is not k)]
+    while left:
+        rank += 1
+        front = {i for i in left if not any(dominates(keys[j], keys[i]) for j in left if j != i)}
+        for i in front:
+            ranks[i] = rank
+        left -= front
+    return ranks
+
+
+def pareto_front(
+    trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
+) -> list[optuna.trial.FrozenTrial]:
+    """Non-dominated trials among ``trials`` (constraints ignored), in trial order."""
+    return [t for t, r in zip(trials, nondominated_ranks(trials, directions)) if r == 1]
 
 
 def recover_stale_trials(study: optuna.Study) -> int:

@@ -58,7 +58,7 @@ import optuna
 
 from .data import DatasetError, load_dataset
 from .runner import _terminate, default_workers, make_executor
-from .study import complete_trials, pareto_front
+from .study import complete_trials, nondominated_ranks, pareto_front, signed_values
 from .train import TrainSpec, train
 
 __all__ = [
@@ -124,31 +124,6 @@ def checkpoint_path(out_dir: str | Path, number: int) -> Path:
 
 
 # ------------------------------------------------------------------------------------ selection
-def _signed(trial: optuna.trial.FrozenTrial, directions) -> list[float]:
-    return [v if d == optuna.study.StudyDirection.MINIMIZE else -v for v, d in zip(trial.values, directions)]
-
-
-def nondominated_ranks(
-    trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
-) -> list[int]:
-    """Non-dominated sorting rank of each trial (1 = Pareto front), in the order of ``trials``."""
-    keys = [_signed(t, directions) for t in trials]
-    ranks = [0] * len(trials)
-    left = set(range(len(trials)))
-    rank = 0
-
-    def dominates(a: list[float], b: list[float]) -> bool:
-        return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-    while left:
-        rank += 1
-        front = {i for i in left if not any(dominates(keys[j], keys[i]) for j in left if j != i)}
-        for i in front:
-            ranks[i] = rank
-        left -= front
-    return ranks
-
-
 def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
     if "feasible" in trial.user_attrs:
         return bool(trial.user_attrs["feasible"])
@@ -176,7 +151,7 @@ def select_trials(
         picked = [(t, "pareto") for t in done if t.number in numbers]
     else:
         ranks = nondominated_ranks(done, directions)
-        first = [_signed(t, directions)[0] for t in done]
+        first = [signed_values(t, directions)[0] for t in done]
         order = sorted(range(len(done)), key=lambda i: (not _feasible(done[i]), ranks[i], first[i], done[i].number))
         chosen = {done[i].number for i in order[: max(0, int(top))]}
         picked = [(t, "top") for t in done if t.number in chosen]

@@ -161,10 +161,7 @@ class Probe:
                     self.model, (self.params, self._buffers_for_pass()), (self.inputs,), strict=False
                 )
             loss = self.loss_fn(out, self.targets)
-        if loss.dim() != 0:
-            raise ValueError(
-                f"loss_fn must return a scalar (mean over the batch), got shape {tuple(loss.shape)}"
-            )
+        G._check_loss(loss)
         if not torch.isfinite(loss):
             raise ValueError(
                 f"the loss is not finite ({loss.item()}) at these weights: check the inputs, the "
