@@ -37,7 +37,9 @@ Which metrics, on which data
     permutation seeded with ``--data-seed``. The thesis metrics (those sharing a probe) are computed with
     one ``objectives.score`` call; their per-metric time is that call's time divided by their number.
     Every network is built with ``seed = cell index + --init-seed`` (fixed per cell, independent of the
-    sample) and scored in train mode, as the reference implementations do.
+    sample) and scored in train mode, as the reference implementations do. ``--init kaiming`` then
+    re-initializes it Kaiming-normal fan-in (:func:`kaiming_fanin_`), as AZ-NAS's scorer does before
+    NASWOT (its published NASWOT row: Gaussian inputs, batch 64, train-mode BN, nn.ReLU inputs hooked).
 
 Sampling
     ``--sample N --seed S`` takes the first N indices of a permutation of 0..15624 drawn with
@@ -383,8 +385,21 @@ def select_metrics(patterns: Sequence[str] | None, dataset: str) -> list[str]:
 
 
 def build_settings(args: argparse.Namespace) -> str:
+    init = "" if args.init == "default" else f" {args.init}"
     return (f"nb201 C={args.channels} N={args.cells} classes={NUM_CLASSES} "
-            f"input={'x'.join(map(str, INPUT_SHAPE))} init=index+{args.init_seed}")
+            f"input={'x'.join(map(str, INPUT_SHAPE))} init=index+{args.init_seed}{init}")
+
+
+def kaiming_fanin_(module: torch.nn.Module) -> None:
+    """AZ-NAS's re-initialization (its NASWOT scorer): Kaiming-normal fan-in (ReLU gain) for conv/linear
+    weights, zero biases, BatchNorm/GroupNorm affine ones/zeros. Apply with ``model.apply``."""
+    if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+        torch.nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+        if module.bias is not None:
+            torch.nn.init.zeros_(module.bias)
+    elif isinstance(module, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)) and module.affine:
+        torch.nn.init.ones_(module.weight)
+        torch.nn.init.zeros_(module.bias)
 
 
 def metric_settings(metric: str, args: argparse.Namespace) -> str:
@@ -397,7 +412,7 @@ def metric_settings(metric: str, args: argparse.Namespace) -> str:
     if metric == "synflow":
         return f"{base}; ones float64"
     if metric == "naswot_random":
-        return f"{base}; randn batch={args.batch} seed={NASWOT_RANDOM_SEED}"
+        return f"{base}; randn batch={args.batch} seed={NASWOT_RANDOM_SEED}; relu leaves"
     return f"{base}; data={args.dataset} batch={args.batch} data_seed={args.data_seed}"
 
 
@@ -616,6 +631,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cells", type=int, default=5,
                    help="cells per stage (5 = the benchmark; other values are for smoke tests only)")
     p.add_argument("--init-seed", type=int, default=0, help="cell k is built with torch seed k + this")
+    p.add_argument("--init", choices=("default", "kaiming"), default="default",
+                   help="default: PyTorch's layer init, as NAS-Bench-201 trains the cells; kaiming: re-initialize "
+                        "Kaiming-normal fan-in as AZ-NAS does before its NASWOT score (default: default)")
     p.add_argument("--out", default=None, metavar="PATH.csv", help="also write the correlation table as CSV")
     p.add_argument("--no-baseline", action="store_true",
                    help="omit the structural baseline row 9*#conv3x3 + #conv1x1 (from the arch string)")
@@ -672,7 +690,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"NAS-Bench-201 proxies: {len(indices)} cells {what}; ground truth {Path(args.table).name} "
           "(200-epoch test accuracy); arch strings checked")
     print(f"networks: {skeleton} (C={args.channels}, N={args.cells}), {NUM_CLASSES} classes, input "
-          f"{'x'.join(map(str, INPUT_SHAPE))}, seed = index + {args.init_seed}, train mode; data: {args.dataset}"
+          f"{'x'.join(map(str, INPUT_SHAPE))}, seed = index + {args.init_seed}, "
+          f"{'PyTorch default' if args.init == 'default' else 'Kaiming-normal fan-in'} init, train mode; "
+          f"data: {args.dataset}"
           + (f" (batch {args.batch}, data seed {args.data_seed})" if args.dataset != "none" else "")
           + f"; torch threads {args.threads}")
 
@@ -708,6 +728,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             t = time.perf_counter()
             model = space.build({"arch": index_to_arch(index), "channels": args.channels, "cells": args.cells},
                                 NUM_CLASSES, INPUT_SHAPE, seed=index + args.init_seed)
+            if args.init == "kaiming":
+                with torch.random.fork_rng():
+                    torch.manual_seed(index + args.init_seed)
+                    model.apply(kaiming_fanin_)
             build_s.append(time.perf_counter() - t)
             for m, (v, s) in score_cell(model, index, todo, x, y, args.batch).items():
                 values[m][k] = v

@@ -563,13 +563,20 @@ def jacob_cov(
 
 
 def _relu_modules(model: nn.Module) -> list[nn.Module]:
-    """Modules whose class name contains "ReLU" (nn.ReLU, LeakyReLU, ReLU6, the project's CReLU, ...)."""
-    return [m for m in model.modules() if "ReLU" in type(m).__name__]
+    """Leaf modules whose class name contains "ReLU" (nn.ReLU, LeakyReLU, ReLU6, the project's CReLU, ...).
+
+    Only leaves (modules without children) count: a container such as NAS-Bench-201's ``ReLUConvBN``
+    receives the same input as the ``nn.ReLU`` inside it, and matching it by name would count those units
+    twice.
+    """
+    return [m for m in model.modules() if "ReLU" in type(m).__name__ and next(m.children(), None) is None]
 
 
 #: The value of :func:`naswot` when the kernel is singular (det K_H = 0).
 NASWOT_SINGULAR = float("-inf")
 _HALF_LOG = math.log(0.5)
+#: Integers up to 2**24 are exact in float32 (sums of 0/1 products stay exact below it).
+_FLOAT32_EXACT = 2**24
 
 
 @register_metric(
@@ -590,8 +597,9 @@ def naswot(
 ) -> float:
     """NASWOT: ``log |det K_H|`` of the Hamming-similarity kernel of the binary ReLU codes.
 
-    Every module whose class name contains "ReLU" (so ``nn.ReLU`` and the project's ``CReLU``) records the
-    binary code ``c = 1[input > 0]`` of each example (flattened over units); over all such modules,
+    Every activation module — a leaf module whose class name contains "ReLU", so ``nn.ReLU`` and the
+    project's ``CReLU`` — records the binary code ``c = 1[input > 0]`` of each example (flattened over
+    units), each unit once; over all such modules,
     ``K_H = sum c c^T + (1 - c)(1 - c)^T``, i.e. ``K_H[i, j]`` = number of units on which examples ``i``
     and ``j`` agree (Mellor et al., "Neural Architecture Search without Training", ICML 2021, eq. 2). The
     codes are read from the ReLU's input, as in the reference ``counting_forward_hook``. The forward pass
@@ -641,8 +649,13 @@ def naswot(
 
     def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
         nonlocal kernel
-        c = (args[0].detach().reshape(n, -1) > 0).double()
-        kernel = kernel + c @ c.T + (1.0 - c) @ (1.0 - c).T
+        codes = args[0].detach().reshape(n, -1) > 0
+        units = codes.shape[1]
+        # c c^T + (1 - c)(1 - c)^T = 2 c c^T - s 1^T - 1 s^T + units, s = c 1 (active units per example):
+        # one matmul. Its entries are integers <= units, exact in float32 below 2^24 (float64 beyond).
+        c = codes.to(torch.float32 if units < _FLOAT32_EXACT else torch.float64)
+        active = c.sum(dim=1, dtype=torch.float64)
+        kernel = kernel + 2.0 * (c @ c.T).double() - active[:, None] - active[None, :] + float(units)
 
     with torch.no_grad(), _hooks(relus, hook):
         _Functional(model)(x)

@@ -167,6 +167,21 @@ def test_settings_separate_what_values_depend_on():
     assert nb.metric_settings("grad_norm", args) != nb.metric_settings("grad_norm", other)
 
 
+def test_kaiming_init_is_a_separate_setting_and_has_kaiming_variance():
+    args = nb.parse_args(["--table", "t.csv"])
+    kaiming = nb.parse_args(["--table", "t.csv", "--init", "kaiming"])
+    for metric in DATA_FREE:
+        assert nb.metric_settings(metric, args) != nb.metric_settings(metric, kaiming)
+    conv, bn = torch.nn.Conv2d(64, 64, 3, bias=True), torch.nn.BatchNorm2d(64)
+    torch.nn.init.constant_(bn.weight, 3.0)
+    torch.manual_seed(0)
+    for m in (conv, bn):
+        nb.kaiming_fanin_(m)
+    fan_in = 64 * 3 * 3
+    assert conv.weight.var().item() == pytest.approx(2.0 / fan_in, rel=0.05)  # gain sqrt(2), fan in
+    assert torch.all(conv.bias == 0) and torch.all(bn.weight == 1) and torch.all(bn.bias == 0)
+
+
 def test_mnist_digits_padded_to_cifar_shape():
     x = torch.randn(4, 1, 28, 28)
     out = nb.mnist_to_cifar_shape(x, background=-0.42)

@@ -341,6 +341,33 @@ def test_naswot_matches_hand_built_kernel(seed, singular):
     assert zc.naswot(model, x, y) == pytest.approx(logdet, rel=1e-10)
 
 
+class ReLUConvBN(nn.Sequential):
+    """A container named like NAS-Bench-201's op: the same input as the nn.ReLU inside it."""
+
+
+def test_naswot_counts_each_relu_unit_once():
+    # the reference matches 'ReLU' in str(type(module)), which also hooks such containers (units twice)
+    torch.manual_seed(0)
+    lin = nn.Linear(4, 6)
+    model = nn.Sequential(ReLUConvBN(nn.ReLU(), lin), nn.ReLU())
+    x, y = _batch((4,), n=5)
+    with torch.no_grad():
+        codes = torch.cat([x > 0, lin(torch.relu(x)) > 0], dim=1).double().numpy()
+    k = codes @ codes.T + (1 - codes) @ (1 - codes).T
+    sign, logdet = np.linalg.slogdet(k)
+    assert sign > 0
+    assert zc.naswot(model, x, y) == pytest.approx(logdet, rel=1e-10)
+
+
+def test_naswot_float64_path_for_huge_layers(monkeypatch):
+    # layers with >= 2**24 units per example accumulate in float64; same value as the float32 path
+    model = _mlp()
+    x, y = _batch((6,), n=8)
+    fast = zc.naswot(model, x, y)
+    monkeypatch.setattr(zc, "_FLOAT32_EXACT", 1)
+    assert zc.naswot(model, x, y) == fast
+
+
 def test_naswot_identical_inputs_singular_kernel(caplog):
     model = _mlp()
     x = torch.randn(1, 6, generator=torch.Generator().manual_seed(0)).repeat(4, 1)
