@@ -64,9 +64,9 @@ Cache
 
 Cost per cell (one torch thread on a 2-core machine shared with other jobs, batch 64, full skeleton;
 medians over 491-1,000 cells): build 0.03 s; params 0.001 s; flops 0.1 s (counted on a batch of 2: the
-count is per example); synflow 0.07 s; naswot_random 2.2 s (3.8 s at batch 128); snip, grad_norm and
-fisher 1.2 s each; jacob_cov 1.1 s; grasp 5-15 s; the 10 thesis metrics together 7-14 s (one run,
-uncontended). A 1,000-cell data-free run takes about 45 minutes on one thread.
+count is per example); synflow 0.07 s; naswot_random 0.8 s (2.2 s before its kernel became one matmul);
+snip, grad_norm and fisher 1.2 s each; jacob_cov 1.1 s; grasp 5-15 s; the 10 thesis metrics together 7-14 s
+(one run, uncontended). A 1,000-cell data-free run takes about 18 minutes on one thread.
 """
 
 from __future__ import annotations
