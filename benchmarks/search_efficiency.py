@@ -180,6 +180,10 @@ def summary_rows(sim: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+#: Below this many top configs the summary warns that each proxy's figure is a single draw.
+FEW_TOP = 5
+
+
 def format_summary(sim: dict[str, Any], top: float, seeds: int) -> str:
     n, good = sim["n"], sim["good"]
     mean, sd = sim["random_expected"]
@@ -189,8 +193,12 @@ def format_summary(sim: dict[str, Any], top: float, seeds: int) -> str:
         + f"; top {top:.3g}: k = {sim['k']}, {good} config(s) at or above the k-th best accuracy; {seeds} seed(s)",
         f"random order: simulated {rand.mean():.2f} ± {rand.std():.2f}; closed form (n+1)/(K+1) = {mean:.2f} "
         f"± {sd:.2f}",
-        "",
     ]
+    if good < FEW_TOP:
+        lines.append(f"caution: {good} top config(s) only: a proxy's figure is where those few sit in its order "
+                     "(one draw; the seeds only break ties), so differences of a few trainings mean little; "
+                     "use a larger table or a larger --top")
+    lines.append("")
     header = (f"{'strategy':26s} {'kind':8s} {'mean':>7s} {'± sd':>6s} {'median':>7s} {'best':>5s} {'worst':>6s} "
               f"{'vs random':>9s}")
     lines += [header, "-" * len(header)]

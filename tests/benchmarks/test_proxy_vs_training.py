@@ -249,6 +249,8 @@ def test_search_efficiency_known_answers(tmp_path):
     df.to_csv(path, index=False)
     out = run(SE_SCRIPT, "--table", str(path), "--seeds", "20").stdout
     assert "closed form (n+1)/(K+1) = 10.50" in out
+    assert "caution: 1 top config(s) only" in out  # k = 1: each proxy's figure is one draw
+    assert "caution" not in se.format_summary(se.simulate(df, top=0.25, seeds=2), 0.25, 2)  # 5 top configs
     table = efficiency_table(out)
     assert table["synflow"][:2] == (1.0, 0.0) and table["params"][:2] == (20.0, 0.0)
     assert table[se.GRADNAS][:2] == (1.0, 0.0) and se.RANDOM in table
