@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -152,6 +153,31 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     raise StudyError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
 
 
+#: Attempts, and the first wait in seconds (doubled each time), at opening an RDB storage.
+STORAGE_ATTEMPTS, STORAGE_BACKOFF_S = 5, 0.2
+
+
+def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    """``RDBStorage(url)``, retried on SQLAlchemy's ``OperationalError``.
+
+    Two processes opening a new SQLite file at once (a search starting while the dashboard, another
+    search or a script opens the same file) race to create the schema; the loser gets "database is
+    locked" or "table ... already exists", which is over a moment later. Bad URLs, missing drivers and
+    the like are not operational errors and raise at once.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except OperationalError as exc:
+            if attempt == STORAGE_ATTEMPTS - 1:
+                raise
+            logger.info("opening %s failed (%s); retrying", url, str(exc).splitlines()[0])
+            time.sleep(STORAGE_BACKOFF_S * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def open_study(
     name: str,
     storage: str,
@@ -169,7 +195,7 @@ def open_study(
     restarted seeded sampler does not replay the same points.
     """
     try:
-        storage_obj = optuna.storages.RDBStorage(storage) if "://" in storage else storage
+        storage_obj = _rdb_storage(storage) if "://" in storage else storage
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
         raise StudyError(f"cannot open storage {storage!r}: {str(exc).splitlines()[0]}") from None
     directions = [o.direction for o in objectives]

@@ -241,3 +241,32 @@ def test_help_explains_every_option():
                 "--trial-timeout", "--seed"):
         assert opt in r.stdout
     assert r.stdout.count("default") >= 15
+
+
+def test_storage_opening_survives_a_concurrent_schema_race(tmp_path, monkeypatch):
+    # two processes opening a new SQLite file race to create the schema; the loser's error is transient
+    import sqlalchemy.exc
+
+    import nas.study as study_mod
+
+    real = optuna.storages.RDBStorage
+    calls = []
+
+    class Flaky(real):
+        def __init__(self, url, *a, **k):
+            calls.append(url)
+            if url.startswith("sqlite") and len(calls) == 1:
+                raise sqlalchemy.exc.OperationalError("CREATE TABLE studies", {},
+                                                      Exception("table studies already exists"))
+            super().__init__(url, *a, **k)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Flaky)
+    monkeypatch.setattr(study_mod, "STORAGE_BACKOFF_S", 0.01)
+    objs = study_mod.parse_objectives("kappa_w:min")
+    s = study_mod.open_study("race", f"sqlite:///{tmp_path / 'race.db'}", objs, [], "random", 0, {})
+    assert len(calls) == 2 and s.study_name == "race"
+    # a URL that can never work is not retried: one line, at once
+    calls.clear()
+    with pytest.raises(study_mod.StudyError, match="cannot open storage"):
+        study_mod.open_study("x", "nosuchdialect://db", objs, [], "random", 0, {})
+    assert len(calls) == 1
