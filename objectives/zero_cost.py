@@ -655,7 +655,9 @@ def naswot(
         # one matmul. Its entries are integers <= units, exact in float32 below 2^24 (float64 beyond).
         c = codes.to(torch.float32 if units < _FLOAT32_EXACT else torch.float64)
         active = c.sum(dim=1, dtype=torch.float64)
-        kernel = kernel + 2.0 * (c @ c.T).double() - active[:, None] - active[None, :] + float(units)
+        with torch.autocast(c.device.type, enabled=False):  # a caller's autocast would round the counts
+            gram = (c @ c.T).double()
+        kernel = kernel + 2.0 * gram - active[:, None] - active[None, :] + float(units)
 
     with torch.no_grad(), _hooks(relus, hook):
         _Functional(model)(x)

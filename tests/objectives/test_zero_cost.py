@@ -359,6 +359,17 @@ def test_naswot_counts_each_relu_unit_once():
     assert zc.naswot(model, x, y) == pytest.approx(logdet, rel=1e-10)
 
 
+def test_naswot_counts_stay_exact_under_a_callers_autocast():
+    # 0/1 Gram entries above 256 are not exact in bfloat16: the kernel's matmul must leave autocast
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.ReLU())
+    x = torch.randn(6, 3000)
+    y = torch.zeros(6, dtype=torch.long)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = zc.naswot(model, x, y)
+    assert under == zc.naswot(model, x, y)
+
+
 def test_naswot_float64_path_for_huge_layers(monkeypatch):
     # layers with >= 2**24 units per example accumulate in float64; same value as the float32 path
     model = _mlp()
