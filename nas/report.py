@@ -52,7 +52,7 @@ from objectives import registry
 
 from .evaluate import EARLY_SUFFIX
 from .study import StudyError, metric_of, parse_constraint, pareto_front
-from .validate import study_settings, validation_results
+from .validate import study_settings, validation_results, with_validation
 
 __all__ = [
     "ReportError", "ReportResult", "DERIVED_DIRECTIONS", "ACCURACY", "CONVERGED", "correlate", "topk_hits",
@@ -235,11 +235,7 @@ class _Data:
 
 def _gather(study: optuna.Study, epochs: int | None) -> _Data:
     results = validation_results(study)
-    trials = []
-    for t in study.get_trials(deepcopy=True):
-        if t.number in results:
-            t.user_attrs.update(results[t.number])
-        trials.append(t)
+    trials = with_validation(study, results)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     ok = {n: r for n, r in results.items() if "val_error" not in r and r.get("val_epochs") is not None}
     if epochs is None and ok:

@@ -226,9 +226,15 @@ def validation_results(study: optuna.Study) -> dict[int, dict[str, Any]]:
     return out
 
 
-def with_validation(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Copies of every trial of the study with its ``val_*`` values merged into ``user_attrs``."""
-    results = validation_results(study)
+def with_validation(
+    study: optuna.Study, results: dict[int, dict[str, Any]] | None = None
+) -> list[optuna.trial.FrozenTrial]:
+    """Copies of every trial of the study with its ``val_*`` values merged into ``user_attrs``.
+
+    ``results``: the study's :func:`validation_results`, when the caller has read them already.
+    """
+    if results is None:
+        results = validation_results(study)
     out = []
     for t in study.get_trials(deepcopy=True):
         if t.number in results:
