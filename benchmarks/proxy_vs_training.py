@@ -97,7 +97,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -343,20 +343,26 @@ def _summary(history: dict[str, Any], prefix: str) -> dict[str, Any]:
     return out
 
 
+def _attempt(row: dict[str, Any], step: Callable[[], dict[str, Any]], error_key: str, time_key: str) -> None:
+    """Run ``step``; its values go into ``row``, its failure reason into ``row[error_key]`` (never raised,
+    but Ctrl-C), its seconds into ``row[time_key]``."""
+    t = time.perf_counter()
+    try:
+        row.update(step())
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        row[error_key] = _reason(exc)
+    row[time_key] = time.perf_counter() - t
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Run one job; every failure is recorded in the returned row fragment, never raised (but Ctrl-C)."""
     row: dict[str, Any] = {"index": job.index}
     if job.kind == "repeat":
         seed = job.seed + REPEAT_SEED_OFFSET
         row.update(rep_seed=seed, rep_done=True, rep_error=None)
-        t = time.perf_counter()
-        try:
-            row.update(_summary(train(job.train_spec(seed)), "rep"))
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            row["rep_error"] = _reason(exc)
-        row["time_repeat"] = time.perf_counter() - t
+        _attempt(row, lambda: _summary(train(job.train_spec(seed)), "rep"), "rep_error", "time_repeat")
         return row
 
     row.update(main_done=True, eval_error=None, metric_errors=None, long_error=None, train_error=None)
@@ -370,24 +376,13 @@ def run_job(job: Job) -> dict[str, Any]:
     row["metric_errors"] = json.dumps(errors, sort_keys=True) if errors else None
 
     if job.long_steps > 0 and job.long_steps != job.early_steps:
-        t = time.perf_counter()
-        try:
+        def long_run() -> dict[str, Any]:
             long = evaluate(job.trial_spec(metrics=["params"], early_steps=job.long_steps))
-            row.update({f"{k}@{job.long_steps}": long[k] for k in LONG_KEYS})
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            row["long_error"] = _reason(exc)
-        row["time_long"] = time.perf_counter() - t
+            return {f"{k}@{job.long_steps}": long[k] for k in LONG_KEYS}
 
-    t = time.perf_counter()
-    try:
-        row.update(_summary(train(job.train_spec(job.seed)), "val"))
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        row["train_error"] = _reason(exc)
-    row["time_train"] = time.perf_counter() - t
+        _attempt(row, long_run, "long_error", "time_long")
+
+    _attempt(row, lambda: _summary(train(job.train_spec(job.seed)), "val"), "train_error", "time_train")
     return row
 
 
