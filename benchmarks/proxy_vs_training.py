@@ -171,7 +171,8 @@ def kind_of(key: str) -> str:
     """thesis / peer / noise (registered metrics, by module), baseline, derived, combined."""
     if key == COMBINED:
         return "combined"
-    m = metric_of(key)
+    long = _LONG_RE.match(key)
+    m = metric_of(key) or (metric_of(long["base"]) if long else None)
     if m is not None:
         module = registry.get(m).fn.__module__.rsplit(".", 1)[-1]
         return {"zero_cost": "peer", "noise": "noise"}.get(module, "thesis")
@@ -193,6 +194,9 @@ def proxy_keys(columns: Sequence[str]) -> list[str]:
     keys += list(DERIVED)
     keys += sorted((c for c in cols if _LONG_RE.match(c) and metric_of(c) is None
                     and _LONG_RE.match(c)["base"] in LONG_KEYS), key=lambda c: (int(_LONG_RE.match(c)["steps"]), c))
+    long_metrics = [c for c in cols if _LONG_RE.match(c) and metric_of(_LONG_RE.match(c)["base"])]
+    order = {m: i for i, m in enumerate(registry.names())}
+    keys += sorted(long_metrics, key=lambda c: (int(_LONG_RE.match(c)["steps"]), order[_LONG_RE.match(c)["base"]]))
     seen, out = set(), []
     for k in keys:
         if k in cols and k not in seen:
@@ -250,6 +254,7 @@ class Job:
     metrics: list[str]
     early_steps: int
     long_steps: int
+    long_metrics: bool
     epochs: int
     probe_size: int
     seed: int
@@ -340,6 +345,7 @@ def _summary(history: dict[str, Any], prefix: str) -> dict[str, Any]:
     s = summarize(history, "benchmark")
     out = {f"{prefix}_{k}": s.get(f"val_{k}") for k in SUMMARY_KEYS}
     out[f"{prefix}_acc_curve"] = json.dumps(s.get("val_acc_curve"))
+    out[f"{prefix}_train_loss_curve"] = json.dumps(s.get("val_loss_curve"))
     return out
 
 
@@ -377,8 +383,28 @@ def run_job(job: Job) -> dict[str, Any]:
 
     if job.long_steps > 0 and job.long_steps != job.early_steps:
         def long_run() -> dict[str, Any]:
-            long = evaluate(job.trial_spec(metrics=["params"], early_steps=job.long_steps))
-            return {f"{k}@{job.long_steps}": long[k] for k in LONG_KEYS}
+            if not job.long_metrics:
+                long = evaluate(job.trial_spec(metrics=["params"], early_steps=job.long_steps))
+                return {f"{k}@{job.long_steps}": long[k] for k in LONG_KEYS}
+            # every metric after the long run (not again at init), failing metrics isolated as in the main job
+            spec = job.trial_spec(early_steps=job.long_steps, score_init=False)
+            try:
+                result = evaluate(spec)
+                values, errors, curve = _scalars(result), {}, result["loss_curve"]
+            except KeyboardInterrupt:
+                raise
+            except Exception:  # noqa: BLE001 - isolate the failing metrics (or the config's own failure)
+                values, errors, failure = score_config(spec)
+                if failure:
+                    raise RuntimeError(failure) from None
+                curve = evaluate(job.trial_spec(metrics=["params"], early_steps=job.long_steps))["loss_curve"]
+            long = {f"{k}@{job.long_steps}": values[k] for k in LONG_KEYS if k in values}
+            long.update({f"{k[: -len(EARLY_SUFFIX)]}@{job.long_steps}": v for k, v in values.items()
+                         if k.endswith(EARLY_SUFFIX)})
+            long[f"loss_curve@{job.long_steps}"] = json.dumps([round(v, 6) for v in curve])
+            if errors:
+                long[f"metric_errors@{job.long_steps}"] = json.dumps(errors, sort_keys=True)
+            return long
 
         _attempt(row, long_run, "long_error", "time_long")
 
@@ -420,7 +446,7 @@ def save_table(path: str | Path, rows: dict[int, dict[str, Any]]) -> None:
     df = pd.DataFrame([rows[i] for i in sorted(rows)])
     df = df[_column_order(df.columns)]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
+    df.to_csv(tmp, index=False, compression="gzip" if path.suffix == ".gz" else None)
     os.replace(tmp, path)
 
 
@@ -647,6 +673,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--early-steps", type=int, default=20, help="steps before the early scoring (default: %(default)s)")
     p.add_argument("--long-steps", type=int, default=50,
                    help="steps of the second loss baseline; 0: skip it (default: %(default)s)")
+    p.add_argument("--long-metrics", action="store_true",
+                   help="also score every metric after the long run (<metric>@<long-steps>) and keep its loss "
+                        "curve (loss_curve@<long-steps>, JSON): the proxy lab's setting")
     p.add_argument("--repeat", type=int, default=8,
                    help="configs trained a second time with another seed (default: %(default)s, at most N)")
     p.add_argument("--seed", type=int, default=0, help="sampling, model and data seed (default: %(default)s)")
@@ -698,6 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                f"{args.space}_{args.dataset}_s{args.seed}_e{args.epochs}.csv")
     settings = {"format": FORMAT, "space": args.space, "dataset": args.dataset, "bounds": bounds,
                 "epochs": args.epochs, "early_steps": args.early_steps, "long_steps": args.long_steps,
+                **({"long_metrics": True} if args.long_metrics else {}),
                 "seed": args.seed, "probe_size": args.probe_size, "metrics": sorted(metrics)}
     settings_text = json.dumps(settings, sort_keys=True)
     configs = sample_configs(space, args.archs, args.seed)
@@ -720,6 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, config in enumerate(configs):
         base = dict(index=i, space=args.space, config=config, dataset=args.dataset, bounds=bounds,
                     data_dir=data_dir, metrics=metrics, early_steps=args.early_steps, long_steps=args.long_steps,
+                    long_metrics=args.long_metrics,
                     epochs=args.epochs, probe_size=args.probe_size, seed=args.seed + i, data_seed=args.seed,
                     threads=args.threads)
         row = rows.get(i, {})

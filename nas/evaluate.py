@@ -68,6 +68,8 @@ class TrialSpec:
         metric_options: options passed to :func:`objectives.score` (e.g. ``group_size``).
         device: ``"cpu"``, ``"cuda"`` or None (CUDA when visible, else CPU).
         threads: torch intra-op threads (CPU workers); None leaves torch's default.
+        score_init: score the metrics at initialization too (False: only after the early steps, e.g. a
+            second, longer run of a candidate whose init values are known).
     """
 
     space: str
@@ -83,6 +85,7 @@ class TrialSpec:
     metric_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     device: str | None = None
     threads: int | None = None
+    score_init: bool = True
 
 
 def _device(spec: TrialSpec) -> torch.device:
@@ -145,8 +148,8 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
     out["time_build"] = t1 - t0
 
     try:
-        init = _score(model, px, py, spec, "init")
-        out.update(init)
+        if spec.score_init:
+            out.update(_score(model, px, py, spec, "init"))
         out["loss_init"] = objectives.Probe(model, px, py, seed=spec.seed, mask_fraction=1.0).loss
         t2 = time.perf_counter()
         out["time_score_init"] = t2 - t1
