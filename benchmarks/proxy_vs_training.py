@@ -254,12 +254,12 @@ class Job:
     metrics: list[str]
     early_steps: int
     long_steps: int
-    long_metrics: bool
     epochs: int
     probe_size: int
     seed: int
     data_seed: int
     threads: int | None = None
+    long_metrics: bool = False
 
     def trial_spec(self, **changes: Any) -> TrialSpec:
         spec = TrialSpec(space=self.space, config=dict(self.config), dataset=self.dataset, bounds=self.bounds,
