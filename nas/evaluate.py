@@ -180,12 +180,14 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
 
 
 def _early_training(model, data, config: dict[str, Any], spec: TrialSpec, device: torch.device):
-    """``spec.early_steps`` steps of SGD with the config's batch size, lr, momentum, weight decay and
+    """``spec.early_steps`` steps of SGD (Nesterov momentum, as validation trains) with the config's batch size, lr, momentum, weight decay and
     gradient transform (``grad_transform``: none | gan | gc | zscore, :mod:`objectives.optim`)."""
+    momentum = float(config.get("momentum", 0.9))
     opt = torch.optim.SGD(
         model.parameters(),
         lr=float(config.get("lr", 0.1)),
-        momentum=float(config.get("momentum", 0.9)),
+        momentum=momentum,
+        nesterov=momentum > 0,  # the validation recipe's optimizer: the early steps are its first steps
         weight_decay=float(config.get("weight_decay", 5e-4)),
     )
     opt = make_grad_transform(config.get("grad_transform", "none"), opt)
