@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 import objectives
 from objectives import InTrainingStepConsistency, registry
-from objectives._common import PROBE_OPTIONS
+from objectives import PROBE_OPTIONS
 from objectives.optim import make_grad_transform
 from search_spaces import get_space
 

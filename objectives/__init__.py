@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import registry
-from ._common import PROBE_OPTIONS
 from .batch_dissonance import (
     batch_dissonance,
     gradient_coherence,
@@ -35,7 +34,7 @@ from .batch_dissonance import (
     gradient_diversity,
     relative_gradient_rank,
 )
-from .probe import Probe
+from .core.probe import PROBE_OPTIONS, Probe
 from .step_consistency import (
     InTrainingStepConsistency,
     min_gradient_cosine,
@@ -50,6 +49,8 @@ from . import noise, optim  # noqa: F401
 
 __all__ = [
     "Probe",
+    "PROBE_OPTIONS",
+    "DEFAULT_METRICS",
     "registry",
     "score",
     "step_consistency",

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import _common as C
-from .gradients import gaussian_stable_rank, stable_rank
-from .probe import Probe
+from .core import vectors as C
+from .core.linalg import gaussian_stable_rank, stable_rank
+from .core.probe import Probe, get_probe
 from .registry import register_metric
 
 __all__ = [
@@ -72,7 +72,7 @@ def batch_dissonance(
             gradients keep the whole thesis suite near 6 training steps (benchmarks/metric_cost.py).
         probe, bn_mode, mask_fraction, seed, chunk_size: see :class:`~objectives.probe.Probe`.
     """
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
+    p = get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
                     mask_fraction=mask_fraction, seed=seed, chunk_size=chunk_size)
     b = p.batch_size
     m = b if num_examples is None else min(int(num_examples), b)
@@ -141,7 +141,7 @@ def gradient_confusion(
     batch (default 8 groups of 8 for a batch of 64; all pairs). 0 when no two groups' gradients point
     apart; up to 1. Lower is better. Cost: one per-example gradient pass (shared).
     """
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
+    p = get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
                     mask_fraction=mask_fraction, seed=seed, chunk_size=chunk_size)
     return C.confusion(_group_grads(p, group_size))
 
@@ -174,7 +174,7 @@ def gradient_diversity(
     gradients, 1 for orthogonal ones of equal norm. Lower is better (thesis Fig. 3.17). Depends on n:
     compare networks at the same batch and group size. Cost: one per-example pass (shared).
     """
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
+    p = get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
                     mask_fraction=mask_fraction, seed=seed, chunk_size=chunk_size)
     return C.diversity(_group_grads(p, group_size))
 
@@ -205,7 +205,7 @@ def gradient_coherence(
     over the examples of the batch. 1 for identical per-example gradients, 1/b for orthogonal ones of
     equal norm. Higher means more coherent. Cost: one per-example pass (shared).
     """
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
+    p = get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
                     mask_fraction=mask_fraction, seed=seed, chunk_size=chunk_size)
     g = p.per_example_grads()
     return C.coherence(g.mean(0), g)
@@ -235,7 +235,7 @@ def relative_gradient_rank(
     """
     if variant not in ("input", "weight"):
         raise ValueError(f"variant must be 'input' or 'weight', got {variant!r}")
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
+    p = get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
                     mask_fraction=mask_fraction, seed=seed, chunk_size=chunk_size)
     a = p.input_grads() if variant == "input" else p.per_example_grads()
     if a.shape[0] < 2:

@@ -47,12 +47,13 @@ import torch
 import torch.nn.functional as F
 from scipy import optimize, special, stats
 from torch import Tensor, nn
-from torch.func import functional_call
 
-from . import _common as C
-from .gradients import probing_mode, trainable_parameters
+from .core import vectors as C
+from .core.batch_norm import probing_mode
+from .core.hooks import functional_forward, hooked, trainable_parameters
+from .core.params import random_subset
+from .core.probe import Probe, get_probe
 from .optim import global_gradient_std
-from .probe import Probe
 from .registry import register_metric
 
 __all__ = [
@@ -145,14 +146,9 @@ def layer_order(model: nn.Module, inputs: Tensor | None = None) -> list[str]:
             if n not in order:
                 order.append(n)
 
-    handles = [m.register_forward_pre_hook(hook) for m in modules.values()]
-    buffers = {n: b.clone() for n, b in model.named_buffers()}
-    try:
-        with torch.no_grad(), probing_mode(model, norm_train=False):
-            functional_call(model, (trainable_parameters(model), buffers), (inputs[:1],), strict=False)
-    finally:
-        for h in handles:
-            h.remove()
+    with hooked(((m, hook) for m in modules.values()), kind="forward_pre"), torch.no_grad(), \
+            probing_mode(model, norm_train=False):
+        functional_forward(model, inputs[:1])
     return order + [n for n in names if n not in order]
 
 
@@ -182,9 +178,8 @@ def layer_gradients(
     params = trainable_parameters(model)
     names = list(params) if names is None else list(names)
     leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
-    buffers = {n: b.clone() for n, b in model.named_buffers()}
     with torch.enable_grad(), probing_mode(model, norm_train=True):
-        out = functional_call(model, (leaves, buffers), (inputs,), strict=False)
+        out = functional_forward(model, inputs, leaves)
         loss = loss_fn(out, targets)
         if loss.dim() != 0:
             raise ValueError(f"loss_fn must return a scalar (mean over the batch), got {tuple(loss.shape)}")
@@ -287,7 +282,7 @@ def gradient_history(
     for n in names:
         size = params[n].numel()
         if max_weights_per_layer is not None and size > max_weights_per_layer:
-            indices[n] = torch.randperm(size, generator=gen)[: int(max_weights_per_layer)].sort().values
+            indices[n] = random_subset(size, int(max_weights_per_layer), gen)
         else:
             indices[n] = None
     rows: dict[str, list[Tensor]] = {n: [] for n in names}
@@ -1305,7 +1300,7 @@ def _sampled_columns(p: Probe, layers: dict[str, slice], max_weights: int | None
     for n, sl in layers.items():
         size = sl.stop - sl.start
         if max_weights is not None and size > max_weights:
-            idx = torch.randperm(size, generator=gen)[: int(max_weights)].sort().values
+            idx = random_subset(size, int(max_weights), gen)
         else:
             idx = torch.arange(size)
         cols[n] = idx + sl.start
@@ -1359,7 +1354,7 @@ def grad_norm_cv(
     Raises:
         ValueError: fewer than 2 groups, no eligible layer, all-zero gradients.
     """
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
+    p = get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
                     mask_fraction=mask_fraction, seed=seed, chunk_size=chunk_size)
     groups = C.group_means(p.per_example_grads(), group_size).double()
     cvs = []
@@ -1418,7 +1413,7 @@ def grad_depth_trend(
     """
     if trend not in ("spearman", "log_slope"):
         raise ValueError(f"trend must be 'spearman' or 'log_slope', got {trend!r}")
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
+    p = get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
                     mask_fraction=mask_fraction, seed=seed, chunk_size=chunk_size)
     g = p.batch_grad().double()
     layers = _probe_layers(p, masked=False, weights_only=weights_only, ordered=True)
@@ -1482,7 +1477,7 @@ def sgn_gaussianity(
     Raises:
         ValueError: a bad batch size or sample count, no testable weight.
     """
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
+    p = get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
                     mask_fraction=mask_fraction, seed=seed, chunk_size=chunk_size)
     n = p.batch_size
     b = max(1, n // 4) if batch_size is None else int(batch_size)
@@ -1559,7 +1554,7 @@ def sgn_berry_esseen(
     """
     if not 0 <= quantile <= 1:
         raise ValueError(f"quantile must be in [0, 1], got {quantile}")
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
+    p = get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
                     mask_fraction=mask_fraction, seed=seed, chunk_size=chunk_size)
     if p.batch_size < 4:
         raise ValueError(f"need at least 4 examples for fourth moments, got {p.batch_size}")
@@ -1578,7 +1573,7 @@ def sgn_berry_esseen(
 
 
 def _probe_spectrum(model, inputs, targets, loss_fn, probe, fit_k, **probe_options) -> Spectrum:
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, **probe_options)
+    p = get_probe(model, inputs, targets, loss_fn, probe, **probe_options)
     spec = covariance_spectrum(p.per_example_grads(), fit_k=fit_k, compare_lognormal=False)
     if spec.power_law is None:
         raise ValueError("fewer than 3 distinct nonzero eigenvalues: no power-law fit (use a larger batch)")

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import _common as C
-from .probe import Probe
+from .core import vectors as C
+from .core.probe import Probe, get_probe
 from .registry import register_metric
 
 __all__ = [
@@ -82,7 +82,7 @@ def step_consistency(
     Example:
         >>> kw = step_consistency(model, x, y)  # doctest: +SKIP
     """
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
+    p = get_probe(model, inputs, targets, loss_fn, probe, bn_mode=bn_mode,
                     mask_fraction=mask_fraction, seed=seed, chunk_size=chunk_size)
     omegas, grads, g0 = p.perturbed_grads(directions, num_directions, eta)
     w_norm = float(p.masked(p.weights).double().norm())
@@ -94,7 +94,7 @@ def step_consistency(
 
 
 def _perturbed(model, inputs, targets, loss_fn, probe, eta, directions, num_directions, **po):
-    p = C.get_probe(model, inputs, targets, loss_fn, probe, **po)
+    p = get_probe(model, inputs, targets, loss_fn, probe, **po)
     return p.perturbed_grads(directions, num_directions, eta)
 
 

@@ -25,10 +25,9 @@ and ``nn.Linear``), each weight counted once even when shared.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +36,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
+from .core.hooks import eval_mode, hooked
 from .registry import register_metric
 
 __all__ = [
@@ -132,31 +132,6 @@ class _Functional:
         if not isinstance(out, Tensor):
             raise TypeError(f"zero-cost proxies need a model returning a Tensor, got {type(out).__name__}")
         return out
-
-
-@contextlib.contextmanager
-def _hooks(modules: list[nn.Module], hook: Callable) -> Iterator[None]:
-    """Registers ``hook`` as a forward hook on ``modules``; the handles are removed on exit."""
-    handles = []
-    try:
-        for m in modules:
-            handles.append(m.register_forward_hook(hook))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Puts every module in eval mode and restores each module's own ``training`` flag on exit."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 def _weight_grads(
@@ -396,7 +371,7 @@ def fisher(
         records.append((module, out))
         return out.clone()  # downstream in-place ops (e.g. ReLU(inplace=True)) act on the copy
 
-    with torch.enable_grad(), _hooks([m for _, m, _ in layers], hook):
+    with torch.enable_grad(), hooked((m, hook) for _, m, _ in layers):
         fn = _Functional(model, [w for _, _, w in layers])
         loss = loss_fn(fn(inputs), targets)
     records = [(m, out) for m, out in records if out.requires_grad]
@@ -479,7 +454,7 @@ def synflow(
         return args[0]
 
     ones = torch.ones((1, *inputs.shape[1:]), dtype=torch.float64, device=inputs.device)
-    with torch.enable_grad(), _eval_mode(model), _hooks(bns, bypass):
+    with torch.enable_grad(), eval_mode(model), hooked((m, bypass) for m in bns):
         fn = _Functional(model, [w for _, _, w in layers], transform=lambda t: t.abs().double())
         r = fn(ones).sum()
         grads = torch.autograd.grad(r, fn.leaves, allow_unused=True)
@@ -659,7 +634,7 @@ def naswot(
             gram = (c @ c.T).double()
         kernel = kernel + 2.0 * gram - active[:, None] - active[None, :] + float(units)
 
-    with torch.no_grad(), _hooks(relus, hook):
+    with torch.no_grad(), hooked((m, hook) for m in relus):
         _Functional(model)(x)
     sign, logdet = torch.linalg.slogdet(kernel)
     # K_H has integer entries, so a nonsingular K_H has det >= 1: anything below 1/2 is rounding around 0

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from objectives import Probe
-from objectives.gradients import gaussian_stable_rank, make_mask, stable_rank
+from objectives.core import gaussian_stable_rank, make_mask, stable_rank
 
 
 def mlp():
@@ -185,7 +185,7 @@ def test_gaussian_reference_rank_cached_and_plausible():
 def test_wishart_sampling_matches_direct_gaussian_sampling():
     import numpy as np
 
-    from objectives.gradients import wishart_gram
+    from objectives.core import wishart_gram
 
     gen = np.random.default_rng(0)
     direct, bartlett = [], []

@@ -22,8 +22,8 @@ from objectives import (
     weight_gradient_coherence,
     weight_gradient_diversity,
 )
-from objectives import _common as C
-from objectives.gradients import gaussian_stable_rank
+from objectives.core import vectors as C
+from objectives.core import gaussian_stable_rank
 
 THESIS = [
     "kappa_w", "min_cosine", "weight_diversity", "weight_coherence", "kappa_x",

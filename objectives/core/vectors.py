@@ -1,31 +1,12 @@
-"""Vector formulas shared by the metrics, and probe construction. Pure tensor math, no model code."""
+"""Vector formulas shared by the metrics (cosines, diversity, coherence, confusion). Pure tensor math."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .probe import Probe
-
-PROBE_OPTIONS = ("bn_mode", "mask_fraction", "seed", "chunk_size")
-
-
-def get_probe(
-    model: nn.Module,
-    inputs: Tensor,
-    targets: Tensor,
-    loss_fn: Any,
-    probe: Probe | None,
-    **probe_options: Any,
-) -> Probe:
-    """The given probe (checked to belong to ``model``) or a new one with ``probe_options``."""
-    if probe is not None:
-        if probe.model is not model:
-            raise ValueError("probe was built for a different model")
-        return probe
-    return Probe(model, inputs, targets, loss_fn, **probe_options)
+__all__ = ["cosine", "diversity", "coherence", "min_pairwise_cosine", "confusion", "condition_ratio", "group_means",
+           "check_finite"]
 
 
 def cosine(a: Tensor, b: Tensor) -> float:

@@ -19,9 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import gradients as G
+from .batch_norm import BN_MODES, collect_batch_norm_stats, frozen_buffers, probing_mode
+from .gradients import LossFn, batch_grad, check_loss, input_grads, per_example_contributions, per_example_grads
+from .hooks import trainable_parameters
+from .params import flatten, make_mask
 
-__all__ = ["Probe", "DEFAULT_MAX_FLOATS"]
+__all__ = ["Probe", "PROBE_OPTIONS", "DEFAULT_MAX_FLOATS", "get_probe"]
 
 #: Default budget for the (B x P) per-example gradient matrix: no mask while B * P fits.
 DEFAULT_MAX_FLOATS = 5e7
@@ -70,7 +73,7 @@ class Probe:
         model: nn.Module,
         inputs: Tensor,
         targets: Tensor,
-        loss_fn: G.LossFn = F.cross_entropy,
+        loss_fn: LossFn = F.cross_entropy,
         *,
         bn_mode: str = "frozen",
         mask_fraction: float | None = None,
@@ -78,8 +81,8 @@ class Probe:
         chunk_size: int | None = None,
         max_floats: float = DEFAULT_MAX_FLOATS,
     ) -> None:
-        if bn_mode not in G.BN_MODES:
-            raise ValueError(f"bn_mode must be one of {G.BN_MODES}, got {bn_mode!r}")
+        if bn_mode not in BN_MODES:
+            raise ValueError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}")
         _validate_batch(model, inputs, targets)
         self.model = model
         self.inputs = inputs
@@ -88,7 +91,7 @@ class Probe:
         self.bn_mode = bn_mode
         self.seed = int(seed)
         self.chunk_size = chunk_size
-        self.params = G.trainable_parameters(model)
+        self.params = trainable_parameters(model)
         self.num_params = sum(p.numel() for p in self.params.values())
         b = inputs.shape[0]
         if mask_fraction is None:
@@ -97,12 +100,12 @@ class Probe:
             raise ValueError(f"mask_fraction must be in (0, 1], got {mask_fraction}")
         self.mask_fraction = float(mask_fraction)
         self.mask = (
-            None if self.mask_fraction >= 1.0 else G.make_mask(self.params, self.mask_fraction, self.seed)
+            None if self.mask_fraction >= 1.0 else make_mask(self.params, self.mask_fraction, self.seed)
         )
         self._cache: dict[Any, Any] = {}
         if bn_mode == "frozen":
-            stats, out = G.collect_batch_norm_stats(model, inputs, return_output=True)
-            self.buffers = G.frozen_buffers(model, stats)
+            stats, out = collect_batch_norm_stats(model, inputs, return_output=True)
+            self.buffers = frozen_buffers(model, stats)
         else:
             self.buffers = dict(model.named_buffers())
             out = None
@@ -133,7 +136,7 @@ class Probe:
     def weights(self) -> Tensor:
         """Full flat parameter vector w."""
         if "w" not in self._cache:
-            self._cache["w"] = G.flatten(self.params).detach()
+            self._cache["w"] = flatten(self.params).detach()
         return self._cache["w"]
 
     def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
@@ -145,7 +148,7 @@ class Probe:
 
     def _run(self, fn, *args):
         """Run a gradient routine in this probe's BN mode (flags restored afterwards)."""
-        with G.probing_mode(self.model, norm_train=self.bn_mode == "contribution"):
+        with probing_mode(self.model, norm_train=self.bn_mode == "contribution"):
             return fn(*args)
 
     def _buffers_for_pass(self) -> dict[str, Tensor]:
@@ -155,13 +158,13 @@ class Probe:
         return self.buffers
 
     def _initial_loss(self, out: Tensor | None = None) -> float:
-        with torch.no_grad(), G.probing_mode(self.model, norm_train=self.bn_mode == "contribution"):
+        with torch.no_grad(), probing_mode(self.model, norm_train=self.bn_mode == "contribution"):
             if out is None:
                 out = torch.func.functional_call(
                     self.model, (self.params, self._buffers_for_pass()), (self.inputs,), strict=False
                 )
             loss = self.loss_fn(out, self.targets)
-        G._check_loss(loss)
+        check_loss(loss)
         if not torch.isfinite(loss):
             raise ValueError(
                 f"the loss is not finite ({loss.item()}) at these weights: check the inputs, the "
@@ -184,7 +187,7 @@ class Probe:
             params = {n: p + d for (n, p), d in zip(self.params.items(), self.unflatten(delta).values())}
         x = self.inputs if inputs is None else inputs
         g, loss = self._run(
-            G.batch_grad, self.model, params, self._buffers_for_pass(), x, self.targets, self.loss_fn
+            batch_grad, self.model, params, self._buffers_for_pass(), x, self.targets, self.loss_fn
         )
         if not torch.isfinite(loss):
             raise ValueError(f"non-finite loss ({loss.item()}) at perturbed weights")
@@ -208,12 +211,12 @@ class Probe:
             x, t = x[:count], t[:count]
         if self.bn_mode == "frozen":
             g = self._run(
-                G.per_example_grads, self.model, self.params, self.buffers, x, t, self.loss_fn,
+                per_example_grads, self.model, self.params, self.buffers, x, t, self.loss_fn,
                 self.chunk_size, self.mask,
             )
         else:
             xb = self.inputs if inputs is None else inputs
-            c, _ = G.per_example_contributions(
+            c, _ = per_example_contributions(
                 self.model, self.params, xb, self.targets, self.loss_fn, self.mask
             )
             g = c * xb.shape[0]
@@ -229,7 +232,7 @@ class Probe:
         if self.bn_mode != "frozen":
             raise ValueError("per_example_grads_at needs bn_mode='frozen'")
         return self._run(
-            G.per_example_grads, self.model, self.params, self.buffers, inputs, targets, self.loss_fn,
+            per_example_grads, self.model, self.params, self.buffers, inputs, targets, self.loss_fn,
             self.chunk_size, self.mask,
         )
 
@@ -237,7 +240,7 @@ class Probe:
         """Per-example input gradients h_X as a (B, D) matrix (one backward); cached."""
         if "input_grads" not in self._cache:
             self._cache["input_grads"] = self._run(
-                G.input_grads, self.model, self.params, self._buffers_for_pass(),
+                input_grads, self.model, self.params, self._buffers_for_pass(),
                 self.inputs, self.targets, self.loss_fn,
             )
         return self._cache["input_grads"]
@@ -308,13 +311,13 @@ class Probe:
         """Unmasked gradient of example i (frozen mode) or B * c_i (contribution mode)."""
         if self.bn_mode == "frozen":
             g = self._run(
-                G.per_example_grads, self.model, self.params, self.buffers,
+                per_example_grads, self.model, self.params, self.buffers,
                 self.inputs[i : i + 1], self.targets[i : i + 1], self.loss_fn, 1, None,
             )
             return g[0]
         key = "contrib_full"
         if key not in self._cache:
-            c, _ = G.per_example_contributions(
+            c, _ = per_example_contributions(
                 self.model, self.params, self.inputs, self.targets, self.loss_fn, None
             )
             self._cache[key] = c * self.batch_size
@@ -336,3 +339,23 @@ class Probe:
             rows = [self.masked(self.batch_grad(delta=o)) for o in omegas]
             self._cache[key] = (self.masked(omegas), torch.stack(rows), self.masked(self.batch_grad()))
         return self._cache[key]
+
+
+#: Options of :class:`Probe` that :func:`objectives.score` and the metrics pass through.
+PROBE_OPTIONS = ("bn_mode", "mask_fraction", "seed", "chunk_size")
+
+
+def get_probe(
+    model: nn.Module,
+    inputs: Tensor,
+    targets: Tensor,
+    loss_fn: Any,
+    probe: Probe | None,
+    **probe_options: Any,
+) -> Probe:
+    """The given probe (checked to belong to ``model``) or a new one with ``probe_options``."""
+    if probe is not None:
+        if probe.model is not model:
+            raise ValueError("probe was built for a different model")
+        return probe
+    return Probe(model, inputs, targets, loss_fn, **probe_options)
