@@ -53,7 +53,6 @@ from .core.batch_norm import probing_mode
 from .core.hooks import functional_forward, hooked, trainable_parameters
 from .core.params import random_subset
 from .core.probe import Probe, get_probe
-from .optim import global_gradient_std
 from .registry import register_metric
 
 __all__ = [
@@ -92,6 +91,8 @@ __all__ = [
     "berry_esseen_profile",
     # [002] tracking
     "GradientStdTracker",
+    "global_gradient_std",
+    "eligible_grads",
     # registered metrics
     "grad_norm_cv",
     "grad_depth_trend",
@@ -1164,6 +1165,37 @@ def berry_esseen_profile(
 # ====================================================================================================
 # [002] Gradient std tracking over training
 # ====================================================================================================
+def eligible_grads(params: Iterable[Tensor]) -> list[Tensor]:
+    """The ``.grad`` of every parameter whose gradient has more than one dimension (GAN's S_t)."""
+    return [p.grad for p in params if p.grad is not None and p.grad.dim() > 1]
+
+
+def global_gradient_std(params: Iterable[Tensor]) -> float:
+    """s_t = Std(concat of the raw gradients of all tensors with ndim > 1), unbiased (GAN eq. 1).
+
+    Combined exactly from per-tensor means and variances (Chan et al.'s parallel formula, in float64),
+    without concatenating the gradients. Returns NaN when fewer than two eligible entries exist.
+
+    Args:
+        params: parameters (their ``.grad`` is read; ``None`` gradients are skipped).
+    """
+    grads = eligible_grads(params)
+    if not grads:
+        return float("nan")
+    stats = []
+    for g in grads:
+        var, mean = torch.var_mean(g.detach(), correction=0)
+        stats.append(torch.stack([var.float(), mean.float()]))
+    table = torch.stack(stats).double().cpu()  # one device -> host transfer
+    counts = torch.tensor([float(g.numel()) for g in grads], dtype=torch.float64)
+    n = counts.sum()
+    if n < 2:
+        return float("nan")
+    mean = (counts * table[:, 1]).sum() / n
+    m2 = (counts * table[:, 0]).sum() + (counts * (table[:, 1] - mean) ** 2).sum()
+    return float(torch.sqrt(m2 / (n - 1)))
+
+
 class GradientStdTracker:
     """Per-layer gradient std and norm, and the global gradient std s_t, over training steps ([002]).
 

@@ -42,6 +42,9 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from .noise import eligible_grads as _eligible_grads
+from .noise import global_gradient_std
+
 __all__ = [
     "GRAD_TRANSFORMS",
     "GradientTransform",
@@ -62,37 +65,6 @@ GRAD_TRANSFORMS = ("none", "gan", "gc", "zscore")
 _GAN_CITATION = (
     "Yun, Insights from Gradient Dynamics: Gradient Autoscaled Normalization, arXiv:2509.03677, 2025"
 )
-
-
-def _eligible_grads(params: Iterable[Tensor]) -> list[Tensor]:
-    """The ``.grad`` of every parameter whose gradient has more than one dimension (GAN's S_t)."""
-    return [p.grad for p in params if p.grad is not None and p.grad.dim() > 1]
-
-
-def global_gradient_std(params: Iterable[Tensor]) -> float:
-    """s_t = Std(concat of the raw gradients of all tensors with ndim > 1), unbiased (GAN eq. 1).
-
-    Combined exactly from per-tensor means and variances (Chan et al.'s parallel formula, in float64),
-    without concatenating the gradients. Returns NaN when fewer than two eligible entries exist.
-
-    Args:
-        params: parameters (their ``.grad`` is read; ``None`` gradients are skipped).
-    """
-    grads = _eligible_grads(params)
-    if not grads:
-        return float("nan")
-    stats = []
-    for g in grads:
-        var, mean = torch.var_mean(g.detach(), correction=0)
-        stats.append(torch.stack([var.float(), mean.float()]))
-    table = torch.stack(stats).double().cpu()  # one device -> host transfer
-    counts = torch.tensor([float(g.numel()) for g in grads], dtype=torch.float64)
-    n = counts.sum()
-    if n < 2:
-        return float("nan")
-    mean = (counts * table[:, 1]).sum() / n
-    m2 = (counts * table[:, 0]).sum() + (counts * (table[:, 1] - mean) ** 2).sum()
-    return float(torch.sqrt(m2 / (n - 1)))
 
 
 class GradientTransform:
