@@ -81,8 +81,6 @@ class _RssSampler:
     """Samples the process RSS every millisecond in a thread; ``peak`` is the maximum seen."""
 
     def __init__(self) -> None:
-        import threading
-
         self.peak = _rss_now_mb()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -159,7 +157,7 @@ def main() -> None:
         e = registry.get(name)
         t = timed(lambda: objectives.score(model, x, y, metrics=[name], bn_mode=args.bn_mode)
                   if "probe" in e.options else objectives.score(model, x, y, metrics=[name]), dev, args.reps)
-        kind = {"zero_cost": "peer", "noise": "noise"}.get(e.fn.__module__.rsplit(".", 1)[-1], "thesis")
+        kind = {"zero_cost": "peer"}.get(e.family, e.family)
         print(f"{name:18s} {t:9.3f} {t / step:8.2f}   {kind}")
     suite = timed(lambda: objectives.score(model, x, y, metrics=list(objectives.DEFAULT_METRICS),
                                            bn_mode=args.bn_mode), dev, args.reps)

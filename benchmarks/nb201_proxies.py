@@ -88,7 +88,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from tqdm import tqdm
 
 try:
@@ -96,6 +95,7 @@ try:
 except ImportError:  # run from a checkout without the editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import objectives
+from nas.report.stats import count_nonfinite, oriented, rank_corr  # non-finite values ranked worst, tied
 from objectives import registry
 from search_spaces import get_space
 from search_spaces.nb201 import EDGES, NUM_ARCHS, arch_string, index_to_arch, parse_arch
@@ -210,40 +210,6 @@ def load_naslib(path: str | Path, dataset: str = NASLIB_DATASET) -> dict[int, di
 
     return {arch_to_index(naslib_key_to_arch(k)): {m: float(v) for m, v in vals.items()}
             for k, vals in entries.items()}
-
-
-# ------------------------------------------------------------------------------------------------------
-# Ranking with non-finite values
-# ------------------------------------------------------------------------------------------------------
-
-
-def oriented(values: Sequence[float], direction: str = "maximize") -> np.ndarray:
-    """Values turned so that larger is better; every non-finite value becomes ``-inf`` (worst, tied)."""
-    v = np.asarray(values, dtype=float)
-    if direction == "minimize":
-        v = -v
-    return np.where(np.isfinite(v), v, -np.inf)
-
-
-def count_nonfinite(values: Sequence[float]) -> str:
-    """``"0"`` or e.g. ``"3 -inf, 1 nan"``."""
-    v = np.asarray(values, dtype=float)
-    parts = [f"{int(n)} {name}" for name, n in
-             (("-inf", np.sum(v == -np.inf)), ("+inf", np.sum(v == np.inf)), ("nan", np.sum(np.isnan(v)))) if n]
-    return ", ".join(parts) if parts else "0"
-
-
-def rank_corr(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """(Spearman rho, Kendall tau-b) of two oriented arrays (``-inf`` = tied worst); NaN if undefined."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 3:
-        return math.nan, math.nan
-    ra, rb = stats.rankdata(a), stats.rankdata(b)  # -inf ranks lowest, ties share the average rank
-    if np.all(ra == ra[0]) or np.all(rb == rb[0]):
-        return math.nan, math.nan
-    rho = float(stats.spearmanr(ra, rb)[0])
-    tau = float(stats.kendalltau(ra, rb)[0])
-    return rho, tau
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -655,10 +621,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def sample_indices(n: int, seed: int) -> list[int]:
     """The first ``n`` indices of a permutation of 0..15624 seeded with ``seed`` (prefix-stable)."""
     return [int(i) for i in np.random.default_rng(seed).permutation(NUM_ARCHS)[:n]]
@@ -669,7 +631,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         logging.getLogger("objectives").setLevel(logging.ERROR)
-    signal.signal(signal.SIGTERM, _terminate)  # a kill saves the cache like Ctrl-C does
+    from nas.runner import terminate
+
+    signal.signal(signal.SIGTERM, terminate)  # a kill saves the cache like Ctrl-C does
     torch.set_num_threads(args.threads)
     try:
         torch.set_num_interop_threads(1)
@@ -766,10 +730,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = correlation_table(shown, values, truth, args.dataset)
     print()
     print_correlation_table(rows)
-    print(f"\nrho/tau: Spearman / Kendall tau-b (scipy.stats) of the metric (negated if minimized) with the "
-          f"200-epoch test accuracy on CIFAR-10 (C10), CIFAR-100 (C100), ImageNet16-120 (IN16).")
-    print(f"nonfinite: values that were nan/-inf/+inf (synflow -inf: no input-output path; naswot -inf: "
-          f"singular kernel; nan: the metric failed); they are ranked worst, tied.")
+    print("\nrho/tau: Spearman / Kendall tau-b (scipy.stats) of the metric (negated if minimized) with the "
+          "200-epoch test accuracy on CIFAR-10 (C10), CIFAR-100 (C100), ImageNet16-120 (IN16).")
+    print("nonfinite: values that were nan/-inf/+inf (synflow -inf: no input-output path; naswot -inf: "
+          "singular kernel; nan: the metric failed); they are ranked worst, tied.")
     print(f"d_rho = our C10 rho - the AZ-NAS (or README) figure; ok: within {TARGET_MARGIN} (!! outside; "
           "not judged for MISMATCH rows). Published "
           f"figures are on the full space of 15,625 cells; ours on n cells.")

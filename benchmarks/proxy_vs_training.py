@@ -24,7 +24,7 @@ What one configuration costs (the "main" job of config i)
        same seed, batches and weights, so its first steps are the first run's; it gives the **loss
        baseline after 50 steps**, stored as ``train_loss_last@50``, ``loss_early@50``, ``loss_drop@50``
        and ``train_kappa_w@50`` (``--long-steps 0`` skips it).
-    3. ``nas.train.train`` for ``--epochs`` epochs (the standard recipe of ``python -m nas validate``),
+    3. ``nas.training.train`` for ``--epochs`` epochs (the standard recipe of ``python -m nas validate``),
        summarized by ``nas.validate.summarize``: ``val_best_acc`` (best test accuracy over the epochs: the
        target of every correlation), ``val_final_acc``, ``val_converged`` (the validation's convergence
        rule: not diverged and final train loss < 0.5 ln(classes)), ``val_diverged``, ...
@@ -59,13 +59,13 @@ The table
 
 The correlation table
     Over the first N rows whose training finished: for each key, Kendall's tau-b and Spearman's rho with
-    two-sided p-values and n from ``nas.report.correlate`` (pairs with both values finite; *undefined*
+    two-sided p-values and n from ``nas.report.stats.correlate`` (pairs with both values finite; *undefined*
     when n < 3 or a column is constant — never 0). Every key is **oriented** by its better direction (the
-    registry's for metrics, ``nas.report.key_direction`` for derived values, the base key's for ``@50``
+    registry's for metrics, ``nas.report.stats.key_direction`` for derived values, the base key's for ``@50``
     keys): tau and rho are multiplied by -1 for minimized keys, so a positive value always means "the
     nets the metric prefers are the accurate ones". ``ns``: Kendall p > 0.05. Rows are sorted by
-    oriented tau. ``kind``: thesis / peer (``objectives.zero_cost``) / noise (``objectives.noise``)
-    metric, ``baseline`` (training-loss baselines), ``derived``, ``combined``. ``params@early`` and
+    oriented tau. ``kind``: thesis / peer / noise metric (its registry ``family``: thesis, zero_cost,
+    noise), ``baseline`` (training-loss baselines), ``derived``, ``combined``. ``params@early`` and
     ``flops@early`` equal ``params`` and ``flops`` and are left out.
 
     **Combined multi-metric rank** (``gradnas_mean_rank``, minimized): the mean, over the objectives a
@@ -107,13 +107,13 @@ try:
 except ImportError:  # run from a checkout without the editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import optuna
-from scipy import stats
 from tqdm import tqdm
 
 from nas.evaluate import EARLY_SUFFIX, TrialSpec, evaluate
-from nas.report import ALPHA, correlate, key_direction
+from nas.report import stats as report_stats
+from nas.report.stats import ALPHA, is_blank, is_true, key_direction, oriented_correlate, parse_number
 from nas.study import DEFAULT_OBJECTIVES, Objective, metric_of, parse_objectives
-from nas.train import TrainSpec, train
+from nas.training import TrainSpec, train
 from nas.validate import summarize
 from objectives import registry
 from search_spaces import ConfigError, get_space
@@ -146,9 +146,8 @@ SUMMARY_KEYS = ("best_acc", "final_acc", "converged", "diverged", "final_train_l
 ID_COLUMNS = ("index", "seed", "config", "settings", "main_done", "eval_status", "eval_error", "metric_errors",
               "long_error", "train_error", "rep_done", "rep_seed", "rep_error")
 _LONG_RE = re.compile(r"^(?P<base>.+)@(?P<steps>\d+)$")
-_NAMED_METRIC = re.compile(r"^metric (\S+) at (?:init|early steps) is not finite")
-#: Failures of the config itself, not of a metric.
-_CONFIG_FAILURES = ("non-finite training loss", "out of GPU memory", "invalid config")
+#: ``kind`` of a registered metric by its registry family.
+_FAMILY_KINDS = {"thesis": "thesis", "zero_cost": "peer", "noise": "noise"}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -157,7 +156,7 @@ _CONFIG_FAILURES = ("non-finite training loss", "out of GPU memory", "invalid co
 
 
 def direction(key: str) -> str:
-    """Better direction of a table key: ``nas.report.key_direction``, the base key's for ``<key>@<steps>``,
+    """Better direction of a table key: ``nas.report.stats.key_direction``, the base key's for ``<key>@<steps>``,
     ``minimize`` for the combined rank."""
     if key == COMBINED:
         return "minimize"
@@ -168,14 +167,13 @@ def direction(key: str) -> str:
 
 
 def kind_of(key: str) -> str:
-    """thesis / peer / noise (registered metrics, by module), baseline, derived, combined."""
+    """thesis / peer / noise (registered metrics, by ``registry.get(m).family``), baseline, derived, combined."""
     if key == COMBINED:
         return "combined"
     long = _LONG_RE.match(key)
     m = metric_of(key) or (metric_of(long["base"]) if long else None)
     if m is not None:
-        module = registry.get(m).fn.__module__.rsplit(".", 1)[-1]
-        return {"zero_cost": "peer", "noise": "noise"}.get(module, "thesis")
+        return _FAMILY_KINDS[registry.get(m).family]
     base = _LONG_RE.match(key)
     base_key = base["base"] if base else key
     return "baseline" if base_key in BASELINES else "derived"
@@ -244,7 +242,7 @@ def sample_configs(space: Any, n: int, seed: int, max_rejected: int = 1000) -> l
 class Job:
     """One config's main job (score + long run + training) or repeat job (a second training)."""
 
-    kind: str  # "main" | "repeat"
+    kind: str  # "main" | "repeat" | "fill"
     index: int
     space: str
     config: dict[str, Any]
@@ -289,56 +287,42 @@ def _scalars(values: dict[str, Any]) -> dict[str, float]:
 
 
 def score_config(spec: TrialSpec) -> tuple[dict[str, float] | None, dict[str, str], str | None]:
-    """``evaluate(spec)``, isolating failing metrics.
+    """``evaluate(spec)``, with the metrics that failed on this config set apart.
+
+    A metric fails on a config when it is undefined there (``evaluate``'s ``metric_errors``) or its value
+    is not finite, at init or after the early steps; a failing metric loses both its values (the table
+    holds only values that were measured).
 
     Returns:
         ``(values, metric_errors, eval_error)``: the numeric values (None when the config itself failed),
         metric -> reason for each metric that failed, and the config's failure reason (or None).
     """
     try:
-        return _scalars(evaluate(spec)), {}, None
+        result = evaluate(spec)
     except KeyboardInterrupt:
         raise
-    except Exception as exc:  # noqa: BLE001 - TrialFailed or a metric's own error
-        reason = _reason(exc)
-    if reason.startswith(_CONFIG_FAILURES):
-        return None, {}, reason
-    try:  # the config without metrics: if this fails too, the config (not a metric) is at fault
-        values = _scalars(evaluate(dataclasses.replace(spec, metrics=["params"])))
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - TrialFailed (the config itself) or an unexpected error
         return None, {}, _reason(exc)
+    values, errors = _measured(result, spec.metrics)
+    return values, errors, None
+
+
+def _measured(result: dict[str, Any], metrics: Sequence[str]) -> tuple[dict[str, float], dict[str, str]]:
+    """(numeric values, metric -> reason) of one ``evaluate`` result; see :func:`score_config`."""
+    values = _scalars(result)
     errors: dict[str, str] = {}
-
-    def isolate(group: list[str], known: str | None = None) -> None:
-        if not group:
-            return
-        reason = known
-        if reason is None:
-            try:
-                values.update(_scalars(evaluate(dataclasses.replace(spec, metrics=group))))
-                return
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                reason = _reason(exc)
-        named = _NAMED_METRIC.match(reason)
-        if named and named[1] in group:
-            errors[named[1]] = reason
-            isolate([m for m in group if m != named[1]])
-        elif len(group) == 1:
-            errors[group[0]] = reason
-        else:
-            half = len(group) // 2
-            isolate(group[:half])
-            isolate(group[half:])
-
-    isolate(list(spec.metrics), reason)
+    for key, reason in (result.get("metric_errors") or {}).items():
+        metric, phase = (key[: -len(EARLY_SUFFIX)], "early steps") if key.endswith(EARLY_SUFFIX) else (key, "init")
+        errors.setdefault(metric, f"scoring at {phase} failed: {reason}"[:500])
+    for metric in metrics:
+        for key, phase in ((metric, "init"), (f"{metric}{EARLY_SUFFIX}", "early steps")):
+            v = values.get(key)
+            if v is not None and not math.isfinite(v):
+                errors.setdefault(metric, f"metric {metric} at {phase} is not finite ({v})")
     for m in errors:  # values of a failed metric never come from another run
         values.pop(m, None)
         values.pop(f"{m}{EARLY_SUFFIX}", None)
-    return values, errors, None
+    return values, errors
 
 
 def _summary(history: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -362,8 +346,53 @@ def _attempt(row: dict[str, Any], step: Callable[[], dict[str, Any]], error_key:
     row[time_key] = time.perf_counter() - t
 
 
+def _long_run(job: Job) -> dict[str, Any]:
+    """The ``--long-steps`` run: the loss baselines ``<key>@<steps>``; with ``--long-metrics`` also every
+    metric after those steps (``<metric>@<steps>``, not again at init) and the loss curve."""
+    steps = job.long_steps
+    if not job.long_metrics:
+        long = evaluate(job.trial_spec(metrics=["params"], early_steps=steps))
+        return {f"{k}@{steps}": long[k] for k in LONG_KEYS}
+    result = evaluate(job.trial_spec(early_steps=steps, score_init=False))
+    values, errors = _measured(result, job.metrics)
+    long = {f"{k}@{steps}": values[k] for k in LONG_KEYS if k in values}
+    long.update({f"{k[: -len(EARLY_SUFFIX)]}@{steps}": v for k, v in values.items() if k.endswith(EARLY_SUFFIX)})
+    long[f"loss_curve@{steps}"] = json.dumps([round(v, 6) for v in result["loss_curve"]])
+    if errors:
+        long[f"metric_errors@{steps}"] = json.dumps(errors, sort_keys=True)
+    return long
+
+
+def _fill(job: Job) -> dict[str, Any]:
+    """Values of metrics added to the run after a config was scored (``job.metrics``: only those): at init,
+    after the early steps and after the long run. Evaluation is seeded, so they are the values a full
+    main job would have measured; nothing else of the row changes."""
+    row: dict[str, Any] = {"index": job.index}
+    values, errors, failure = score_config(job.trial_spec())
+    if failure:
+        row["fill_error"] = failure
+        return row
+    keep = set(job.metrics) | {f"{m}{EARLY_SUFFIX}" for m in job.metrics}
+    row.update({k: v for k, v in values.items() if k in keep})
+    if job.long_steps > 0 and job.long_metrics:
+        long = _long_run(job)
+        row.update({f"{m}@{job.long_steps}": long[f"{m}@{job.long_steps}"] for m in job.metrics
+                    if f"{m}@{job.long_steps}" in long})
+        errors.update({f"{m}@{job.long_steps}": r for m, r in
+                       json.loads(long.get(f"metric_errors@{job.long_steps}") or "{}").items()})
+    row["fill_errors"] = errors
+    return row
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Run one job; every failure is recorded in the returned row fragment, never raised (but Ctrl-C)."""
+    if job.kind == "fill":
+        try:
+            return _fill(job)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            return {"index": job.index, "fill_error": _reason(exc)}
     row: dict[str, Any] = {"index": job.index}
     if job.kind == "repeat":
         seed = job.seed + REPEAT_SEED_OFFSET
@@ -382,31 +411,7 @@ def run_job(job: Job) -> dict[str, Any]:
     row["metric_errors"] = json.dumps(errors, sort_keys=True) if errors else None
 
     if job.long_steps > 0 and job.long_steps != job.early_steps:
-        def long_run() -> dict[str, Any]:
-            if not job.long_metrics:
-                long = evaluate(job.trial_spec(metrics=["params"], early_steps=job.long_steps))
-                return {f"{k}@{job.long_steps}": long[k] for k in LONG_KEYS}
-            # every metric after the long run (not again at init), failing metrics isolated as in the main job
-            spec = job.trial_spec(early_steps=job.long_steps, score_init=False)
-            try:
-                result = evaluate(spec)
-                values, errors, curve = _scalars(result), {}, result["loss_curve"]
-            except KeyboardInterrupt:
-                raise
-            except Exception:  # noqa: BLE001 - isolate the failing metrics (or the config's own failure)
-                values, errors, failure = score_config(spec)
-                if failure:
-                    raise RuntimeError(failure) from None
-                curve = evaluate(job.trial_spec(metrics=["params"], early_steps=job.long_steps))["loss_curve"]
-            long = {f"{k}@{job.long_steps}": values[k] for k in LONG_KEYS if k in values}
-            long.update({f"{k[: -len(EARLY_SUFFIX)]}@{job.long_steps}": v for k, v in values.items()
-                         if k.endswith(EARLY_SUFFIX)})
-            long[f"loss_curve@{job.long_steps}"] = json.dumps([round(v, 6) for v in curve])
-            if errors:
-                long[f"metric_errors@{job.long_steps}"] = json.dumps(errors, sort_keys=True)
-            return long
-
-        _attempt(row, long_run, "long_error", "time_long")
+        _attempt(row, lambda: _long_run(job), "long_error", "time_long")
 
     _attempt(row, lambda: _summary(train(job.train_spec(job.seed)), "val"), "train_error", "time_train")
     return row
@@ -450,36 +455,6 @@ def save_table(path: str | Path, rows: dict[int, dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def _is_true(v: Any) -> bool:
-    if isinstance(v, str):
-        return v.strip().lower() in ("true", "1", "1.0")
-    try:
-        return bool(v) and not (isinstance(v, float) and math.isnan(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _num(v: Any) -> float:
-    if isinstance(v, str):
-        if v.strip().lower() in ("true", "false"):
-            return 1.0 if v.strip().lower() == "true" else 0.0
-        try:
-            v = float(v)
-        except ValueError:
-            return math.nan
-    if v is None:
-        return math.nan
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return math.nan
-    return f
-
-
-def _blank(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
-
-
 # ------------------------------------------------------------------------------------------------------
 # Analysis
 # ------------------------------------------------------------------------------------------------------
@@ -489,7 +464,7 @@ def finished(df: pd.DataFrame, n: int | None = None) -> pd.DataFrame:
     """Rows (of the first ``n`` configs) whose main job finished, sorted by index."""
     if df.empty:
         return df
-    out = df[df["main_done"].map(_is_true)] if "main_done" in df.columns else df.iloc[0:0]
+    out = df[df["main_done"].map(is_true)] if "main_done" in df.columns else df.iloc[0:0]
     if n is not None:
         out = out[out["index"].astype(int) < n]
     return out.sort_values("index").reset_index(drop=True)
@@ -504,37 +479,24 @@ def mean_rank(df: pd.DataFrame, objs: Sequence[Objective] | None = None) -> np.n
     objectives) of each row's rank in the objective's better direction (1 = best, average ties), over the
     rows where every objective is finite; NaN for the others."""
     objs = list(objs or default_objectives())
-    n = len(df)
-    out = np.full(n, np.nan)
-    if n == 0 or any(o.key not in df.columns for o in objs):
-        return out
-    vals = np.column_stack([df[o.key].map(_num).to_numpy(dtype=float) for o in objs])
-    ok = np.isfinite(vals).all(axis=1)
-    if not ok.any():
-        return out
-    signed = np.column_stack([vals[ok, j] if o.direction == "minimize" else -vals[ok, j]
-                              for j, o in enumerate(objs)])
-    ranks = np.column_stack([stats.rankdata(signed[:, j]) for j in range(len(objs))])
-    out[ok] = ranks.mean(axis=1)
-    return out
+    if len(df) == 0 or any(o.key not in df.columns for o in objs):
+        return np.full(len(df), np.nan)
+    vals = np.column_stack([df[o.key].map(parse_number).to_numpy(dtype=float) for o in objs])
+    return report_stats.mean_rank(vals, [o.direction for o in objs])
 
 
 def correlation_rows(df: pd.DataFrame, objs: Sequence[Objective] | None = None) -> list[dict[str, Any]]:
     """One row per proxy key (and the combined rank): oriented tau/rho vs ``val_best_acc``, p-values, n."""
     df = df.copy()
     df[COMBINED] = mean_rank(df, objs)
-    acc = df[ACC].map(_num).tolist() if ACC in df.columns else [math.nan] * len(df)
+    acc = df[ACC].map(parse_number).tolist() if ACC in df.columns else [math.nan] * len(df)
     rows = []
     for key in proxy_keys(df.columns) + [COMBINED]:
         d = direction(key)
-        sign = -1.0 if d == "minimize" else 1.0
-        c = correlate(df[key].map(_num).tolist(), acc)
+        c = oriented_correlate(df[key].map(parse_number).tolist(), acc, d)
         rows.append({
             "key": key, "kind": kind_of(key), "direction": d, "n": c["n"],
-            "tau": None if c["kendall_tau"] is None else sign * c["kendall_tau"] + 0.0,
-            "tau_p": c["kendall_p"],
-            "rho": None if c["spearman_rho"] is None else sign * c["spearman_rho"] + 0.0,
-            "rho_p": c["spearman_p"],
+            "tau": c["kendall_tau"], "tau_p": c["kendall_p"], "rho": c["spearman_rho"], "rho_p": c["spearman_p"],
             "ns": None if c["kendall_p"] is None else bool(c["kendall_p"] > ALPHA),
             "note": c["note"],
         })
@@ -543,14 +505,11 @@ def correlation_rows(df: pd.DataFrame, objs: Sequence[Objective] | None = None) 
 
 
 def noise_ceiling(df: pd.DataFrame) -> dict[str, Any]:
-    """Seed-to-seed agreement of best accuracy over the repeated configs (``nas.report.correlate``)."""
+    """Seed-to-seed agreement of best accuracy over the repeated configs (``nas.report.stats.noise_ceiling``)."""
     if REP_ACC not in df.columns or ACC not in df.columns:
-        return {**correlate([], []), "mean_abs_diff": None}
-    a, b = df[ACC].map(_num).to_numpy(float), df[REP_ACC].map(_num).to_numpy(float)
-    c = correlate(a.tolist(), b.tolist())
-    both = np.isfinite(a) & np.isfinite(b)
-    c["mean_abs_diff"] = float(np.mean(np.abs(a[both] - b[both]))) if both.any() else None
-    return c
+        return report_stats.noise_ceiling([], [])
+    return report_stats.noise_ceiling(df[ACC].map(parse_number).to_numpy(float),
+                                      df[REP_ACC].map(parse_number).to_numpy(float))
 
 
 def _f(v: Any, fmt: str = "+.3f") -> str:
@@ -575,7 +534,7 @@ def format_correlations(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _reasons(values: Sequence[Any], top: int = 5) -> str:
-    tally = collections.Counter(" ".join(str(v).split())[:90] for v in values if not _blank(v))
+    tally = collections.Counter(" ".join(str(v).split())[:90] for v in values if not is_blank(v))
     return "; ".join(f"{n}x {r}" for r, n in tally.most_common(top))
 
 
@@ -593,16 +552,16 @@ def counts_text(df: pd.DataFrame, n_sampled: int, n_repeat: int) -> str:
     if status.get("partial"):
         per_metric: collections.Counter = collections.Counter()
         for text in done["metric_errors"]:
-            if not _blank(text):
+            if not is_blank(text):
                 per_metric.update(json.loads(text).keys())
         lines.append("  failed metrics (configs): " + ", ".join(f"{m} {k}" for m, k in per_metric.most_common()))
     long_err = done["long_error"] if "long_error" in done else pd.Series(dtype=object)
-    if long_err.map(lambda v: not _blank(v)).any():
-        lines.append(f"long run failed: {int(long_err.map(lambda v: not _blank(v)).sum())} ({_reasons(long_err)})")
-    acc = done[ACC].map(_num) if ACC in done else pd.Series([math.nan] * len(done))
+    if long_err.map(lambda v: not is_blank(v)).any():
+        lines.append(f"long run failed: {int(long_err.map(lambda v: not is_blank(v)).sum())} ({_reasons(long_err)})")
+    acc = done[ACC].map(parse_number) if ACC in done else pd.Series([math.nan] * len(done))
     trained = int(np.isfinite(acc.to_numpy(float)).sum())
-    diverged = int(done["val_diverged"].map(_is_true).sum()) if "val_diverged" in done else 0
-    converged = int(done["val_converged"].map(_is_true).sum()) if "val_converged" in done else 0
+    diverged = int(done["val_diverged"].map(is_true).sum()) if "val_diverged" in done else 0
+    converged = int(done["val_converged"].map(is_true).sum()) if "val_converged" in done else 0
     lines.append(f"training: {trained} trained ({converged} converged, {trained - converged} not converged, "
                  f"{diverged} diverged), {len(done) - trained} errors")
     if len(done) - trained and "train_error" in done:
@@ -612,16 +571,16 @@ def counts_text(df: pd.DataFrame, n_sampled: int, n_repeat: int) -> str:
         a = a[np.isfinite(a)]
         lines.append(f"best test accuracy: min {a.min():.3f}, median {np.median(a):.3f}, max {a.max():.3f}")
     reps = df[(df["index"].astype(int) < n_repeat)] if "rep_done" in df else df.iloc[0:0]
-    reps = reps[reps["rep_done"].map(_is_true)] if not reps.empty else reps
+    reps = reps[reps["rep_done"].map(is_true)] if not reps.empty else reps
     if n_repeat:
-        errs = int(reps["rep_error"].map(lambda v: not _blank(v)).sum()) if not reps.empty else 0
+        errs = int(reps["rep_error"].map(lambda v: not is_blank(v)).sum()) if not reps.empty else 0
         lines.append(f"repeats: {len(reps)} of {n_repeat} trained a second time ({errs} errors)")
     times = []
     first = df[df["index"].astype(int) < n_sampled]
     for col, name in (("time_eval", "scoring"), ("time_long", "long run"), ("time_train", "training"),
                       ("time_repeat", "repeat training")):
         if col in first:
-            t = first[col].map(_num).to_numpy(float)
+            t = first[col].map(parse_number).to_numpy(float)
             t = t[np.isfinite(t)]
             if len(t):
                 times.append(f"{name} {t.mean():.1f} s (max {t.max():.1f})")
@@ -708,7 +667,7 @@ def _metrics(text: str) -> list[str]:
 
 
 def _needs_retry(row: dict[str, Any]) -> bool:
-    return row.get("eval_status") == "failed" or not _blank(row.get("train_error")) or not _blank(row.get("long_error"))
+    return row.get("eval_status") == "failed" or not is_blank(row.get("train_error")) or not is_blank(row.get("long_error"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -737,13 +696,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: dict[int, dict[str, Any]] = {}
     for rec in table.to_dict("records"):
         i = int(rec["index"])
-        if rec["settings"] != settings_text:
-            theirs = json.loads(rec["settings"])
-            diff = sorted(k for k in set(theirs) | set(settings) if theirs.get(k) != settings.get(k))
+        theirs = json.loads(rec["settings"])
+        diff = sorted(k for k in set(theirs) | set(settings) if k != "metrics" and theirs.get(k) != settings.get(k))
+        if diff:
             raise SystemExit(f"error: {out} was made with other settings ({', '.join(diff)}); use another --out")
         if i < len(configs) and json.loads(rec["config"]) != configs[i]:
             raise SystemExit(f"error: config {i} in {out} is not the one sampled now; use another --out")
-        rows[i] = {k: (None if _blank(v) else v) for k, v in rec.items()}
+        rows[i] = {k: (None if is_blank(v) else v) for k, v in rec.items()}
 
     data_dir = str(Path(args.data_dir).resolve())
     jobs: list[Job] = []
@@ -754,16 +713,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                     epochs=args.epochs, probe_size=args.probe_size, seed=args.seed + i, data_seed=args.seed,
                     threads=args.threads)
         row = rows.get(i, {})
-        if not _is_true(row.get("main_done")) or (args.retry_failed and _needs_retry(row)):
+        if not is_true(row.get("main_done")) or (args.retry_failed and _needs_retry(row)):
             jobs.append(Job(kind="main", **base))
-        rep_todo = not _is_true(row.get("rep_done")) or (args.retry_failed and not _blank(row.get("rep_error")))
+        else:  # metrics added since this config was scored: measure just those
+            scored = set(json.loads(row["settings"]).get("metrics", []))
+            missing = [m for m in metrics if m not in scored]
+            if missing and row.get("eval_status") != "failed":
+                jobs.append(Job(kind="fill", **{**base, "metrics": missing}))
+            elif missing:  # nothing can be measured on a config whose early steps fail
+                row["settings"] = settings_text
+        rep_todo = not is_true(row.get("rep_done")) or (args.retry_failed and not is_blank(row.get("rep_error")))
         if i < n_repeat and rep_todo:
             jobs.append(Job(kind="repeat", **base))
     n_main = sum(j.kind == "main" for j in jobs)
+    n_fill = sum(j.kind == "fill" for j in jobs)
     print(f"{out}: {args.archs} config(s) of {args.space} on {args.dataset} "
           f"(bounds {json.dumps(bounds)}), {len(metrics)} metric(s), {args.epochs} epoch(s); "
           f"{args.archs - n_main} already done, {n_main} to score and train, "
-          f"{len(jobs) - n_main} repeat training(s) to run", flush=True)
+          f"{len(jobs) - n_main - n_fill} repeat training(s) to run, {n_fill} to fill with new metrics", flush=True)
 
     from nas.data import DatasetError, load_dataset
     from nas.runner import make_executor
@@ -789,8 +756,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     in_flight.discard(k)
                     job = jobs[k]
                     row = rows.setdefault(job.index, {})
+                    earlier = row.get("settings")  # the metrics a row holds: updated by main and fill jobs only
                     row.update(index=job.index, seed=job.seed, config=json.dumps(job.config), settings=settings_text)
-                    if status == "ok":
+                    if earlier and (job.kind == "repeat" or job.kind == "fill" and
+                                    (status != "ok" or payload.get("fill_error"))):
+                        row["settings"] = earlier
+                    if status == "ok" and job.kind == "fill":
+                        errors = json.loads(row.get("metric_errors") or "{}")
+                        errors.update(payload.pop("fill_errors", {}))
+                        row.update(payload, metric_errors=json.dumps(errors, sort_keys=True) if errors else None)
+                        bad = bool(payload.get("fill_error"))
+                    elif status == "ok":
                         if job.kind == "main":  # a rerun replaces the whole main part
                             for key in [key for key in row if not key.startswith(("rep_", "time_repeat"))]:
                                 if key not in ("index", "seed", "config", "settings"):
@@ -801,7 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         else:
                             bad = bool(payload.get("rep_error"))
                     else:  # the worker itself failed (crash, kill): retried by the next run
-                        key = "train_error" if job.kind == "main" else "rep_error"
+                        key = {"main": "train_error", "repeat": "rep_error", "fill": "fill_error"}[job.kind]
                         row[key] = f"worker: {payload}"
                         bad = True
                     problems += int(bool(bad))

@@ -62,7 +62,9 @@ def _load_pvt() -> types.ModuleType:
 
 pvt = _load_pvt()
 
-from nas.study import DEFAULT_CONSTRAINTS, parse_constraint  # noqa: E402  (after pvt: sys.path)
+from nas.report import stats  # noqa: E402  (after pvt: sys.path)
+from nas.report.stats import parse_number  # noqa: E402
+from nas.study import DEFAULT_CONSTRAINTS, parse_constraint  # noqa: E402
 from nas.validate import nondominated_ranks  # noqa: E402
 
 RANDOM = "random order"
@@ -88,11 +90,9 @@ def random_expectation(n: int, good: int) -> tuple[float, float]:
 
 
 def oriented(values: Sequence[Any], direction: str) -> np.ndarray:
-    """Larger is better; non-finite or missing values become ``-inf`` (last)."""
-    v = np.array([pvt._num(x) for x in values], dtype=float)
-    if direction == "minimize":
-        v = -v
-    return np.where(np.isfinite(v), v, -np.inf)
+    """Table cells (:func:`~nas.report.stats.parse_number`) turned so that larger is better; non-finite or
+    missing values become ``-inf`` (last): :func:`nas.report.stats.oriented`."""
+    return stats.oriented([parse_number(x) for x in values], direction)
 
 
 def first_hit(order: np.ndarray, good: np.ndarray) -> int:
@@ -109,12 +109,12 @@ def gradnas_keys(df: pd.DataFrame, constrained: bool = False) -> list[np.ndarray
     if constrained:
         cons = [parse_constraint(c) for c in DEFAULT_CONSTRAINTS]
         records = df.to_dict("records")
-        feasible = np.array([all(c.violation({c.key: pvt._num(r.get(c.key))}) <= 0 for c in cons)
+        feasible = np.array([all(c.violation({c.key: parse_number(r.get(c.key))}) <= 0 for c in cons)
                              for r in records], dtype=bool)
         keys.append((~feasible).astype(float))
     nd = np.full(n, np.inf)
     if all(o.key in df.columns for o in objs):
-        vals = np.column_stack([df[o.key].map(pvt._num).to_numpy(dtype=float) for o in objs])
+        vals = np.column_stack([df[o.key].map(parse_number).to_numpy(dtype=float) for o in objs])
         ok = np.flatnonzero(np.isfinite(vals).all(axis=1))
         if len(ok):
             import optuna
@@ -147,7 +147,7 @@ def simulate(df: pd.DataFrame, top: float = 0.05, seeds: int = 20, seed: int = 0
         ``{"n", "k", "good", "excluded", "results": {name: (kind, [trainings per seed])}, "random_expected":
         (mean, sd)}``.
     """
-    acc_all = df[pvt.ACC].map(pvt._num).to_numpy(dtype=float) if pvt.ACC in df.columns else np.array([])
+    acc_all = df[pvt.ACC].map(parse_number).to_numpy(dtype=float) if pvt.ACC in df.columns else np.array([])
     keep = np.isfinite(acc_all)
     pool = df[keep].reset_index(drop=True)
     acc = acc_all[keep]

@@ -82,11 +82,17 @@ def main() -> int:
 
     import pandas as pd
 
+    try:
+        from nas.report.stats import direction_sign
+    except ImportError:  # run from a checkout without the editable install
+        sys.path.insert(0, str(ROOT))
+        from nas.report.stats import direction_sign
+
     df = pd.read_csv(folder / "correlations.csv")
     df = df[df["subset"] == "all"]
     acc = df[df["target"] == "val_best_acc"].set_index("metric")
     conv = df[df["target"] == "val_converged"].set_index("metric")
-    sign = acc["direction"].map({"minimize": -1.0, "maximize": 1.0})
+    sign = acc["direction"].map(direction_sign)
     acc = acc.assign(tau_better=acc["kendall_tau"] * sign).sort_values("tau_better", ascending=False, na_position="last")
 
     def cell(v, p=None):

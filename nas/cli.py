@@ -365,17 +365,25 @@ class Spaces(_Command):
 
 
 class Objectives(_Command):
-    """List every metric with its direction, cost class, needs and source."""
+    """List every metric with its direction, cost class, needs and source (--verbose: family, file, test)."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--filter", default=None, help="fnmatch pattern on names, e.g. 'rank_*' (default: all)")
+        p.add_argument("--family", default=None, choices=("thesis", "zero_cost", "noise"),
+                       help="only the metrics of one family (folder of objectives/)")
+        p.add_argument("--verbose", action="store_true",
+                       help="also show each metric's family, source file and test file")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from objectives import registry
 
-        rows = [[e.name, e.direction, e.cost, ",".join(sorted(e.needs)) or "-", e.citation]
-                for e in (registry.get(n) for n in registry.names(args.filter))]
-        print(_table(rows, ["metric", "direction", "cost", "needs", "definition"]))
+        entries = [registry.get(n) for n in registry.names(args.filter, family=args.family)]
+        if args.verbose:
+            rows = [[e.name, e.direction, e.cost, e.family, e.file, e.test] for e in entries]
+            print(_table(rows, ["metric", "direction", "cost", "family", "file", "test"]))
+        else:
+            rows = [[e.name, e.direction, e.cost, ",".join(sorted(e.needs)) or "-", e.citation] for e in entries]
+            print(_table(rows, ["metric", "direction", "cost", "needs", "definition"]))
         print("\nUse a metric as an objective KEY (at init) or KEY@early; derived keys: loss_drop, loss_early, train_kappa_w, params, flops.")
         return 0
 
@@ -405,7 +413,7 @@ class Dashboard(_Command):
 
 class Validate(_Command):
     """Validate the search by full training: train the Pareto front (or the top K) plus N random
-    complete trials with the standard recipe (nas/train.py) and store accuracy and loss curves on the
+    complete trials with the standard recipe (nas/training/train.py) and store accuracy and loss curves on the
     study (converged: final train loss below 0.5 ln(classes)). Rerunning skips trials already
     validated with the same --epochs; an interrupted trial resumes from its last finished epoch."""
 
@@ -533,12 +541,12 @@ class Diagnose(_Command):
         if args.study is not None or args.trial is not None:
             if args.study is None or args.trial is None:
                 raise CLIError("--study and --trial go together")
-            import optuna
+            from .study import StudyError, load_study
 
             try:
-                study = optuna.load_study(study_name=args.study, storage=_storage_for(args, create=False))
-            except KeyError:
-                raise CLIError(f"no study named {args.study!r} in that storage") from None
+                study = load_study(_storage_for(args, create=False), args.study)
+            except StudyError as exc:
+                raise CLIError(str(exc)) from None
             if not 0 <= args.trial < len(study.trials):
                 raise CLIError(f"study {args.study!r} has trials 0..{len(study.trials) - 1}, not {args.trial}")
             args.space = study.user_attrs.get("space", args.space)

@@ -1,7 +1,9 @@
 """``python -m nas diagnose``: why does a candidate train badly? Gradient-noise diagnostics of one net.
 
 Measures, on one candidate (built from a config and a seed) at initialization and over ``steps``
-training steps, the gradient-noise statistics of :mod:`objectives.noise` (papers 000-003):
+training steps (the optimizer of :func:`nas.training.make_optimizer`: Nesterov SGD, as in the search's
+early steps and in validation), the gradient-noise statistics of :mod:`objectives.noise` (papers
+000-003):
 
 * per-layer gradient norm profile over the training steps, its depth trend, the global gradient
   std s_t (002) — from :class:`objectives.noise.GradientStdTracker`;
@@ -27,10 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from objectives import noise
-from objectives.optim import make_grad_transform
 from search_spaces import get_space
 
 from .data import augment_batch, load_dataset
+from .training import jsonable, make_optimizer
 
 __all__ = ["DiagnoseOptions", "diagnose", "format_table"]
 
@@ -65,20 +67,6 @@ def _spectrum(history: noise.GradientHistory) -> noise.Spectrum | None:
         return None
 
 
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    if isinstance(v, (np.floating, np.integer)):
-        return _finite(v.item())
-    if isinstance(v, np.ndarray):
-        return _finite(v.tolist())
-    return v
-
-
 def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
     """Run the diagnosis, write ``summary.json`` and the plots; return the summary dict."""
     data = load_dataset(opts.dataset, opts.data_dir, seed=opts.seed)
@@ -97,13 +85,11 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
     gauss0 = noise.sgn_gaussianity_profile(hist0, batch_size=batch)
     spec0 = _spectrum(hist0)
 
-    # training with the config's optimizer settings and gradient transform, std tracked per step
+    # training with the recipe's optimizer (Nesterov SGD, the config's settings and gradient transform,
+    # as the search's early steps and validation train), std tracked per step
     order = [n for n in noise.layer_order(model, data.train_x[:2]) if n in hist0.layers]
     tracker = noise.GradientStdTracker(model, order=order)
-    opt = torch.optim.SGD(model.parameters(), lr=float(config.get("lr", 0.1)),
-                          momentum=float(config.get("momentum", 0.9)),
-                          weight_decay=float(config.get("weight_decay", 5e-4)))
-    opt = make_grad_transform(config.get("grad_transform", "none"), opt)
+    opt = make_optimizer(model, config)
     gen = torch.Generator().manual_seed(opts.seed + 3)
     bs = min(int(config.get("batch_size", 64)), data.train_x.shape[0])
     losses: list[float] = []
@@ -159,7 +145,7 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     summary["plots"] = _plots(opts.out_dir, summary, spec0, spec1)
     tmp = opts.out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(_finite(summary), indent=1))
+    tmp.write_text(json.dumps(jsonable(summary), indent=1))
     tmp.replace(opts.out_dir / "summary.json")
     return summary
 

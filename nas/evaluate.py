@@ -27,12 +27,11 @@ import torch
 import torch.nn.functional as F
 
 import objectives
-from objectives import InTrainingStepConsistency, registry
-from objectives import PROBE_OPTIONS
-from objectives.optim import make_grad_transform
+from objectives import PROBE_OPTIONS, InTrainingStepConsistency, registry
 from search_spaces import get_space
 
 from .data import augment_batch, load_dataset
+from .training import make_optimizer, resolve_device
 
 __all__ = ["TrialSpec", "TrialFailed", "evaluate", "DERIVED_KEYS", "EARLY_SUFFIX"]
 
@@ -88,46 +87,37 @@ class TrialSpec:
     score_init: bool = True
 
 
-def _device(spec: TrialSpec) -> torch.device:
-    if spec.device:
-        return torch.device(spec.device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _finite(name: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise TrialFailed(f"{name} is not finite ({value})")
-    return value
-
-
-def _score(model, x, y, spec: TrialSpec, phase: str) -> dict[str, float]:
+def _score(model, x, y, spec: TrialSpec, phase: str) -> objectives.Scores:
+    """Every metric of the spec; a metric undefined for this network is NaN, its reason in ``.errors``."""
     # the CLI passes shared options (e.g. group_size) whether or not the chosen metrics take them
     accepted = {o for m in spec.metrics for o in registry.get(m).options} | set(PROBE_OPTIONS)
     options = {k: v for k, v in spec.metric_options.items() if k in accepted}
     try:
-        values = objectives.score(model, x, y, metrics=spec.metrics, seed=spec.seed, **options)
-    except ValueError as exc:
+        return objectives.score(model, x, y, metrics=spec.metrics, seed=spec.seed, on_error="nan", **options)
+    except ValueError as exc:  # the batch or the loss itself: nothing can be measured
         raise TrialFailed(f"scoring at {phase} failed: {exc}") from None
-    for name, value in values.items():
-        _finite(f"metric {name} at {phase}", value)
-    return values
 
 
 def evaluate(spec: TrialSpec) -> dict[str, Any]:
     """Evaluate one candidate: every metric at init and after ``early_steps`` SGD steps.
 
+    A metric that is undefined for this network (e.g. kappa_x of a net whose weight gradients are
+    zero) is not a failure: its value is NaN and ``metric_errors`` says why (DESIGN §8: evidence, not a
+    failed trial; the study ranks it worst in its direction).
+
     Returns:
         A dict with ``<metric>`` and ``<metric>@early`` for each metric, the :data:`DERIVED_KEYS`,
-        ``loss_curve`` (training loss per step), ``device`` and ``seed``.
+        ``metric_errors`` (``<metric>[@early]`` -> reason), ``loss_curve`` (training loss per step),
+        ``device`` and ``seed``.
 
     Raises:
-        TrialFailed: non-finite loss during the early steps, a metric that failed or is not
-            finite, or an out-of-memory error (message says which).
+        TrialFailed: non-finite loss during the early steps, a bad probe batch, or an out-of-memory
+            error (message says which).
     """
     if spec.threads:
         torch.set_num_threads(int(spec.threads))
     t0 = time.perf_counter()
-    device = _device(spec)
+    device = resolve_device(spec.device)
     data = load_dataset(spec.dataset, spec.data_dir, seed=spec.data_seed)
     space = get_space(spec.space, **spec.bounds)
     config = space.validate(spec.config)
@@ -148,8 +138,11 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
     out["time_build"] = t1 - t0
 
     try:
+        errors: dict[str, str] = {}
         if spec.score_init:
-            out.update(_score(model, px, py, spec, "init"))
+            init = _score(model, px, py, spec, "init")
+            out.update(init)
+            errors.update(init.errors)
         out["loss_init"] = objectives.Probe(model, px, py, seed=spec.seed, mask_fraction=1.0).loss
         t2 = time.perf_counter()
         out["time_score_init"] = t2 - t1
@@ -167,11 +160,13 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
         if spec.early_steps > 0:
             early = _score(model, px, py, spec, "early steps")
             out.update({f"{n}{EARLY_SUFFIX}": v for n, v in early.items()})
+            errors.update({f"{n}{EARLY_SUFFIX}": r for n, r in early.errors.items()})
             out["loss_early"] = objectives.Probe(model, px, py, seed=spec.seed, mask_fraction=1.0).loss
         else:
             out["loss_early"] = out["loss_init"]
     except torch.cuda.OutOfMemoryError as exc:
         raise TrialFailed(f"out of GPU memory: {str(exc).splitlines()[0]}") from None
+    out["metric_errors"] = errors
     out["loss_drop"] = (out["loss_init"] - out["loss_early"]) / out["loss_init"] if out["loss_init"] else 0.0
     t4 = time.perf_counter()
     out["time_score_early"] = t4 - t3
@@ -180,17 +175,10 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
 
 
 def _early_training(model, data, config: dict[str, Any], spec: TrialSpec, device: torch.device):
-    """``spec.early_steps`` steps of SGD (Nesterov momentum, as validation trains) with the config's batch size, lr, momentum, weight decay and
-    gradient transform (``grad_transform``: none | gan | gc | zscore, :mod:`objectives.optim`)."""
-    momentum = float(config.get("momentum", 0.9))
-    opt = torch.optim.SGD(
-        model.parameters(),
-        lr=float(config.get("lr", 0.1)),
-        momentum=momentum,
-        nesterov=momentum > 0,  # the validation recipe's optimizer: the early steps are its first steps
-        weight_decay=float(config.get("weight_decay", 5e-4)),
-    )
-    opt = make_grad_transform(config.get("grad_transform", "none"), opt)
+    """``spec.early_steps`` steps of the validation recipe's optimizer (:func:`nas.training.make_optimizer`:
+    SGD with Nesterov momentum, the config's lr, momentum, weight decay and gradient transform) with the
+    config's batch size: the early steps are the first steps of the training they are meant to predict."""
+    opt = make_optimizer(model, config)
     bs = int(config.get("batch_size", 128))
     gen = torch.Generator().manual_seed(spec.seed + 1)
     tracker = InTrainingStepConsistency(model)

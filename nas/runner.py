@@ -10,13 +10,14 @@ on. Stale RUNNING trials of an interrupted run are failed and retried once at st
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
 
@@ -32,7 +33,7 @@ from .study import (
     tell_result,
 )
 
-__all__ = ["SearchSettings", "run_trials", "default_workers", "make_executor"]
+__all__ = ["SearchSettings", "run_trials", "default_workers", "make_executor", "terminate", "sigterm_interrupts"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def _safe_call(fn: Callable[[Any], Any], spec: Any, timeout: float | None = None
     """Run ``fn(spec)``, turning any error into ``("fail", reason)``; never raises (but on Ctrl-C).
 
     ``fn`` is any picklable (module-level) function of one picklable argument: :func:`evaluate` for
-    the search, :func:`nas.train.train` for validation.
+    the search, :func:`nas.training.train` for validation.
     """
     try:
         return "ok", fn(spec)
@@ -211,8 +212,23 @@ def make_executor(
     return _Ray(workers, trials_per_gpu, timeout, fn)
 
 
-def _terminate(signum, frame):  # noqa: ARG001
+def terminate(signum, frame):  # noqa: ARG001
+    """SIGTERM handler: raise ``KeyboardInterrupt``, so a kill stops a driver as Ctrl-C does (its
+    ``finally`` blocks run: executors shut down, results exported)."""
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block SIGTERM raises ``KeyboardInterrupt`` (:func:`terminate`); the previous handler
+    is restored on exit. Used by the search (:func:`run_trials`) and the validation drivers. Call it
+    from the main thread (Python installs signal handlers only there)."""
+    old = signal.signal(signal.SIGTERM, terminate) if hasattr(signal, "SIGTERM") else None
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
 
 
 def run_trials(
@@ -241,57 +257,55 @@ def run_trials(
         return stats
     executor = make_executor(workers, evaluate, settings.trials_per_gpu, settings.trial_timeout)
     in_flight: dict[int, optuna.Trial] = {}
-    old_term = signal.signal(signal.SIGTERM, _terminate) if hasattr(signal, "SIGTERM") else None
-    try:
-        while stats["total_complete"] < target:
-            while (
-                len(in_flight) < workers
-                and stats["total_complete"] + len(in_flight) < target
-                and stats["failed"] < max_failures
-            ):
-                trial = study.ask()
-                try:
-                    config = space.sample(trial)
-                except ConfigError as exc:  # a sampled combination the space rejects
-                    tell_failure(study, trial, f"invalid config: {exc}")
-                    stats["failed"] += 1
-                    continue
-                seed = settings.seed + trial.number
-                trial.set_user_attr("config", config)
-                trial.set_user_attr("seed", seed)
-                spec = TrialSpec(
-                    space=settings.space, config=config, dataset=settings.dataset,
-                    bounds=settings.bounds, data_dir=settings.data_dir, metrics=list(settings.metrics),
-                    early_steps=settings.early_steps, probe_size=settings.probe_size, seed=seed,
-                    data_seed=settings.seed, metric_options=dict(settings.metric_options),
-                )
-                executor.submit(trial.number, spec)
-                in_flight[trial.number] = trial
-            if not in_flight:
-                break  # too many failures
-            for number, status, payload in executor.wait():
-                trial = in_flight.pop(number)
-                if status == "ok":
+    with sigterm_interrupts():
+        try:
+            while stats["total_complete"] < target:
+                while (
+                    len(in_flight) < workers
+                    and stats["total_complete"] + len(in_flight) < target
+                    and stats["failed"] < max_failures
+                ):
+                    trial = study.ask()
                     try:
-                        tell_result(study, trial, payload, objectives, constraints)
-                        stats["completed"] += 1
-                        stats["total_complete"] += 1
-                    except ValueError as exc:
-                        tell_failure(study, trial, str(exc))
+                        config = space.sample(trial)
+                    except ConfigError as exc:  # a sampled combination the space rejects
+                        tell_failure(study, trial, f"invalid config: {exc}")
                         stats["failed"] += 1
-                else:
-                    tell_failure(study, trial, str(payload))
-                    stats["failed"] += 1
-                    logger.info("trial %d failed: %s", number, payload)
-                if on_update:
-                    on_update({**stats, "trial": number, "status": status})
-        if stats["failed"] >= max_failures and stats["total_complete"] < target:
-            logger.warning(
-                "stopped after %d failed trials in this run (limit %d); see fail_reason in trials.csv",
-                stats["failed"], max_failures,
-            )
-    finally:
-        executor.shutdown()
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+                        continue
+                    seed = settings.seed + trial.number
+                    trial.set_user_attr("config", config)
+                    trial.set_user_attr("seed", seed)
+                    spec = TrialSpec(
+                        space=settings.space, config=config, dataset=settings.dataset,
+                        bounds=settings.bounds, data_dir=settings.data_dir, metrics=list(settings.metrics),
+                        early_steps=settings.early_steps, probe_size=settings.probe_size, seed=seed,
+                        data_seed=settings.seed, metric_options=dict(settings.metric_options),
+                    )
+                    executor.submit(trial.number, spec)
+                    in_flight[trial.number] = trial
+                if not in_flight:
+                    break  # too many failures
+                for number, status, payload in executor.wait():
+                    trial = in_flight.pop(number)
+                    if status == "ok":
+                        try:
+                            tell_result(study, trial, payload, objectives, constraints)
+                            stats["completed"] += 1
+                            stats["total_complete"] += 1
+                        except ValueError as exc:
+                            tell_failure(study, trial, str(exc))
+                            stats["failed"] += 1
+                    else:
+                        tell_failure(study, trial, str(payload))
+                        stats["failed"] += 1
+                        logger.info("trial %d failed: %s", number, payload)
+                    if on_update:
+                        on_update({**stats, "trial": number, "status": status})
+            if stats["failed"] >= max_failures and stats["total_complete"] < target:
+                logger.warning(
+                    "stopped after %d failed trials in this run (limit %d); see fail_reason in trials.csv",
+                    stats["failed"], max_failures,
+                )
+        finally:
+            executor.shutdown()
     return stats

@@ -6,6 +6,10 @@ initialization), a metric with ``@early`` (after the early training steps), or a
 :mod:`nas.evaluate` (``loss_drop``, ``train_kappa_w``, ``params``, ...). Constraints reach Optuna's
 NSGA-II / TPE samplers through ``Trial.set_constraint`` (<= 0 means satisfied).
 
+Studies are opened in one place: :func:`open_storage` (an RDB URL, retried while SQLite's schema is
+being created by another process), used by :func:`open_study` (create or resume, for the search) and
+:func:`load_study` (an existing study, for validate, report and diagnose).
+
 Every trial stores its config, every metric and derived value, and the constraint violations as user
 attributes, so the dashboard, ``trials.csv`` and the report see everything, not only the objectives.
 """
@@ -27,12 +31,13 @@ import optuna
 from objectives import registry
 
 from .evaluate import DERIVED_KEYS, EARLY_SUFFIX
+from .training import jsonable
 
 __all__ = [
     "StudyError", "Objective", "Constraint", "DEFAULT_OBJECTIVES", "DEFAULT_CONSTRAINTS", "SAMPLERS",
-    "parse_objectives", "parse_constraint", "metric_of", "default_storage", "open_study",
+    "parse_objectives", "parse_constraint", "metric_of", "default_storage", "open_storage", "open_study", "load_study",
     "make_sampler", "recover_stale_trials", "tell_result", "tell_failure", "export_trials",
-    "complete_trials", "pareto_front", "nondominated_ranks", "signed_values",
+    "complete_trials", "pareto_front", "nondominated_ranks", "signed_values", "worst_if_undefined",
 ]
 
 logger = logging.getLogger(__name__)
@@ -178,6 +183,39 @@ def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     raise AssertionError("unreachable")
 
 
+def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
+    """The storage of a URL: an ``RDBStorage`` (retried on ``OperationalError``, see :data:`STORAGE_ATTEMPTS`)
+    for ``dialect://...``; any other string is passed through to Optuna as is.
+
+    Raises:
+        StudyError: the storage cannot be opened (bad URL, missing driver, unreachable server); one line.
+    """
+    try:
+        return _rdb_storage(storage) if "://" in storage else storage
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
+        raise StudyError(f"cannot open storage {storage!r}: {str(exc).splitlines()[0]}") from None
+
+
+def load_study(storage: str, name: str | None = None) -> optuna.Study:
+    """Load the existing study ``name`` from ``storage``; with ``name=None`` the storage must hold exactly one.
+
+    Raises:
+        StudyError: storage unreachable, or no such study (the message lists the stored ones).
+    """
+    storage_obj = open_storage(storage)
+    try:
+        names = optuna.get_all_study_names(storage=storage_obj)
+    except Exception as exc:  # noqa: BLE001 - e.g. a file that is not a database
+        raise StudyError(f"cannot open storage {storage!r}: {str(exc).splitlines()[0]}") from None
+    if name is None:
+        if len(names) != 1:
+            raise StudyError(f"give --study NAME; the storage holds {', '.join(names) or 'no studies'}")
+        name = names[0]
+    if name not in names:
+        raise StudyError(f"no study {name!r} in {storage}; stored: {', '.join(names) or 'none'}")
+    return optuna.load_study(study_name=name, storage=storage_obj)
+
+
 def open_study(
     name: str,
     storage: str,
@@ -194,10 +232,7 @@ def open_study(
     objectives are fixed per study. The sampler is re-seeded with ``seed + len(study.trials)`` so a
     restarted seeded sampler does not replay the same points.
     """
-    try:
-        storage_obj = _rdb_storage(storage) if "://" in storage else storage
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
-        raise StudyError(f"cannot open storage {storage!r}: {str(exc).splitlines()[0]}") from None
+    storage_obj = open_storage(storage)
     directions = [o.direction for o in objectives]
     existing = None
     try:
@@ -282,12 +317,6 @@ def recover_stale_trials(study: optuna.Study) -> int:
     return count
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def tell_result(
     study: optuna.Study,
     trial: optuna.Trial,
@@ -297,18 +326,24 @@ def tell_result(
 ) -> list[float]:
     """Store every value as a user attribute and tell Optuna the objective values."""
     for key, value in result.items():
-        trial.set_user_attr(key, _jsonable(value))
+        trial.set_user_attr(key, jsonable(value))
     for c in constraints:  # read by NSGA-II/TPE and the dashboard (<= 0: satisfied)
         trial.set_constraint(str(c), c.violation(result))
     trial.set_user_attr("feasible", all(c.violation(result) <= 0 for c in constraints))
-    values = []
-    for o in objectives:
-        v = result.get(o.key)
-        if not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"objective {o.key} is not finite ({v})")
-        values.append(float(v))
+    values = [worst_if_undefined(result.get(o.key), o.direction) for o in objectives]
+    undefined = [str(o) for o, v in zip(objectives, values) if not math.isfinite(v)]
+    if undefined:
+        trial.set_user_attr("undefined_objectives", undefined)
     study.tell(trial, values)
     return values
+
+
+def worst_if_undefined(value: Any, direction: str) -> float:
+    """An objective value Optuna can rank: a missing or NaN value becomes the worst value of its direction
+    (+inf when minimized, -inf when maximized): an undefined metric is evidence, not a failed trial."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return math.inf if direction == "minimize" else -math.inf
+    return float(value)
 
 
 def tell_failure(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:

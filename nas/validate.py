@@ -1,4 +1,4 @@
-"""Validation by full training: pick trials of a study, train them with :mod:`nas.train`, store the results.
+"""Validation by full training: pick trials of a study, train them with :mod:`nas.training`, store the results.
 
 Which trials (``python -m nas validate``):
 
@@ -49,17 +49,17 @@ import json
 import logging
 import math
 import random
-import signal
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import optuna
 
 from .data import DatasetError, load_dataset
-from .runner import _terminate, default_workers, make_executor
-from .study import complete_trials, nondominated_ranks, pareto_front, signed_values
-from .train import TrainSpec, train
+from .runner import default_workers, make_executor, sigterm_interrupts
+from .study import StudyError, complete_trials, nondominated_ranks, pareto_front, signed_values
+from .study import load_study as _load_study
+from .training import TrainSpec, jsonable, train
 
 __all__ = [
     "ValidationError", "VAL_KEY", "CONVERGED_FRACTION", "load_study", "study_settings", "nondominated_ranks",
@@ -81,23 +81,15 @@ class ValidationError(ValueError):
 
 # ------------------------------------------------------------------------------------ study access
 def load_study(storage: str, name: str | None) -> optuna.Study:
-    """Load study ``name`` from ``storage``; with ``name=None`` the storage must hold exactly one study.
+    """:func:`nas.study.load_study` (the one opener), with its errors as :class:`ValidationError`.
 
     Raises:
         ValidationError: storage unreachable, or no such study (the message lists the stored ones).
     """
     try:
-        storage_obj = optuna.storages.RDBStorage(storage) if "://" in storage else storage
-        names = optuna.get_all_study_names(storage=storage_obj)
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
-        raise ValidationError(f"cannot open storage {storage!r}: {str(exc).splitlines()[0]}") from None
-    if name is None:
-        if len(names) != 1:
-            raise ValidationError(f"give --study NAME; the storage holds {', '.join(names) or 'no studies'}")
-        name = names[0]
-    if name not in names:
-        raise ValidationError(f"no study {name!r} in {storage}; stored: {', '.join(names) or 'none'}")
-    return optuna.load_study(study_name=name, storage=storage_obj)
+        return _load_study(storage, name)
+    except StudyError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def study_settings(study: optuna.Study) -> dict[str, Any]:
@@ -164,14 +156,6 @@ def select_trials(
 
 
 # ------------------------------------------------------------------------------------ results
-def _clean(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, list):
-        return [_clean(x) for x in v]
-    return v
-
-
 def summarize(history: dict[str, Any], selected_by: str) -> dict[str, Any]:
     """The ``val_*`` values of one training history (see the module docstring for each)."""
     accs = [a for a in history["test_acc"] if a is not None]
@@ -191,7 +175,7 @@ def summarize(history: dict[str, Any], selected_by: str) -> dict[str, Any]:
     if best is not None and accs:
         to_90 = next((i + 1 for i, a in enumerate(accs) if a >= 0.9 * best), None)
     converged = (not diverged and final_loss is not None and math.isfinite(final_loss) and final_loss < threshold)
-    return _clean({
+    return jsonable({
         "val_final_acc": final_acc,
         "val_best_acc": best,
         "val_final_train_loss": final_loss,
@@ -357,43 +341,41 @@ def run_validation(
     queue = list(specs)
     executor = make_executor(workers, train, options.trials_per_gpu)
     in_flight: set[int] = set()
-    old_term = signal.signal(signal.SIGTERM, _terminate) if hasattr(signal, "SIGTERM") else None
     log = out_dir / "validate.log"
-    try:
-        while queue or in_flight:
-            while queue and len(in_flight) < workers:
-                number = queue.pop(0)
-                executor.submit(number, specs[number][0])
-                in_flight.add(number)
-            for number, status, payload in executor.wait():
-                in_flight.discard(number)
-                why = specs[number][1]
-                if status == "ok":
-                    values = summarize(payload, why)
-                    stats["trained"] += 1
-                    stats["diverged"] += int(values["val_diverged"])
-                    first = payload["resumed_from"] + 1
-                    trained = (f"trained epochs {first}..{first + payload['epochs_trained'] - 1}"
-                               if payload["epochs_trained"] else "trained no full epoch")
-                    if payload["diverged"]:
-                        trained += f", diverged in epoch {payload['diverged_epoch']} step {payload['diverged_step']}"
-                    line = (f"trial {number} {trained} of {payload['epochs']} (resumed from epoch "
-                            f"{payload['resumed_from']}) best_acc={values['val_best_acc']} "
-                            f"diverged={values['val_diverged']}")
-                else:
-                    values = {"val_error": str(payload)[:2000], "val_error_epochs": int(options.epochs),
-                              "val_selected_by": why}
-                    stats["failed"] += 1
-                    line = f"trial {number} failed: {str(payload)[:300]}"
-                    logger.warning("validation of trial %d failed: %s", number, payload)
-                study.set_user_attr(VAL_KEY.format(number), values)  # the driver is the only writer
-                with log.open("a") as fh:
-                    fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
-                if on_update:
-                    on_update({**stats, "trial": number, "status": status, "values": values})
-    finally:
-        executor.shutdown()
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-        export_validation(study, out_dir / "validation.csv")
+    with sigterm_interrupts():
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < workers:
+                    number = queue.pop(0)
+                    executor.submit(number, specs[number][0])
+                    in_flight.add(number)
+                for number, status, payload in executor.wait():
+                    in_flight.discard(number)
+                    why = specs[number][1]
+                    if status == "ok":
+                        values = summarize(payload, why)
+                        stats["trained"] += 1
+                        stats["diverged"] += int(values["val_diverged"])
+                        first = payload["resumed_from"] + 1
+                        trained = (f"trained epochs {first}..{first + payload['epochs_trained'] - 1}"
+                                   if payload["epochs_trained"] else "trained no full epoch")
+                        if payload["diverged"]:
+                            trained += f", diverged in epoch {payload['diverged_epoch']} step {payload['diverged_step']}"
+                        line = (f"trial {number} {trained} of {payload['epochs']} (resumed from epoch "
+                                f"{payload['resumed_from']}) best_acc={values['val_best_acc']} "
+                                f"diverged={values['val_diverged']}")
+                    else:
+                        values = {"val_error": str(payload)[:2000], "val_error_epochs": int(options.epochs),
+                                  "val_selected_by": why}
+                        stats["failed"] += 1
+                        line = f"trial {number} failed: {str(payload)[:300]}"
+                        logger.warning("validation of trial %d failed: %s", number, payload)
+                    study.set_user_attr(VAL_KEY.format(number), values)  # the driver is the only writer
+                    with log.open("a") as fh:
+                        fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+                    if on_update:
+                        on_update({**stats, "trial": number, "status": status, "values": values})
+        finally:
+            executor.shutdown()
+            export_validation(study, out_dir / "validation.csv")
     return stats

@@ -4,17 +4,24 @@ Modelled on timm's ``@register_model``: every metric module decorates its public
 :func:`register_metric`; only ``objectives/__init__.py`` imports those modules, so importing
 ``objectives`` fills the registry. A duplicate name raises, an unknown name lists the valid ones.
 
+Each entry also records where the metric lives: its ``family`` (the folder: ``thesis``, ``zero_cost``,
+``noise``), its ``file`` (named after the registry key, e.g. ``objectives/thesis/kappa_w.py``) and its
+``test`` (the mirrored ``tests/objectives/thesis/test_kappa_w.py``).
+
 Example::
 
     from objectives import registry
-    registry.names("gradient_*")          # fnmatch filter
-    entry = registry.get("gradient_confusion")
+    registry.names("rank_*")              # fnmatch filter: ['rank_input', 'rank_weight']
+    registry.names(family="zero_cost")    # the peer proxies
+    entry = registry.get("confusion")
     entry.direction                       # "minimize"
+    entry.file, entry.test                # 'objectives/thesis/confusion.py', 'tests/objectives/thesis/test_confusion.py'
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -51,6 +58,11 @@ class MetricInfo:
             (a few steps), expensive (many steps).
         citation: where the definition comes from (paper, definition / equation number).
         summary: first line of the function's docstring.
+        options: the keyword-only options the function accepts.
+        family: the folder of ``objectives`` the metric lives in (``thesis``, ``zero_cost``, ``noise``), or
+            ``user`` for a metric registered elsewhere.
+        file: the source file, relative to the project root for the package's own metrics.
+        test: the mirrored test file of the package's own metrics (``""`` for user metrics).
     """
 
     name: str
@@ -62,6 +74,9 @@ class MetricInfo:
     citation: str
     summary: str = ""
     options: tuple[str, ...] = field(default=())
+    family: str = "user"
+    file: str = ""
+    test: str = ""
 
     def __call__(self, *args: Any, **kwargs: Any) -> float:
         return self.fn(*args, **kwargs)
@@ -81,6 +96,11 @@ def register_metric(
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator registering a metric function under ``name``.
 
+    The registered (and returned) function first checks the batch contract shared by every metric
+    (:func:`objectives.core.probe.validate_batch`, by the metric's ``needs``: a non-empty batch, as many
+    targets as inputs when it needs labels, finite inputs when it reads the data, trainable parameters)
+    and raises ``ValueError`` otherwise, then calls ``fn``.
+
     Raises:
         ValueError: duplicate name, unknown direction, phase, cost or need.
     """
@@ -97,6 +117,15 @@ def register_metric(
         raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
 
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
+        from .core.probe import validate_batch  # the registry module itself stays import-light
+
+        data, labels = "data" in needs, "labels" in needs
+
+        @functools.wraps(fn)
+        def checked(model: Any, inputs: Any, targets: Any, *args: Any, **kwargs: Any) -> float:
+            validate_batch(model, inputs, targets, data=data, labels=labels)
+            return fn(model, inputs, targets, *args, **kwargs)
+
         if name in _REGISTRY:
             raise ValueError(f"metric {name!r} is already registered (by {_REGISTRY[name].fn.__module__})")
         params = inspect.signature(fn).parameters
@@ -105,9 +134,10 @@ def register_metric(
             if spec.kind == inspect.Parameter.KEYWORD_ONLY
         )
         doc = inspect.getdoc(fn) or ""
+        family, file, test = _location(fn, name)
         _REGISTRY[name] = MetricInfo(
             name=name,
-            fn=fn,
+            fn=checked,
             direction=direction,
             phases=phases,
             needs=needs,
@@ -115,15 +145,27 @@ def register_metric(
             citation=citation,
             summary=doc.splitlines()[0] if doc else "",
             options=options,
+            family=family,
+            file=file,
+            test=test,
         )
-        return fn
+        return checked
 
     return decorator
 
 
-def names(pattern: str | None = None, *, exclude: str | None = None) -> list[str]:
-    """Registered metric names, sorted; ``pattern``/``exclude`` are fnmatch wildcards."""
-    out = sorted(_REGISTRY)
+def _location(fn: Callable[..., float], name: str) -> tuple[str, str, str]:
+    """``(family, file, test)`` of a metric function: ``objectives.<family>.<file>`` -> the mirrored test."""
+    parts = fn.__module__.split(".")
+    if parts[0] == "objectives" and len(parts) >= 3:
+        return parts[1], "/".join(parts) + ".py", "/".join(["tests", *parts[:-1], f"test_{name}.py"])
+    return "user", inspect.getsourcefile(fn) or "", ""
+
+
+def names(pattern: str | None = None, *, exclude: str | None = None, family: str | None = None) -> list[str]:
+    """Registered metric names, sorted; ``pattern``/``exclude`` are fnmatch wildcards, ``family`` a folder
+    (``thesis``, ``zero_cost``, ``noise``)."""
+    out = sorted(n for n, e in _REGISTRY.items() if family is None or e.family == family)
     if pattern:
         out = [n for n in out if fnmatch.fnmatch(n, pattern)]
     if exclude:

@@ -13,7 +13,7 @@ Public entry points (modelled on timm's ``list_models`` / ``create_model``)::
 Importing this package registers the built-in spaces; it is the only module that imports them.
 """
 
-from search_spaces._base import ConfigError, Dimension, SearchSpace
+from search_spaces._base import GRAD_TRANSFORMS, ConfigError, Dimension, SearchSpace
 from search_spaces._registry import UnknownSpaceError, get_space, list_spaces, register_space
 
 # registration side effects: each module decorates its space with @register_space
@@ -23,6 +23,7 @@ from search_spaces import resnet_cifar as _resnet_cifar  # noqa: E402,F401  isor
 from search_spaces import vgg as _vgg  # noqa: E402,F401  isort: skip
 
 __all__ = [
+    "GRAD_TRANSFORMS",
     "ConfigError",
     "Dimension",
     "SearchSpace",

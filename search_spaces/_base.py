@@ -203,7 +203,8 @@ def categorical(name: str, choices: Sequence[Any], *, default: Any = None, descr
                      description=description, sampled=sampled)
 
 
-#: Gradient transforms of ``objectives.optim.make_grad_transform`` (paper 002 and its baselines).
+#: Gradient transforms of ``nas.training.make_grad_transform`` (paper 002 and its baselines): the one
+#: definition, here because it is a dimension of the spaces (``nas`` imports it; this package never imports nas).
 GRAD_TRANSFORMS = ("none", "gan", "gc", "zscore")
 
 

@@ -24,23 +24,38 @@ from .gradients import LossFn, batch_grad, check_loss, input_grads, per_example_
 from .hooks import trainable_parameters
 from .params import flatten, make_mask
 
-__all__ = ["Probe", "PROBE_OPTIONS", "DEFAULT_MAX_FLOATS", "get_probe"]
+__all__ = ["Probe", "PROBE_OPTIONS", "DEFAULT_MAX_FLOATS", "get_probe", "validate_batch"]
 
 #: Default budget for the (B x P) per-example gradient matrix: no mask while B * P fits.
 DEFAULT_MAX_FLOATS = 5e7
 
 
-def _validate_batch(model: nn.Module, inputs: Tensor, targets: Tensor) -> None:
-    if not isinstance(inputs, Tensor) or not isinstance(targets, Tensor):
-        raise ValueError("inputs and targets must be torch tensors")
-    if inputs.dim() == 0 or inputs.shape[0] == 0:
-        raise ValueError("empty batch: inputs must have at least one example along dim 0")
-    if targets.dim() == 0 or targets.shape[0] != inputs.shape[0]:
-        raise ValueError(
-            f"inputs and targets disagree on the batch size: {inputs.shape[0]} inputs vs "
-            f"{targets.shape[0] if targets.dim() else 'a scalar'} targets"
-        )
-    if inputs.is_floating_point() and not torch.isfinite(inputs).all():
+def validate_batch(model: nn.Module, inputs: Tensor | None, targets: Tensor | None, *, data: bool = True,
+                   labels: bool = True) -> None:
+    """The batch contract of every metric.
+
+    Always: a model with trainable parameters, and inputs (when given) as a tensor with at least one
+    example. With ``data`` (the metric reads the input values): inputs required and finite. With
+    ``labels``: targets required, as many as inputs. Data-free metrics (``params``, ``flops``,
+    ``synflow``) may be called with ``targets=None`` (and ``params`` with ``inputs=None``).
+
+    Raises:
+        ValueError: saying which of these fails.
+    """
+    if inputs is not None or data or labels:
+        if not isinstance(inputs, Tensor):
+            raise ValueError("inputs must be a torch tensor")
+        if inputs.dim() == 0 or inputs.shape[0] == 0:
+            raise ValueError("empty batch: inputs must have at least one example along dim 0")
+    if labels:
+        if not isinstance(targets, Tensor):
+            raise ValueError("targets must be a torch tensor")
+        if targets.dim() == 0 or targets.shape[0] != inputs.shape[0]:
+            raise ValueError(
+                f"inputs and targets disagree on the batch size: {inputs.shape[0]} inputs vs "
+                f"{targets.shape[0] if targets.dim() else 'a scalar'} targets"
+            )
+    if data and inputs.is_floating_point() and not torch.isfinite(inputs).all():
         raise ValueError("inputs contain NaN or inf values")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("the model has no trainable parameters (none with requires_grad=True)")
@@ -54,7 +69,7 @@ class Probe:
         inputs: batch of inputs, shape (B, ...).
         targets: batch of targets, shape (B, ...).
         loss_fn: ``(outputs, targets) -> scalar`` reducing by the mean (default cross-entropy).
-        bn_mode: ``"frozen"`` (default) or ``"contribution"``; see :mod:`objectives.gradients`.
+        bn_mode: ``"frozen"`` (default) or ``"contribution"``; see :mod:`objectives.core.batch_norm`.
         mask_fraction: fraction of each layer's parameters kept by the random mask (thesis
             Sec. 1.6); ``None`` (default) keeps all while B x P <= ``max_floats``, otherwise the
             largest fraction that fits; ``1.0`` never masks.
@@ -83,7 +98,7 @@ class Probe:
     ) -> None:
         if bn_mode not in BN_MODES:
             raise ValueError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}")
-        _validate_batch(model, inputs, targets)
+        validate_batch(model, inputs, targets)
         self.model = model
         self.inputs = inputs
         self.targets = targets

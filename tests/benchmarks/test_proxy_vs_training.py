@@ -114,16 +114,19 @@ def test_mean_rank_and_oriented_correlations():
 
 
 def _fake_evaluate(spec: TrialSpec) -> dict:
-    if "naswot" in spec.metrics:
-        raise TrialFailed("metric naswot at init is not finite (-inf)")
-    if "kappa_x" in spec.metrics:
-        raise TrialFailed("scoring at early steps failed: an example has a zero weight gradient")
+    """evaluate's contract: an undefined metric is NaN with a reason in metric_errors; a value may be -inf."""
     out = {"params": 10.0, "flops": 20.0, "loss_init": 2.3, "loss_early": 2.0, "loss_drop": 0.13,
            "train_loss_first": 2.3, "train_loss_last": float(spec.early_steps), "train_kappa_w": 1.0,
-           "loss_curve": [2.3] * spec.early_steps, "device": "cpu", "seed": spec.seed, "time_total": 0.1}
+           "loss_curve": [2.3] * spec.early_steps, "device": "cpu", "seed": spec.seed, "time_total": 0.1,
+           "metric_errors": {}}
     for m in spec.metrics:
         out[m] = out.get(m, 1.0)
         out[f"{m}@early"] = out.get(f"{m}@early", 2.0)
+    if "naswot" in spec.metrics:
+        out["naswot"] = float("-inf")
+    if "kappa_x" in spec.metrics:
+        out["kappa_x@early"] = float("nan")
+        out["metric_errors"]["kappa_x@early"] = "an example has a zero weight gradient"
     return out
 
 
@@ -131,7 +134,7 @@ def _spec(metrics):
     return TrialSpec(space="resnet_cifar", config={}, dataset="synthetic", metrics=list(metrics), early_steps=3)
 
 
-def test_score_config_isolates_failing_metrics(monkeypatch):
+def test_score_config_sets_failing_metrics_apart(monkeypatch):
     calls = []
 
     def fake(spec):
@@ -142,13 +145,14 @@ def test_score_config_isolates_failing_metrics(monkeypatch):
     values, errors, failure = pvt.score_config(_spec(["confusion", "kappa_x", "naswot", "synflow", "snip"]))
     assert failure is None
     assert set(errors) == {"kappa_x", "naswot"}
-    assert "not finite" in errors["naswot"] and "zero weight gradient" in errors["kappa_x"]
+    assert errors["naswot"] == "metric naswot at init is not finite (-inf)"
+    assert errors["kappa_x"] == "scoring at early steps failed: an example has a zero weight gradient"
     for m in ("confusion", "synflow", "snip"):
         assert values[m] == 1.0 and values[f"{m}@early"] == 2.0
-    for m in ("kappa_x", "naswot"):
+    for m in ("kappa_x", "naswot"):  # a failing metric loses its init and its early value
         assert m not in values and f"{m}@early" not in values
     assert values["train_loss_last"] == 3.0 and "loss_curve" not in values and "seed" not in values
-    assert calls[1] == ["params"]  # the config alone first: it is fine, so a metric is at fault
+    assert len(calls) == 1  # one evaluation: the failures come with it
 
 
 def test_score_config_config_failures(monkeypatch):
@@ -328,3 +332,31 @@ def test_end_to_end_resume_and_search_efficiency(tmp_path, capsys):
     table = efficiency_table(eff)
     assert {se.RANDOM, se.GRADNAS, se.GRADNAS_CONSTRAINED, pvt.COMBINED, "synflow", "train_loss_last@5"} <= set(table)
     assert all(1.0 <= mean <= 4.0 for mean, _, _ in table.values())
+
+
+def test_long_metrics_and_filling_metrics_added_later(tmp_path, capsys):
+    """--long-metrics stores every metric after the long run; a metric added later is filled into the
+    finished rows with exactly the values a run that had it from the start measures."""
+    def args(out, metrics):
+        return ["--space", "resnet_cifar", "--dataset", "synthetic", "--archs", "2", "--epochs", "1", "--repeat", "0",
+                "--early-steps", "3", "--long-steps", "5", "--long-metrics", "--bounds", json.dumps(BOUNDS),
+                "--metrics", metrics, "--seed", "0", "--out", str(out), "--no-progress", "--data-dir", str(tmp_path)]
+
+    grown, fresh = tmp_path / "grown.csv", tmp_path / "fresh.csv"
+    assert pvt.main(args(grown, "params,kappa_w")) == 0
+    first = pd.read_csv(grown)
+    assert {"kappa_w", "kappa_w@early", "kappa_w@5", "loss_curve@5"} <= set(first.columns)
+    assert all(len(json.loads(c)) == 5 for c in first["loss_curve@5"])
+    capsys.readouterr()
+    assert pvt.main(args(grown, "params,kappa_w,grad_weight_ratio,coherence")) == 0
+    assert "0 to score and train, 0 repeat training(s) to run, 2 to fill with new metrics" in capsys.readouterr().out
+    assert pvt.main(args(fresh, "params,kappa_w,grad_weight_ratio,coherence")) == 0
+    a, b = pd.read_csv(grown), pd.read_csv(fresh)
+    for key in ("grad_weight_ratio", "grad_weight_ratio@early", "grad_weight_ratio@5", "coherence@5", "kappa_w@5",
+                "train_loss_last@5", "val_best_acc"):
+        pd.testing.assert_series_equal(a[key], b[key], check_names=False)
+    assert (a["settings"] == b["settings"]).all()  # both rows now hold all four metrics
+    before = grown.read_bytes()
+    capsys.readouterr()
+    assert pvt.main(args(grown, "params,kappa_w,grad_weight_ratio,coherence")) == 0
+    assert "0 to fill" in capsys.readouterr().out and grown.read_bytes() == before

@@ -34,3 +34,15 @@ def test_grad_transform_changes_the_early_steps():
     assert curves["none"][0] == curves["gan"][0]  # the first loss is before any step
     for t in ("gan", "gc", "zscore"):
         assert curves[t][1:] != curves["none"][1:], t
+
+
+def test_an_undefined_metric_is_a_value_not_a_failed_trial():
+    # group_size 32 on a 32-example probe leaves one group: confusion is undefined for this candidate
+    s = TrialSpec(space="resnet_cifar", config=CONFIG, dataset="synthetic", metrics=["confusion", "rank_input"],
+                  early_steps=2, probe_size=32, metric_options={"group_size": 32})
+    out = evaluate(s)
+    assert math.isnan(out["confusion"]) and math.isnan(out["confusion" + EARLY_SUFFIX])
+    assert math.isfinite(out["rank_input"]) and math.isfinite(out["rank_input" + EARLY_SUFFIX])
+    assert set(out["metric_errors"]) == {"confusion", "confusion" + EARLY_SUFFIX}
+    assert "group_size" in out["metric_errors"]["confusion"]
+    assert evaluate(spec())["metric_errors"] == {}

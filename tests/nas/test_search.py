@@ -270,3 +270,51 @@ def test_storage_opening_survives_a_concurrent_schema_race(tmp_path, monkeypatch
     with pytest.raises(study_mod.StudyError, match="cannot open storage"):
         study_mod.open_study("x", "nosuchdialect://db", objs, [], "random", 0, {})
     assert len(calls) == 1
+
+
+def test_load_study_is_the_one_opener_and_retries_too(tmp_path, monkeypatch):
+    # validate, report and diagnose load studies through nas.study.load_study: same retry, one-line errors
+    import sqlalchemy.exc
+
+    import nas.study as study_mod
+    import nas.validate as validate_mod
+
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    objs = study_mod.parse_objectives("kappa_w:min")
+    study_mod.open_study("only", url, objs, [], "random", 0, {"space": "resnet_cifar"})
+    real = optuna.storages.RDBStorage
+    calls = []
+
+    class Flaky(real):
+        def __init__(self, url, *a, **k):
+            calls.append(url)
+            if len(calls) == 1:
+                raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+            super().__init__(url, *a, **k)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Flaky)
+    monkeypatch.setattr(study_mod, "STORAGE_BACKOFF_S", 0.01)
+    s = study_mod.load_study(url)  # no name: the storage's only study
+    assert len(calls) == 2 and s.study_name == "only" and s.user_attrs["space"] == "resnet_cifar"
+    with pytest.raises(study_mod.StudyError, match="no study 'other' in .*stored: only"):
+        study_mod.load_study(url, "other")
+    with pytest.raises(validate_mod.ValidationError, match="no study 'other'"):
+        validate_mod.load_study(url, "other")
+    study_mod.open_study("second", url, objs, [], "random", 0, {})
+    with pytest.raises(study_mod.StudyError, match="give --study NAME; the storage holds only, second"):
+        study_mod.load_study(url)
+    with pytest.raises(study_mod.StudyError, match="cannot open storage"):
+        study_mod.load_study("nosuchdialect://db", "x")
+
+
+def test_sigterm_interrupts_raises_keyboard_interrupt_and_restores_the_handler():
+    # the search and validation drivers stop on SIGTERM as on Ctrl-C (their finally blocks run)
+    from nas.runner import sigterm_interrupts, terminate
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match=f"signal {int(signal.SIGTERM)}"):
+        with sigterm_interrupts():
+            assert signal.getsignal(signal.SIGTERM) is terminate
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+    assert signal.getsignal(signal.SIGTERM) is before

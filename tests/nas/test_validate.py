@@ -1,9 +1,8 @@
-"""Validation by full training: nas/train.py (recipe, checkpoints, resume, divergence) and
-``python -m nas validate`` (selection, stored results, kill -9 and rerun, bad input)."""
+"""Validation by full training: ``python -m nas validate`` (selection, stored results, kill -9 and rerun,
+bad input); the training itself is tested in tests/nas/training/test_train.py."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -19,12 +18,10 @@ import torch
 from optuna.distributions import FloatDistribution
 
 import objectives
-from nas import train as train_mod
 from nas.cli import main
 from nas.study import (
     DEFAULT_CONSTRAINTS, DEFAULT_OBJECTIVES, default_storage, open_study, parse_constraint, parse_objectives,
 )
-from nas.train import TrainSpec, train, warmup_cosine
 from nas.validate import (
     ValidateOptions, nondominated_ranks, run_validation, select_trials, summarize, validation_results,
 )
@@ -65,72 +62,7 @@ def make_study(runs: Path, name: str, n: int = 4, bounds: dict | None = None, va
     return study
 
 
-# ------------------------------------------------------------------------------------ train.py
-def test_warmup_cosine_schedule():
-    f = warmup_cosine(total_steps=10, warmup_steps=2)
-    assert [f(0), f(1)] == [0.5, 1.0]
-    assert f(9) == pytest.approx(0.0, abs=1e-12)
-    values = [f(s) for s in range(1, 10)]
-    assert all(a >= b for a, b in zip(values, values[1:]))  # non-increasing after warmup
-
-
-def test_train_checkpoint_resume_after_interruption(tmp_path):
-    ckpt = tmp_path / "checkpoints" / "trial_0.pt"
-    spec = TrainSpec("resnet_cifar", CFG, "synthetic", epochs=2, checkpoint=str(ckpt), threads=1, trial=0)
-
-    def stop_after_first_epoch(history):
-        raise KeyboardInterrupt("simulated interruption")
-
-    with pytest.raises(KeyboardInterrupt):
-        train(spec, on_epoch=stop_after_first_epoch)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)  # only safe types inside
-    assert state["epoch"] == 1 and len(state["history"]["test_acc"]) == 1
-    assert {"model", "optimizer", "scheduler", "history"} <= set(state)
-    assert not [p for p in ckpt.parent.iterdir() if p.name != ckpt.name]  # no temporary files left
-
-    epochs_seen = []
-    resumed = train(spec, on_epoch=lambda h: epochs_seen.append(len(h["test_acc"])))
-    assert resumed["resumed_from"] == 1 and resumed["epochs_trained"] == 1 and epochs_seen == [2]
-    assert resumed["finished"] and not resumed["diverged"]
-    for key in ("train_loss", "test_loss", "test_acc", "epoch_time"):
-        assert len(resumed[key]) == 2
-    json.dumps(resumed)  # plain data
-
-    straight = train(TrainSpec("resnet_cifar", CFG, "synthetic", epochs=2, threads=1))
-    assert resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-4)
-    assert resumed["test_acc"] == pytest.approx(straight["test_acc"], abs=2 / 256)
-
-    again = train(spec)  # a finished checkpoint: nothing to train
-    assert again["epochs_trained"] == 0 and again["test_acc"] == resumed["test_acc"]
-    other = train(TrainSpec("resnet_cifar", CFG, "synthetic", epochs=1, checkpoint=str(ckpt), threads=1))
-    assert other["resumed_from"] == 0 and other["epochs_trained"] == 1  # other epochs: starts over
-
-
-def test_non_finite_loss_marks_trial_diverged(monkeypatch):
-    calls = {"n": 0}
-    real = train_mod.F.cross_entropy
-
-    class FakeF:
-        @staticmethod
-        def cross_entropy(logits, y, **kw):
-            loss = real(logits, y, **kw)
-            if kw.get("reduction") == "sum":  # evaluation
-                return loss
-            calls["n"] += 1
-            return loss * float("nan") if calls["n"] == 20 else loss
-
-    monkeypatch.setattr(train_mod, "F", FakeF)
-    h = train(TrainSpec("resnet_cifar", CFG, "synthetic", epochs=3, threads=1))
-    steps = h["steps_per_epoch"]
-    assert h["diverged"] and h["finished"]
-    assert h["diverged_epoch"] == 1 + 19 // steps and h["diverged_step"] == 19 % steps + 1
-    assert len(h["test_acc"]) == 19 // steps  # finished epochs only
-    assert h["final_test_acc"] is not None
-    v = summarize(h, "random")
-    assert v["val_diverged"] and not v["val_converged"] and v["val_final_train_loss"] is None
-    assert v["val_final_acc"] == h["final_test_acc"]
-
-
+# ------------------------------------------------------------------------------------ summary
 def test_summarize_convergence_rule_and_epochs_to_90():
     h = {"epochs": 4, "train_loss": [2.2, 1.5, 1.0, 0.9], "test_loss": [2.0, 1.4, 1.1, 1.0],
          "test_acc": [0.3, 0.6, 0.7, 0.65], "epoch_time": [1.0] * 4, "num_classes": 10, "diverged": False,

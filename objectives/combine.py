@@ -1,0 +1,154 @@
+"""One combined gradnas score: rank aggregation of complementary signals with measured directions.
+
+A single metric is a weak ranker (DESIGN §8): the thesis metrics at initialization see how a network
+propagates gradients but not the learning rate it will be trained with; the loss after a few steps sees
+the learning rate but is noisy. :func:`combined_score` ranks the candidates of a table by each *feature*
+in its better direction and sums the ranks on a log scale (the non-linear rank aggregation of AZ-NAS,
+Lee & Ham, CVPR 2024: a candidate that is poor on one feature is pulled down more than averaging would),
+weighted per feature. Higher = predicted more accurate.
+
+A feature is a column of the table (a metric key as the search stores it: ``kappa_w``, ``kappa_w@early``,
+``loss_early``, ``params``, ...) or a derived quantity computed from columns (:data:`DERIVED`: e.g. the
+relative weight change of one SGD step, ``lr * grad_weight_ratio``, which lets an init-only score see
+the learning rate). Which features, directions and weights: measured on the proxy lab
+(``benchmarks/proxy_lab.py``), chosen on random halves and reported on the other halves; the chosen
+sets are :data:`INIT_FEATURES` and :data:`EARLY_FEATURES`. A value that is missing or not finite (a
+metric undefined for a dead network) ranks last in every direction.
+
+Example::
+
+    import pandas as pd
+    from objectives.combine import combined_score
+
+    table = pd.DataFrame({"kappa_w": [..], "grad_weight_ratio": [..], "lr": [..], ...})
+    table["gradnas"] = combined_score(table, phase="init")
+    best = table.sort_values("gradnas", ascending=False).head(5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["Feature", "DERIVED", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
+           "rank_aggregate", "combined_score", "features_from_mapping"]
+
+PHASES = ("init", "early")
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """One input of the combined score.
+
+    Attributes:
+        key: a table column, or a name in :data:`DERIVED`.
+        direction: ``"maximize"`` or ``"minimize"``: which way predicts a more accurate network.
+        weight: its weight in the sum of log-ranks (> 0).
+    """
+
+    key: str
+    direction: str
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("maximize", "minimize"):
+            raise ValueError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
+        if not (self.weight > 0 and math.isfinite(self.weight)):
+            raise ValueError(f"weight must be a positive number, got {self.weight!r}")
+
+
+def _col(table: pd.DataFrame, key: str) -> np.ndarray:
+    if key not in table.columns:
+        raise KeyError(f"the table has no column {key!r} (columns: {', '.join(map(str, table.columns))})")
+    return pd.to_numeric(table[key], errors="coerce").to_numpy(dtype=float)
+
+
+#: Derived features: name -> function of the table (one value per row).
+DERIVED: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
+    # relative weight change of one SGD step at the config's learning rate: lr * ||g|| / ||w||
+    "relative_step": lambda t: _col(t, "lr") * _col(t, "grad_weight_ratio"),
+    # ... the relative gradient change that step causes, predicted by step-consistency
+    "relative_gradient_change": lambda t: _col(t, "kappa_w") * _col(t, "lr") * _col(t, "grad_weight_ratio"),
+    "log_lr": lambda t: np.log(_col(t, "lr")),
+}
+
+#: Features of the init-only score (no training step taken). Chosen on the proxy lab: see
+#: ``benchmarks/proxy_lab.py`` and the README's figures.
+INIT_FEATURES: tuple[Feature, ...] = ()
+#: Features of the score after the early steps (``@early`` metrics and losses are available).
+EARLY_FEATURES: tuple[Feature, ...] = ()
+
+
+def feature_values(table: pd.DataFrame, key: str) -> np.ndarray:
+    """The values of one feature for every row (a column, or a :data:`DERIVED` quantity)."""
+    if key in DERIVED and key not in table.columns:
+        return np.asarray(DERIVED[key](table), dtype=float)
+    return _col(table, key)
+
+
+def rank_aggregate(table: pd.DataFrame, features: Sequence[Feature]) -> np.ndarray:
+    """Sum over features of ``weight * log(rank / n)``, ranks in each feature's better direction.
+
+    The best row of a feature gets rank n (log 0), the worst rank 1; ties share their average rank;
+    rows whose value is missing or not finite get rank 1 (below every finite value, ties among them
+    averaged). Returns one score per row, higher = better (at most 0).
+
+    Raises:
+        ValueError: no features or an empty table; KeyError: a missing column.
+    """
+    if not features:
+        raise ValueError("rank_aggregate needs at least one feature")
+    n = len(table)
+    if n == 0:
+        raise ValueError("rank_aggregate needs a table with at least one row")
+    total = np.zeros(n)
+    for f in features:
+        v = feature_values(table, f.key)
+        oriented = v if f.direction == "maximize" else -v
+        finite = np.isfinite(oriented)
+        ranks = np.empty(n)
+        k = int((~finite).sum())
+        ranks[~finite] = (k + 1) / 2.0  # the k undefined rows share ranks 1..k
+        if finite.any():
+            ranks[finite] = k + stats.rankdata(oriented[finite], method="average")
+        total += f.weight * np.log(ranks / n)
+    return total
+
+
+def combined_score(
+    table: pd.DataFrame,
+    phase: str = "init",
+    features: Sequence[Feature] | None = None,
+) -> pd.Series:
+    """The gradnas score of each candidate (row): higher = predicted more accurate after training.
+
+    Args:
+        table: one row per candidate; metric columns as the search stores them (``kappa_w``,
+            ``kappa_w@early``, ``loss_early``, ...) and the config's ``lr`` where a derived feature
+            needs it.
+        phase: ``"init"`` (only values measured at initialization: :data:`INIT_FEATURES`) or
+            ``"early"`` (also those after the early training steps: :data:`EARLY_FEATURES`).
+        features: override the phase's feature set (e.g. to evaluate another choice).
+
+    Returns:
+        A float Series aligned with ``table.index``, named ``"gradnas_<phase>"``.
+
+    Raises:
+        ValueError: an unknown phase, an empty feature set; KeyError: a column the features need.
+    """
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+    chosen = tuple(features) if features is not None else (INIT_FEATURES if phase == "init" else EARLY_FEATURES)
+    if not chosen:
+        raise ValueError(f"no features for phase {phase!r}")
+    return pd.Series(rank_aggregate(table, chosen), index=table.index, name=f"gradnas_{phase}")
+
+
+def features_from_mapping(spec: Mapping[str, tuple[str, float]]) -> tuple[Feature, ...]:
+    """``{key: (direction, weight)}`` -> features (the form the lab writes)."""
+    return tuple(Feature(k, d, w) for k, (d, w) in spec.items())

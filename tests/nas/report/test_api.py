@@ -1,0 +1,72 @@
+"""write_report and ``python -m nas report`` (nas/report/__init__.py): correlations.csv equals scipy's,
+constant metrics are undefined, missing values are left out, top-k by hand, a study without validations."""
+
+from __future__ import annotations
+
+import optuna
+import pandas as pd
+import pytest
+from scipy import stats
+
+from nas.report import write_report
+from nas.validate import with_validation
+
+
+def _columns(study: optuna.Study, key: str, target: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for t in with_validation(study):
+        a = t.user_attrs
+        if t.state.name != "COMPLETE" or a.get("val_epochs") != 2:
+            continue
+        x, y = a.get(key), a.get(target)
+        if x is None or y is None:
+            continue
+        xs.append(float(x))
+        ys.append(float(y))
+    return xs, ys
+
+
+def test_report_correlations_equal_scipy(reported):
+    study, folder = reported.study, reported.folder
+    assert reported.code == 0
+
+    df = pd.read_csv(folder / "correlations.csv")
+    every = df[df["subset"] == "all"]
+    assert {"kappa_w", "kappa_w@early", "confusion", "loss_drop", "params", "train_kappa_w"} <= set(every["metric"])
+    checked = 0
+    for _, row in every.iterrows():
+        xs, ys = _columns(study, row["metric"], row["target"])
+        assert row["n"] == len(xs), row["metric"]
+        if len(set(xs)) < 2 or len(set(ys)) < 2:
+            assert pd.isna(row["kendall_tau"]) and str(row["note"]).startswith("undefined")
+            continue
+        tau, rho = stats.kendalltau(xs, ys), stats.spearmanr(xs, ys)
+        assert row["kendall_tau"] == pytest.approx(tau.statistic, abs=1e-12)
+        assert row["kendall_p"] == pytest.approx(tau.pvalue, abs=1e-12)
+        assert row["spearman_rho"] == pytest.approx(rho.statistic, abs=1e-12)
+        assert row["spearman_p"] == pytest.approx(rho.pvalue, abs=1e-12)
+        assert row["significant"] == (tau.pvalue <= 0.05)
+        checked += 1
+    assert checked >= 20
+    params = every[(every["metric"] == "params") & (every["target"] == "val_best_acc")].iloc[0]
+    assert pd.isna(params["kendall_tau"]) and params["note"] == "undefined: metric constant" and params["n"] == 7
+    kx = every[(every["metric"] == "kappa_x") & (every["target"] == "val_best_acc")].iloc[0]
+    assert kx["n"] == 6  # the None value is left out, not the trial's other values
+    assert set(df["subset"]) == {"all", "random"}
+    assert (df[df["subset"] == "random"]["n"] <= 3).all()
+
+    # top-k hit rate by hand for one metric (confusion: lower is better), k = max(1, 7 // 4) = 1
+    row = every[(every["metric"] == "confusion") & (every["target"] == "val_best_acc")].iloc[0]
+    trials = [t for t in with_validation(study) if t.user_attrs.get("val_epochs") == 2]
+    best_metric = min(trials, key=lambda t: t.user_attrs["confusion"]).number
+    best_acc = max(trials, key=lambda t: t.user_attrs["val_best_acc"]).number
+    assert row["topk_k"] == 1 and row["topk_hits"] == int(best_metric == best_acc)
+
+
+def test_report_without_validation_counts_and_does_not_crash(tmp_path, validated_study):
+    study = validated_study(tmp_path, "bare", n=4, validate=False)
+    result = write_report(study, tmp_path / "bare")
+    assert result.counts["complete, never validated"] == 4 and result.counts["state FAIL"] == 1
+    assert result.html.exists() and result.csv.exists()
+    assert (result.table["n"] == 0).all() and result.table["note"].str.startswith("undefined").all()
+    assert (tmp_path / "bare" / "plots" / "pareto.png").exists()

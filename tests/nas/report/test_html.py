@@ -1,0 +1,36 @@
+"""The rendered report (nas/report/html.py): the terminal table, and an HTML page whose images exist."""
+
+from __future__ import annotations
+
+import base64
+from html.parser import HTMLParser
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.srcs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.srcs.append(dict(attrs)["src"])
+
+
+def test_terminal_table_shows_undefined_correlations(reported):
+    out = reported.out
+    assert "undefined" in out and "confusion" in out
+
+
+def test_html_embeds_every_plot_as_a_png(reported):
+    folder = reported.folder
+    plots = {p.name for p in (folder / "plots").glob("*.png")}
+    parser = _Images()
+    parser.feed((folder / "report.html").read_text(encoding="utf-8"))
+    assert len(parser.srcs) >= len(plots)
+    for src in parser.srcs:
+        if src.startswith("data:"):
+            head, payload = src.split(",", 1)
+            assert head == "data:image/png;base64"
+            assert base64.b64decode(payload).startswith(b"\x89PNG\r\n\x1a\n")
+        else:
+            assert (folder / src).is_file(), src

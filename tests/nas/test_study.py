@@ -1,0 +1,32 @@
+"""nas.study: an undefined objective value ranks worst and keeps the trial COMPLETE (DESIGN §8)."""
+
+import math
+
+import optuna
+
+from nas.study import open_study, parse_constraint, parse_objectives, tell_result, worst_if_undefined
+
+
+def test_worst_if_undefined():
+    assert worst_if_undefined(float("nan"), "minimize") == math.inf
+    assert worst_if_undefined(None, "maximize") == -math.inf
+    assert worst_if_undefined(True, "maximize") == -math.inf
+    assert worst_if_undefined(-math.inf, "maximize") == -math.inf  # already the worst: kept
+    assert worst_if_undefined(2, "minimize") == 2.0
+
+
+def test_an_undefined_objective_keeps_the_trial_complete_and_ranks_it_worst(tmp_path):
+    objs = parse_objectives("kappa_w:min,coherence:max")
+    cons = [parse_constraint("rank_input<=0.15")]
+    study = open_study("s", f"sqlite:///{tmp_path / 's.db'}", objs, cons, "random", 0, {})
+    t1 = study.ask()
+    tell_result(study, t1, {"kappa_w": float("nan"), "coherence": float("nan"), "rank_input": 0.1,
+                            "metric_errors": {"kappa_w": "zero gradient"}}, objs, cons)
+    t2 = study.ask()
+    tell_result(study, t2, {"kappa_w": 3.0, "coherence": 0.2, "rank_input": 0.1, "metric_errors": {}}, objs, cons)
+    done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert [t.number for t in done] == [0, 1]
+    assert done[0].values == [math.inf, -math.inf]
+    assert done[0].user_attrs["undefined_objectives"] == ["kappa_w:min", "coherence:max"]
+    assert done[0].user_attrs["metric_errors"] == {"kappa_w": "zero gradient"}
+    assert [t.number for t in study.best_trials] == [1]  # the defined trial dominates

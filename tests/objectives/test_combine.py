@@ -1,0 +1,52 @@
+"""The combined score: summed log-ranks against a hand computation, undefined values last, phases."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from objectives.combine import DERIVED, Feature, combined_score, rank_aggregate
+
+
+def test_rank_aggregate_matches_hand_computation():
+    t = pd.DataFrame({"a": [3.0, 1.0, 2.0, 2.0], "b": [10.0, 30.0, 20.0, 40.0]})
+    got = rank_aggregate(t, [Feature("a", "maximize"), Feature("b", "minimize", weight=2.0)])
+    # ranks of a (max): 4, 1, 2.5, 2.5; ranks of b (min): 4, 2, 3, 1; n = 4
+    ra, rb = np.array([4, 1, 2.5, 2.5]), np.array([4, 2, 3, 1])
+    np.testing.assert_allclose(got, np.log(ra / 4) + 2 * np.log(rb / 4))
+    assert got[0] == 0.0  # best on both
+
+
+def test_undefined_values_rank_last_in_either_direction():
+    t = pd.DataFrame({"a": [1.0, float("nan"), 3.0, float("inf"), 2.0]})
+    for direction in ("maximize", "minimize"):
+        s = rank_aggregate(t, [Feature("a", direction)])
+        assert s[1] == s[3] == pytest.approx(math.log(1.5 / 5))  # two undefined rows share ranks 1-2
+        assert min(s[[0, 2, 4]]) > s[1]
+    assert np.argmax(rank_aggregate(t, [Feature("a", "maximize")])) == 2
+    assert np.argmax(rank_aggregate(t, [Feature("a", "minimize")])) == 0
+
+
+def test_combined_score_is_aligned_and_uses_derived_features():
+    t = pd.DataFrame({"lr": [0.1, 1.0, 0.01], "grad_weight_ratio": [1.0, 0.5, 2.0], "kappa_w": [1.0, 2.0, 3.0]},
+                     index=[7, 8, 9])
+    np.testing.assert_allclose(DERIVED["relative_step"](t), [0.1, 0.5, 0.02])
+    np.testing.assert_allclose(DERIVED["relative_gradient_change"](t), [0.1, 1.0, 0.06])
+    s = combined_score(t, "init", features=[Feature("relative_step", "minimize")])
+    assert list(s.index) == [7, 8, 9] and s.name == "gradnas_init"
+    assert s.idxmax() == 9 and s.idxmin() == 8
+
+
+def test_bad_arguments_raise():
+    t = pd.DataFrame({"a": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="phase"):
+        combined_score(t, "late", features=[Feature("a", "maximize")])
+    with pytest.raises(KeyError, match="no column 'b'"):
+        combined_score(t, "init", features=[Feature("b", "maximize")])
+    with pytest.raises(ValueError, match="direction"):
+        Feature("a", "up")
+    with pytest.raises(ValueError, match="weight"):
+        Feature("a", "maximize", weight=0)
+    with pytest.raises(ValueError, match="at least one feature"):
+        rank_aggregate(t, [])
