@@ -97,6 +97,7 @@ except ImportError:  # run from a checkout without the editable install
     import objectives
 from nas.report.stats import count_nonfinite, oriented, rank_corr  # non-finite values ranked worst, tied
 from objectives import registry
+from objectives.combine import Feature, rank_aggregate
 from search_spaces import get_space
 from search_spaces.nb201 import EDGES, NUM_ARCHS, arch_string, index_to_arch, parse_arch
 
@@ -122,7 +123,17 @@ DATA_FREE: dict[str, tuple[str, dict[str, Any]]] = {
     "flops": ("flops", {}),
     "synflow": ("synflow", {}),
     "naswot_random": ("naswot", {"random_inputs": True, "seed": 0}),
+    "az_expressivity": ("az_expressivity", {}),
+    "az_progressivity": ("az_progressivity", {}),
+    "az_trainability": ("az_trainability", {}),
+    "meco": ("meco", {}),
 }
+#: Data-free metrics scored on a seeded Gaussian batch of this size (cell index = seed): AZ-NAS's protocol
+#: (batch 64) and MeCo's (one example).
+GAUSSIAN_BATCH = {"az_expressivity": 64, "az_progressivity": 64, "az_trainability": 64, "meco": 1}
+#: The AZ-NAS score: its four components (complexity = FLOPs) combined by summed log-ranks across cells.
+AZ_NAS = "az_nas"
+AZ_NAS_PARTS = ("az_expressivity", "az_progressivity", "az_trainability", "flops")
 FLOPS_BATCH = 2  # the FLOP count is per example; 2 examples keep train-mode BatchNorm well defined
 NASWOT_RANDOM_SEED = 0
 
@@ -139,6 +150,8 @@ PUBLISHED: dict[str, dict[str, tuple[float, float | None]]] = {
     "fisher": {"Abdelfattah": (0.360, None)},
     "jacob_cov": {"Abdelfattah": (0.731, None)},
     "conv_baseline": {"README": (0.753, None)},
+    "meco": {"MeCo": (0.89, None)},
+    AZ_NAS: {"AZ-NAS": (0.913, None)},
 }
 SOURCES = {
     "AZ-NAS": "Lee & Ham, AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search, CVPR 2024, "
@@ -146,6 +159,8 @@ SOURCES = {
     "Abdelfattah": "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021, notebook "
                    "(NB201, CIFAR-10, Spearman rho)",
     "README": "structural baseline 9*#conv3x3 + #conv1x1, ../shared/nb201/README.md",
+    "MeCo": "Jiang et al., MeCo: Zero-Shot NAS with One Data and Single Forward Pass via Minimum Eigenvalue of "
+            "Correlation, NeurIPS 2023, abstract (NB201 CIFAR-10, Spearman rho)",
 }
 #: The published rho a data-free implementation must match within this margin (issue 7).
 TARGET_MARGIN = 0.03
@@ -379,11 +394,13 @@ def metric_settings(metric: str, args: argparse.Namespace) -> str:
         return f"{base}; ones float64"
     if metric == "naswot_random":
         return f"{base}; randn batch={args.batch} seed={NASWOT_RANDOM_SEED}; relu leaves"
+    if metric in GAUSSIAN_BATCH:
+        return f"{base}; randn batch={GAUSSIAN_BATCH[metric]} seed=index"
     return f"{base}; data={args.dataset} batch={args.batch} data_seed={args.data_seed}"
 
 
 def data_label(metric: str, dataset: str) -> str:
-    if metric in DATA_FREE or metric == "conv_baseline":
+    if metric in DATA_FREE or metric in ("conv_baseline", AZ_NAS):
         return "free"
     return f"MISMATCH({dataset})" if dataset in MISMATCH_DATASETS else dataset
 
@@ -409,7 +426,10 @@ def score_cell(
             continue
         name, opts = DATA_FREE[metric]
         fn = registry.get(name).fn
-        inputs = shape_only if metric != "naswot_random" else torch.zeros((batch, *INPUT_SHAPE))
+        if metric in GAUSSIAN_BATCH:
+            inputs = torch.randn((GAUSSIAN_BATCH[metric], *INPUT_SHAPE), generator=torch.Generator().manual_seed(index))
+        else:
+            inputs = shape_only if metric != "naswot_random" else torch.zeros((batch, *INPUT_SHAPE))
         t = time.perf_counter()
         value = _safe(lambda: fn(model, inputs, None, **opts), metric, index)
         out[metric] = (value, time.perf_counter() - t)
@@ -452,18 +472,22 @@ def correlation_table(
     metrics: Sequence[str], values: dict[str, np.ndarray], truth: dict[str, np.ndarray], dataset: str,
 ) -> list[dict[str, Any]]:
     rows = []
+    if all(p in metrics for p in AZ_NAS_PARTS):  # AZ-NAS's own combination, across the scored cells
+        values = {**values, AZ_NAS: rank_aggregate(pd.DataFrame({p: values[p] for p in AZ_NAS_PARTS}),
+                                                    [Feature(p, "maximize") for p in AZ_NAS_PARTS])}
+        metrics = [*metrics, AZ_NAS]
     for m in metrics:
         v = values[m]
-        o = oriented(v, direction_of(m) if m != "conv_baseline" else "maximize")
+        o = oriented(v, direction_of(m) if m not in ("conv_baseline", AZ_NAS) else "maximize")
         row: dict[str, Any] = {"metric": m, "data": data_label(m, dataset), "n": len(v),
                                "nonfinite": count_nonfinite(v)}
         for short, _ in TARGETS:
             row[f"rho_{short}"], row[f"tau_{short}"] = rank_corr(o, truth[short])
         pub = PUBLISHED.get(m, {})
-        for src in ("AZ-NAS", "Abdelfattah", "README"):
+        for src in ("AZ-NAS", "Abdelfattah", "README", "MeCo"):
             if src in pub:
                 row[f"pub_rho_{src}"], row[f"pub_tau_{src}"] = pub[src]
-        az = pub.get("AZ-NAS") or pub.get("README")
+        az = pub.get("AZ-NAS") or pub.get("README") or pub.get("MeCo")
         row["d_rho"] = row["rho_C10"] - az[0] if az else math.nan
         rows.append(row)
     return rows
@@ -477,8 +501,8 @@ def print_correlation_table(rows: list[dict[str, Any]], file=sys.stdout) -> None
     print("-" * len(head), file=file)
     for r in rows:
         corr = "".join(f"{_f(r[f'rho_{s}'], 9)}{_f(r[f'tau_{s}'], 9)}" for s, _ in TARGETS)
-        pub_rho = r.get("pub_rho_AZ-NAS", r.get("pub_rho_README"))
-        pub_tau = r.get("pub_tau_AZ-NAS", r.get("pub_tau_README"))
+        pub_rho = r.get("pub_rho_AZ-NAS", r.get("pub_rho_README", r.get("pub_rho_MeCo")))
+        pub_tau = r.get("pub_tau_AZ-NAS", r.get("pub_tau_README", r.get("pub_tau_MeCo")))
         if pub_rho is None:
             pub = "-"
         else:

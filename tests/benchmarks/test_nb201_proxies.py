@@ -317,3 +317,21 @@ def test_script_sample_20_with_a_data_metric_on_synthetic(tmp_path):
     assert counts(proc2.stdout) == (20, 0, 0)
     assert table_rows(proc2.stdout) == rows
     assert second < first / 2
+
+
+def test_az_nas_row_is_the_summed_log_rank_of_its_four_components():
+    from objectives.combine import Feature, rank_aggregate
+
+    rng = np.random.default_rng(0)
+    n = 12
+    truth = {short: rng.random(n) for short, _ in nb.TARGETS}
+    values = {p: rng.random(n) for p in nb.AZ_NAS_PARTS}
+    values["az_trainability"][3] = -math.inf  # an undefined component ranks that cell last on it
+    rows = {r["metric"]: r for r in nb.correlation_table(list(nb.AZ_NAS_PARTS), values, truth, "none")}
+    assert nb.AZ_NAS in rows and rows[nb.AZ_NAS]["data"] == "free"
+    expected = rank_aggregate(pd.DataFrame(values), [Feature(p, "maximize") for p in nb.AZ_NAS_PARTS])
+    from scipy import stats
+
+    assert rows[nb.AZ_NAS]["rho_C10"] == pytest.approx(stats.spearmanr(expected, truth["C10"]).statistic)
+    assert rows[nb.AZ_NAS]["pub_rho_AZ-NAS"] == 0.913
+    assert nb.GAUSSIAN_BATCH["meco"] == 1 and nb.GAUSSIAN_BATCH["az_expressivity"] == 64
