@@ -375,7 +375,12 @@ def _fill(job: Job) -> dict[str, Any]:
     keep = set(job.metrics) | {f"{m}{EARLY_SUFFIX}" for m in job.metrics}
     row.update({k: v for k, v in values.items() if k in keep})
     if job.long_steps > 0 and job.long_metrics:
-        long = _long_run(job)
+        try:
+            long = _long_run(job)
+        except KeyboardInterrupt:
+            raise
+        except Exception:  # noqa: BLE001 - the long run fails here as it did in the main job (long_error)
+            long = {}
         row.update({f"{m}@{job.long_steps}": long[f"{m}@{job.long_steps}"] for m in job.metrics
                     if f"{m}@{job.long_steps}" in long})
         errors.update({f"{m}@{job.long_steps}": r for m, r in
