@@ -224,6 +224,32 @@ def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: b
     return "\n".join(lines)
 
 
+def evidence(df: pd.DataFrame, lab: str) -> dict[str, dict[str, tuple[str, float, int, str, None]]]:
+    """Every registered metric's measured direction at init (``m``) and after the early steps
+    (``m@early``) on the whole table: (direction, oriented tau, n, lab, stable=None)."""
+    out: dict[str, dict[str, tuple[str, float, int, str, None]]] = {}
+    for m in registry.names():
+        for phase, key in (("init", m), ("early", f"{m}@early")):
+            if key not in df.columns or not np.isfinite(pd.to_numeric(df[key], errors="coerce")).any():
+                continue
+            d, t = measured_direction(df, key)
+            out.setdefault(m, {})[phase] = (d, round(t, 3), len(df), lab, None)
+    return out
+
+
+def write_evidence(path: str | Path, measured: dict, command: str) -> None:
+    text = Path(path).read_text()
+    head = text[: text.index("MEASURED:")]
+    lines = [f"# {command}", "MEASURED: dict[str, dict[str, tuple[str, float, int, str, bool | None]]] = {"]
+    for m in sorted(measured):
+        lines.append(f"    {m!r}: {{")
+        for phase, e in measured[m].items():
+            lines.append(f"        {phase!r}: {e!r},")
+        lines.append("    },")
+    lines.append("}")
+    Path(path).write_text(head + "\n".join(lines) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -232,6 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the splits (default: %(default)s)")
     p.add_argument("--choose", action="store_true", help="also print the features chosen on the whole table")
     p.add_argument("--directions", action="store_true", help="also print every key's measured direction")
+    p.add_argument("--write-evidence", metavar="PATH", default=None,
+                   help="write every metric's measured direction per phase (whole table) into PATH "
+                        "(objectives/evidence.py)")
+    p.add_argument("--lab", default=None, help="the lab's name in the evidence (default: the table's file name)")
     args = p.parse_args(argv)
     if args.splits < 1:
         p.error("--splits must be >= 1")
@@ -241,6 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(df) < 8:
         p.error(f"{args.table} has {len(df)} finished configs: at least 8 are needed for halves of 4")
     print(report(df, args.splits, args.seed, args.choose, args.directions))
+    if args.write_evidence:
+        lab = args.lab or Path(args.table).name.split(".")[0]
+        write_evidence(args.write_evidence, evidence(df, lab),
+                       "python benchmarks/proxy_lab.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+        print(f"\nmeasured directions written to {args.write_evidence}")
     return 0
 
 

@@ -382,8 +382,21 @@ class Objectives(_Command):
             rows = [[e.name, e.direction, e.cost, e.family, e.file, e.test] for e in entries]
             print(_table(rows, ["metric", "direction", "cost", "family", "file", "test"]))
         else:
-            rows = [[e.name, e.direction, e.cost, ",".join(sorted(e.needs)) or "-", e.citation] for e in entries]
-            print(_table(rows, ["metric", "direction", "cost", "needs", "definition"]))
+            def measured(e, phase: str) -> str:
+                m = e.measured.get(phase)
+                if m is None:
+                    return "-"
+                flag = {True: "", False: " unstable", None: ""}[m.stable]
+                return f"{m.direction[:3]} tau {m.tau:+.2f} n {m.n}{flag}"
+
+            rows = [[e.name, e.hypothesis[:3], measured(e, "init"), measured(e, "early"), e.cost,
+                     ",".join(sorted(e.needs)) or "-", e.citation] for e in entries]
+            print(_table(rows, ["metric", "paper", "measured at init", "after early steps", "cost", "needs",
+                                "definition"]))
+            labs = sorted({m.lab for e in entries for m in e.measured.values()})
+            print("\npaper: the direction the metric's paper argues for (a hypothesis); measured: the direction "
+                  "that ranks trained accuracy on the proxy lab (" + (", ".join(labs) or "none yet") +
+                  "), with Kendall tau and the number of configs (benchmarks/proxy_lab.py).")
         print("\nUse a metric as an objective KEY (at init) or KEY@early; derived keys: loss_drop, loss_early, train_kappa_w, params, flops.")
         return 0
 

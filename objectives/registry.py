@@ -26,7 +26,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-__all__ = ["MetricInfo", "register_metric", "names", "get", "entries", "UnknownMetricError"]
+__all__ = ["MetricInfo", "Evidence", "register_metric", "names", "get", "entries", "UnknownMetricError"]
 
 DIRECTIONS = ("minimize", "maximize")
 PHASES = ("init", "early")
@@ -77,6 +77,43 @@ class MetricInfo:
     family: str = "user"
     file: str = ""
     test: str = ""
+
+    @property
+    def hypothesis(self) -> str:
+        """The direction the metric's paper argues for (``direction``): a hypothesis, see ``measured``."""
+        return self.direction
+
+    @property
+    def measured(self) -> dict[str, "Evidence"]:
+        """Measured direction per phase (``init``, ``early``) from the proxy lab (:mod:`objectives.evidence`);
+        empty where the lab has not measured the metric."""
+        from .evidence import MEASURED
+
+        return {phase: Evidence(*e) for phase, e in MEASURED.get(self.name, {}).items()}
+
+    def direction_for(self, phase: str) -> str:
+        """The measured direction at ``phase`` when the lab has one, else the paper's hypothesis."""
+        e = self.measured.get(phase)
+        return e.direction if e is not None else self.hypothesis
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A metric's measured direction at one phase: the sign of Kendall's tau against trained accuracy.
+
+    Attributes:
+        direction: ``"maximize"`` or ``"minimize"``: the direction with tau >= 0.
+        tau: Kendall tau of the metric, oriented by ``direction``, against the lab's accuracy.
+        n: configs it was measured on.
+        lab: which ground-truth table.
+        stable: whether the sign agrees across the labs that measured it (None: one lab only).
+    """
+
+    direction: str
+    tau: float
+    n: int
+    lab: str
+    stable: bool | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> float:
         return self.fn(*args, **kwargs)
