@@ -41,3 +41,15 @@ def test_duplicate_and_bad_registrations_raise():
     with pytest.raises(ValueError, match="cost"):
         register_metric("new_metric_x", direction="minimize", cost="huge")
     assert "new_metric_x" not in registry.names()
+
+
+def test_measured_directions_come_from_the_evidence_module(monkeypatch):
+    from objectives import evidence
+
+    monkeypatch.setattr(evidence, "MEASURED", {"kappa_w": {"init": ("maximize", 0.41, 150, "lab", None)}})
+    e = registry.get("kappa_w")
+    assert e.hypothesis == "minimize"  # the thesis's direction stays, as a hypothesis
+    assert e.measured["init"].direction == "maximize" and e.measured["init"].n == 150
+    assert e.direction_for("init") == "maximize"
+    assert e.direction_for("early") == "minimize"  # not measured: the hypothesis
+    assert registry.get("confusion").measured == {}
