@@ -46,9 +46,11 @@ def check_complete_trials(study: optuna.Study, runs: Path, name: str, n: int) ->
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == n
     for t in complete:
+        errors = t.user_attrs["metric_errors"]
         for m in objectives.DEFAULT_METRICS:
-            assert isinstance(t.user_attrs[m], float), m
-            assert isinstance(t.user_attrs[f"{m}@early"], float), m
+            for key in (m, f"{m}@early"):  # a value, or undefined for this net (None) with its reason
+                v = t.user_attrs[key]
+                assert isinstance(v, float) or (v is None and errors.get(key)), (key, v, errors)
         for key in ("loss_drop", "params", "time_total", "config", "device", "loss_curve"):
             assert key in t.user_attrs, key
         assert len(t.values) == 3
