@@ -128,6 +128,8 @@ DATA_FREE: dict[str, tuple[str, dict[str, Any]]] = {
     "az_trainability": ("az_trainability", {}),
     "meco": ("meco", {}),
 }
+#: The data-free metrics scored without --metrics (the AZ-NAS components and MeCo, ~2.5 s a cell, on request).
+DEFAULT_DATA_FREE = ("params", "flops", "synflow", "naswot_random")
 #: Data-free metrics scored on a seeded Gaussian batch of this size (cell index = seed): AZ-NAS's protocol
 #: (batch 64) and MeCo's (one example).
 GAUSSIAN_BATCH = {"az_expressivity": 64, "az_progressivity": 64, "az_trainability": 64, "meco": 1}
@@ -344,11 +346,12 @@ def direction_of(metric: str) -> str:
 
 
 def select_metrics(patterns: Sequence[str] | None, dataset: str) -> list[str]:
-    """Metrics to score: data-free ones always; data metrics unless ``dataset == "none"``."""
+    """Metrics to score. Default: :data:`DEFAULT_DATA_FREE`, plus the data metrics unless ``dataset == "none"``;
+    patterns pick among every data-free metric (the AZ-NAS components and meco too) and the data metrics."""
     free = list(DATA_FREE)
     dependent = data_metrics() if dataset != "none" else []
     if not patterns:
-        return free + dependent
+        return list(DEFAULT_DATA_FREE) + dependent
     valid = free + data_metrics()
     chosen: list[str] = []
     for p in patterns:
@@ -604,7 +607,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--metrics", nargs="+", default=None, metavar="NAME",
                    help="metrics to score (fnmatch patterns allowed, e.g. 'synflow' 'naswot*'); default: the "
                         "data-free ones (params, flops, synflow, naswot_random) plus, unless --dataset none, "
-                        "every registered data-dependent metric")
+                        "every registered data-dependent metric; the data-free az_expressivity, az_progressivity, "
+                        "az_trainability and meco (~2.5 s a cell together) only when named, e.g. 'az_*' meco flops")
     p.add_argument("--naslib", default=None,
                    help="NASLib zc_nasbench201.json: print the rank agreement of our values with NASLib's "
                         f"('{NASLIB_DATASET}' entries) on the scored cells NASLib has")

@@ -78,6 +78,9 @@ class MetricInfo:
     file: str = ""
     test: str = ""
 
+    def __call__(self, *args: Any, **kwargs: Any) -> float:
+        return self.fn(*args, **kwargs)
+
     @property
     def hypothesis(self) -> str:
         """The direction the metric's paper argues for (``direction``): a hypothesis, see ``measured``."""
@@ -114,9 +117,6 @@ class Evidence:
     n: int
     lab: str
     stable: bool | None = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> float:
-        return self.fn(*args, **kwargs)
 
 
 _REGISTRY: dict[str, MetricInfo] = {}
