@@ -41,7 +41,7 @@ try:
 except ImportError:  # run from a checkout without the editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from objectives import registry
-from objectives.combine import DERIVED, Feature, rank_aggregate
+from objectives.combine import DERIVED, Feature, combined_score, rank_aggregate
 
 #: Mean best accuracy above which a config counts as "trains" (10 classes: chance is 0.1).
 TRAINS = 0.5
@@ -163,6 +163,11 @@ def baselines(df: pd.DataFrame) -> dict[str, np.ndarray]:
     if len(az) == 3 and "flops" in df.columns:
         out["AZ-NAS (4 components, summed log-ranks)"] = rank_aggregate(
             df, [Feature(k, "maximize") for k in az] + [Feature("flops", "maximize")])
+    for phase in ("init", "early"):  # the combined score objectives.combine ships (fixed, not tuned here)
+        try:
+            out[f"gradnas combined_score, {phase} (shipped)"] = combined_score(df, phase).to_numpy()
+        except KeyError:
+            pass
     if {"confusion", "diversity", "kappa_w", "rank_input"} <= set(df.columns):
         out["old defaults (confusion, diversity, kappa_w: min; rank_input <= 0.15)"] = old_defaults(df)
     return out

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Feature", "DERIVED", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
+__all__ = ["Feature", "DERIVED", "AZ_NAS_FEATURES", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
            "rank_aggregate", "combined_score", "features_from_mapping"]
 
 PHASES = ("init", "early")
@@ -77,11 +77,19 @@ DERIVED: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
     "log_lr": lambda t: np.log(_col(t, "lr")),
 }
 
-#: Features of the init-only score (no training step taken). Chosen on the proxy lab: see
-#: ``benchmarks/proxy_lab.py`` and the README's figures.
-INIT_FEATURES: tuple[Feature, ...] = ()
-#: Features of the score after the early steps (``@early`` metrics and losses are available).
-EARLY_FEATURES: tuple[Feature, ...] = ()
+#: AZ-NAS's four components (Lee & Ham, CVPR 2024), complexity = FLOPs, all maximized.
+AZ_NAS_FEATURES: tuple[Feature, ...] = (
+    Feature("az_expressivity", "maximize"), Feature("az_progressivity", "maximize"),
+    Feature("az_trainability", "maximize"), Feature("flops", "maximize"),
+)
+#: Features of the init-only score (no training step taken). Provisional, fixed before looking at the lab:
+#: the AZ-NAS combination (the strongest published data-free proxy). The lab's held-out selection
+#: (``benchmarks/proxy_lab.py``) replaces it once the resnet lab has its 150 configs.
+INIT_FEATURES: tuple[Feature, ...] = AZ_NAS_FEATURES
+#: Features of the score after the early steps. Provisional, fixed a priori: AZ-NAS plus the mean training
+#: loss of the last early steps (the baseline every HPO user tries first), weighted as much as AZ-NAS's
+#: four components together.
+EARLY_FEATURES: tuple[Feature, ...] = AZ_NAS_FEATURES + (Feature("train_loss_last", "minimize", weight=4.0),)
 
 
 def feature_values(table: pd.DataFrame, key: str) -> np.ndarray:

@@ -50,3 +50,18 @@ def test_bad_arguments_raise():
         Feature("a", "maximize", weight=0)
     with pytest.raises(ValueError, match="at least one feature"):
         rank_aggregate(t, [])
+
+
+def test_default_feature_sets():
+    from objectives.combine import AZ_NAS_FEATURES, EARLY_FEATURES, INIT_FEATURES
+
+    rng = np.random.default_rng(0)
+    t = pd.DataFrame({k: rng.random(6) for k in ("az_expressivity", "az_progressivity", "az_trainability", "flops",
+                                                  "train_loss_last")})
+    np.testing.assert_allclose(combined_score(t, "init"), rank_aggregate(t, AZ_NAS_FEATURES))
+    assert INIT_FEATURES == AZ_NAS_FEATURES
+    loss = [f for f in EARLY_FEATURES if f.key == "train_loss_last"]
+    assert loss == [Feature("train_loss_last", "minimize", 4.0)]
+    # the early score with identical AZ-NAS values everywhere ranks by the loss alone
+    flat = t.assign(az_expressivity=1.0, az_progressivity=1.0, az_trainability=1.0, flops=1.0)
+    assert combined_score(flat, "early").idxmax() == flat["train_loss_last"].idxmin()
