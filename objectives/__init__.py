@@ -179,7 +179,7 @@ def score(
             if on_error == "raise":
                 raise
             reason = " ".join(str(exc).split()) or type(exc).__name__
-            logger.warning("metric %s is undefined for this model and batch: %s", e.name, reason)
+            logger.info("metric %s is undefined for this model and batch: %s", e.name, reason)
             results[e.name] = float("nan")
             results.errors[e.name] = reason
     return results
