@@ -48,7 +48,6 @@ TRAINS = 0.5
 PHASES = ("init", "early", "50")
 #: Loss-like values: lower is better; their direction is never learned.
 LOSS_KEYS = ("loss_init", "loss_early", "train_loss_first", "train_loss_last")
-CONFIG_KEYS = ("lr", "batch_size", "blocks", "width")
 
 
 def load(path: str | Path) -> pd.DataFrame:

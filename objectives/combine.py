@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 __all__ = ["Feature", "DERIVED", "AZ_NAS_FEATURES", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
-           "rank_aggregate", "combined_score", "features_from_mapping"]
+           "rank_aggregate", "combined_score"]
 
 PHASES = ("init", "early")
 
@@ -155,8 +155,3 @@ def combined_score(
     if not chosen:
         raise ValueError(f"no features for phase {phase!r}")
     return pd.Series(rank_aggregate(table, chosen), index=table.index, name=f"gradnas_{phase}")
-
-
-def features_from_mapping(spec: Mapping[str, tuple[str, float]]) -> tuple[Feature, ...]:
-    """``{key: (direction, weight)}`` -> features (the form the lab writes)."""
-    return tuple(Feature(k, d, w) for k, (d, w) in spec.items())
