@@ -29,6 +29,8 @@ Which metrics, on which data
       2 pixels on every side with the background value (the normalized value of a black pixel: the
       split's minimum) to 32 x 32 and its one channel repeated 3 times; normalized with MNIST's own
       statistics, not CIFAR's;
+    * ``--dataset gaussian``: standard-normal images with uniform random labels (seeded by ``--data-seed``),
+      the data-free protocol of AZ-NAS and MeCo extended to the metrics that need a loss;
     * ``--dataset none``: data-free metrics only.
 
     With synthetic or mnist5k the data metrics are computed, but every row they produce is labelled
@@ -105,9 +107,9 @@ LOG = logging.getLogger("nb201_proxies")
 
 INPUT_SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
-DATASETS = ("none", "synthetic", "mnist5k", "cifar10")
+DATASETS = ("none", "synthetic", "mnist5k", "gaussian", "cifar10")
 #: Datasets whose images are not CIFAR-10's: data metrics computed on them are labelled a mismatch.
-MISMATCH_DATASETS = ("synthetic", "mnist5k")
+MISMATCH_DATASETS = ("synthetic", "mnist5k", "gaussian")
 #: Accuracy columns of the NATS-Bench table: (short name, column).
 TARGETS = (
     ("C10", "CIFAR10TestAccuracy200Epochs"),
@@ -300,6 +302,10 @@ def load_batch(dataset: str, batch: int, data_seed: int, data_dir: str) -> tuple
     """``batch`` train examples of ``dataset`` as ``B x 3 x 32 x 32`` images and labels (same every cell)."""
     from nas.data import DatasetError, load_dataset  # benchmarks may use nas; the libraries never do
 
+    if dataset == "gaussian":  # data-free protocol of AZ-NAS / MeCo, with uniform random labels for the loss
+        gen = torch.Generator().manual_seed(data_seed)
+        x = torch.randn((batch, *INPUT_SHAPE), generator=gen)
+        return x, torch.randint(0, NUM_CLASSES, (batch,), generator=gen)
     try:
         if dataset == "synthetic":
             ds = load_dataset("synthetic", seed=data_seed, synthetic_shape=INPUT_SHAPE,
@@ -593,8 +599,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "the same --seed extends a smaller sample)")
     p.add_argument("--seed", type=int, default=0, help="seed of the cell sample")
     p.add_argument("--dataset", choices=DATASETS, default="none",
-                   help="images for the data-dependent metrics: none (data-free metrics only), synthetic or "
-                        "mnist5k (offline; their rows are labelled MISMATCH: not CIFAR-10), cifar10 (real "
+                   help="images for the data-dependent metrics: none (data-free metrics only), synthetic, "
+                        "mnist5k or gaussian (standard-normal images, uniform random labels) (offline; their rows are labelled MISMATCH: not CIFAR-10), cifar10 (real "
                         "CIFAR-10 from --data-dir, never downloaded). mnist5k digits are padded 28->32 with the "
                         "background value and their channel repeated 3 times")
     p.add_argument("--data-dir", default="data",
