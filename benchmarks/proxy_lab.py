@@ -41,7 +41,7 @@ try:
 except ImportError:  # run from a checkout without the editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from objectives import registry
-from objectives.combine import DERIVED, Feature, combined_score, rank_aggregate
+from objectives.combine import DERIVED, Feature, combined_score, feature_values, rank_aggregate
 
 #: Mean best accuracy above which a config counts as "trains" (10 classes: chance is 0.1).
 TRAINS = 0.5
@@ -50,9 +50,38 @@ PHASES = ("init", "early", "50")
 LOSS_KEYS = ("loss_init", "loss_early", "train_loss_first", "train_loss_last")
 
 
-def load(path: str | Path) -> pd.DataFrame:
-    """The table with the config expanded into columns and ``acc`` = mean best accuracy of the seeds."""
+#: Accuracy columns of an NB201 lab table (``benchmarks/nb201_lab.py``): 200-epoch test accuracy.
+NB201_TARGETS = ("C10", "C100", "IN16")
+
+
+def is_nb201(df: pd.DataFrame) -> bool:
+    return "config" not in df.columns and set(NB201_TARGETS) <= set(df.columns)
+
+
+def phases(df: pd.DataFrame) -> tuple[str, ...]:
+    """The phases a table has: NB201 cells are scored at initialization only."""
+    return ("init",) if df.attrs.get("nb201") else PHASES
+
+
+def data_kinds(df: pd.DataFrame) -> list[str]:
+    """The inputs of an NB201 lab's data-dependent columns (``kappa_w[mnist5k]`` -> ``mnist5k``)."""
+    return sorted({c[c.index("[") + 1:-1] for c in df.columns if c.endswith("]") and "[" in c})
+
+
+def with_data(df: pd.DataFrame, data: str) -> pd.DataFrame:
+    """``df`` plus plain metric columns taken from ``<metric>[data]`` (the names combine's features use)."""
+    extra = {c[: c.index("[")]: df[c] for c in df.columns if c.endswith(f"[{data}]")}
+    return pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
+
+
+def load(path: str | Path, target: str = "C10") -> pd.DataFrame:
+    """The table with ``acc``: for a proxy_vs_training table the config expanded into columns and the mean
+    best accuracy of the seeds; for an NB201 lab table the ``target`` accuracy (C10, C100 or IN16, %)."""
     df = pd.read_csv(path)
+    if is_nb201(df):
+        df["acc"] = pd.to_numeric(df[target], errors="coerce") / 100.0
+        df.attrs.update(nb201=True, target=target)
+        return df[df["acc"].notna()].reset_index(drop=True)
     configs = pd.DataFrame([json.loads(c) for c in df["config"]], index=df.index)
     df = pd.concat([df, configs[[k for k in configs.columns if k not in df.columns]]], axis=1).copy()
     val = pd.to_numeric(df.get("val_best_acc"), errors="coerce")
@@ -63,10 +92,15 @@ def load(path: str | Path) -> pd.DataFrame:
 
 def candidate_features(df: pd.DataFrame, phase: str) -> list[str]:
     """Feature keys available at a phase: metrics (and derived values) measured up to that point."""
+    if df.attrs.get("nb201"):  # every metric column (one per metric and input), all at init
+        skip = ("index", "arch", "settings", "lr", "batch_size", "acc", *NB201_TARGETS)
+        return [c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])]
     metrics = registry.names()
     keys = [m for m in metrics if m in df.columns] + [k for k in ("loss_init",) if k in df.columns]
     keys += [k for k in ("lr", "batch_size") if k in df.columns]
     keys += [d for d in DERIVED if _derivable(df, d)]
+    for suffix in {"early": ("@early",), "50": ("@early", "@50")}.get(phase, ()):
+        keys += [f"{d}{suffix}" for d in DERIVED if d != "log_lr" and _derivable(df, f"{d}{suffix}")]
     if phase in ("early", "50"):
         keys += [f"{m}@early" for m in metrics if f"{m}@early" in df.columns and m not in ("params", "flops")]
         keys += [k for k in ("loss_early", "loss_drop", "train_loss_last", "train_kappa_w") if k in df.columns]
@@ -78,7 +112,7 @@ def candidate_features(df: pd.DataFrame, phase: str) -> list[str]:
 
 def _derivable(df: pd.DataFrame, key: str) -> bool:
     try:
-        v = DERIVED[key](df)
+        v = feature_values(df, key)
     except KeyError:
         return False
     return bool(np.isfinite(v).any())
@@ -138,7 +172,10 @@ def old_defaults(df: pd.DataFrame) -> np.ndarray:
 
 
 def seed_ceiling(df: pd.DataFrame) -> dict[str, tuple[float, int]]:
-    both = df[pd.to_numeric(df.get("rep_best_acc"), errors="coerce").notna()]
+    if "rep_best_acc" not in df.columns:
+        return {}
+    both = df[pd.to_numeric(df["rep_best_acc"], errors="coerce").notna()
+              & pd.to_numeric(df["val_best_acc"], errors="coerce").notna()]
     out = {}
     for label, rows in (("all", both), ("trains", both[both["acc"] > TRAINS]),
                         ("top quarter", both[both["acc"] >= both["acc"].quantile(0.75)])):
@@ -163,10 +200,12 @@ def baselines(df: pd.DataFrame) -> dict[str, np.ndarray]:
         out["AZ-NAS (4 components, summed log-ranks)"] = rank_aggregate(
             df, [Feature(k, "maximize") for k in az] + [Feature("flops", "maximize")])
     for phase in ("init", "early"):  # the combined score objectives.combine ships (fixed, not tuned here)
-        try:
-            out[f"gradnas combined_score, {phase} (shipped)"] = combined_score(df, phase).to_numpy()
-        except KeyError:
-            pass
+        for data in (data_kinds(df) or [None]) if phase == "init" else [None]:
+            label = f"gradnas combined_score, {phase} (shipped)" + (f" on {data} inputs" if data else "")
+            try:
+                out[label] = combined_score(with_data(df, data) if data else df, phase).to_numpy()
+            except KeyError:
+                pass
     if {"confusion", "diversity", "kappa_w", "rank_input"} <= set(df.columns):
         out["old defaults (confusion, diversity, kappa_w: min; rank_input <= 0.15)"] = old_defaults(df)
     return out
@@ -181,7 +220,7 @@ def held_out(df: pd.DataFrame, splits: int, seed: int) -> pd.DataFrame:
         a, b = df.iloc[perm[: n // 2]].reset_index(drop=True), df.iloc[perm[n // 2:]].reset_index(drop=True)
         acc_b = b["acc"].to_numpy()
         rec = {"split": s}
-        for phase in PHASES:
+        for phase in phases(df):
             keys = candidate_features(a, phase)
             combo, single = select(a, keys)
             rec[f"combined {phase}"] = tau(rank_aggregate(b, combo), acc_b)
@@ -195,15 +234,19 @@ def held_out(df: pd.DataFrame, splits: int, seed: int) -> pd.DataFrame:
 
 
 def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: bool) -> str:
-    lines = [f"table: {len(df)} configs with a finished training; "
-             f"{int((df['acc'] > TRAINS).sum())} train (mean best accuracy > {TRAINS})"]
+    if df.attrs.get("nb201"):
+        lines = [f"table: {len(df)} NAS-Bench-201 cells; target {df.attrs['target']} (200-epoch test accuracy); "
+                 f"inputs of the data metrics: {', '.join(data_kinds(df)) or 'none'}"]
+    else:
+        lines = [f"table: {len(df)} configs with a finished training; "
+                 f"{int((df['acc'] > TRAINS).sum())} train (mean best accuracy > {TRAINS})"]
     if "eval_status" in df.columns:
         lines.append("scoring: " + ", ".join(f"{k} {v}" for k, v in df["eval_status"].value_counts().items()))
     for label, (t, n) in seed_ceiling(df).items():
         lines.append(f"seed-to-seed tau ({label}): {t:+.3f} (n {n})")
     if directions:
         lines.append("\nmeasured direction per key (whole table; tau oriented, p two-sided):")
-        for phase in PHASES:
+        for phase in phases(df):
             for key in candidate_features(df, phase):
                 if phase != "init" and key in candidate_features(df, "init"):
                     continue
@@ -215,12 +258,12 @@ def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: b
     num = [c for c in res.columns if c != "split" and pd.api.types.is_numeric_dtype(res[c])]
     for c in sorted(num, key=lambda c: -res[c].mean()):
         lines.append(f"  {c:75s} {res[c].mean():+.3f} +- {res[c].std():.3f}")
-    for phase in PHASES:
+    for phase in phases(df):
         common = res[f"combined {phase} features"].value_counts().head(3)
         lines.append(f"  most chosen {phase} sets: " + "; ".join(f"{k} ({v}x)" for k, v in common.items()))
     if choose:
         lines.append("\nchosen on the whole table (what objectives.combine ships):")
-        for phase in ("init", "early"):
+        for phase in [p for p in ("init", "early") if p in phases(df)]:
             combo, single = select(df, candidate_features(df, phase))
             feats = ", ".join(f'Feature("{f.key}", "{f.direction}")' for f in combo)
             lines.append(f"  {phase.upper()}_FEATURES = ({feats},)   # in-sample tau "
@@ -258,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", required=True, help="ground-truth table of proxy_vs_training.py (CSV, .csv.gz)")
+    p.add_argument("--target", choices=NB201_TARGETS, default="C10",
+                   help="NB201 lab tables: the accuracy to rank (default: %(default)s)")
     p.add_argument("--splits", type=int, default=20, help="random halves (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits (default: %(default)s)")
     p.add_argument("--choose", action="store_true", help="also print the features chosen on the whole table")
@@ -271,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--splits must be >= 1")
     if not Path(args.table).is_file():
         p.error(f"no table at {args.table}")
-    df = load(args.table)
+    df = load(args.table, args.target)
     if len(df) < 8:
         p.error(f"{args.table} has {len(df)} finished configs: at least 8 are needed for halves of 4")
     print(report(df, args.splits, args.seed, args.choose, args.directions))

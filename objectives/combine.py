@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Callable, Sequence
 
@@ -35,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Feature", "DERIVED", "AZ_NAS_FEATURES", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
+__all__ = ["Feature", "DERIVED", "smoothed_loss_min", "AZ_NAS_FEATURES", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
            "rank_aggregate", "combined_score"]
 
 PHASES = ("init", "early")
@@ -68,8 +69,43 @@ def _col(table: pd.DataFrame, key: str) -> np.ndarray:
     return pd.to_numeric(table[key], errors="coerce").to_numpy(dtype=float)
 
 
-#: Derived features: name -> function of the table (one value per row).
+def _curves(table: pd.DataFrame, key: str) -> list[np.ndarray | None]:
+    """Per-row loss curves of a column holding lists or their JSON text (None where absent or broken)."""
+    if key not in table.columns:
+        raise KeyError(f"the table has no column {key!r} (columns: {', '.join(map(str, table.columns))})")
+    out: list[np.ndarray | None] = []
+    for v in table[key]:
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                v = None
+        try:
+            c = np.asarray(v, dtype=float) if v is not None else None
+        except (TypeError, ValueError):
+            c = None
+        out.append(c if c is not None and c.ndim == 1 and c.size else None)
+    return out
+
+
+def smoothed_loss_min(curve: np.ndarray | None, decay: float = 0.9) -> float:
+    """The lowest value of the exponential moving average (``m <- decay * m + (1 - decay) * loss``, started at
+    the first loss) of a training-loss curve: the best loss the run has reached, with the minibatch noise
+    averaged out. NaN for a missing curve or one with a non-finite loss (a diverged run)."""
+    if curve is None or not np.isfinite(curve).all():
+        return math.nan
+    m, best = float(curve[0]), math.inf
+    for v in curve:
+        m = decay * m + (1.0 - decay) * float(v)
+        best = min(best, m)
+    return best
+
+
+#: Derived features: name -> function of the table (one value per row). A derived key may carry a phase
+#: suffix (``train_loss_smooth_min@50``): it is then computed from the columns with that suffix.
 DERIVED: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
+    # best smoothed training loss of the early steps (from the per-step curve the search stores)
+    "train_loss_smooth_min": lambda t: np.array([smoothed_loss_min(c) for c in _curves(t, "loss_curve")]),
     # relative weight change of one SGD step at the config's learning rate: lr * ||g|| / ||w||
     "relative_step": lambda t: _col(t, "lr") * _col(t, "grad_weight_ratio"),
     # ... the relative gradient change that step causes, predicted by step-consistency
@@ -94,8 +130,15 @@ EARLY_FEATURES: tuple[Feature, ...] = AZ_NAS_FEATURES + (Feature("train_loss_las
 
 def feature_values(table: pd.DataFrame, key: str) -> np.ndarray:
     """The values of one feature for every row (a column, or a :data:`DERIVED` quantity)."""
-    if key in DERIVED and key not in table.columns:
-        return np.asarray(DERIVED[key](table), dtype=float)
+    if key in table.columns:
+        return _col(table, key)
+    base, at, suffix = key.partition("@")
+    if base in DERIVED:
+        if at:  # the same quantity from the columns measured at that phase (lr and the config stay)
+            tail = f"@{suffix}"
+            renamed = {c: c[: -len(tail)] for c in table.columns if str(c).endswith(tail)}
+            table = table.drop(columns=[v for v in renamed.values() if v in table.columns]).rename(columns=renamed)
+        return np.asarray(DERIVED[base](table), dtype=float)
     return _col(table, key)
 
 

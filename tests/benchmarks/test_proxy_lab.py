@@ -79,3 +79,50 @@ def test_cli_writes_evidence_and_rejects_bad_input(tmp_path, capsys):
     assert namespace["__doc__"] == "doc"
     with pytest.raises(SystemExit):
         lab.main(["--table", str(tmp_path / "missing.csv")])
+
+
+def _nb201_lab(tmp_path, n=40, seed=0):
+    """Two score caches of nb201_proxies (one data-free + mnist5k, one gaussian) for n cells whose
+    flops track the CIFAR-10 accuracy and whose kappa_w on gaussian inputs tracks it in reverse."""
+    spec = importlib.util.spec_from_file_location("nb201_lab", ROOT / "benchmarks" / "nb201_lab.py")
+    nb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nb)
+    rng = np.random.default_rng(seed)
+    truth = pd.DataFrame({"CIFAR10TestAccuracy200Epochs": 60 + 30 * rng.random(200),
+                          "CIFAR100TestAccuracy200Epochs": 30 + 30 * rng.random(200),
+                          "ImageNetTestAccuracy200Epochs": 10 + 30 * rng.random(200),
+                          "ArchitectureString": [f"arch{i}" for i in range(200)]})
+    base = "nb201 C=16 N=5 classes=10 input=3x32x32 init=index+0"
+    cells = rng.choice(200, n, replace=False)
+    acc = truth["CIFAR10TestAccuracy200Epochs"].to_numpy()
+    m_rows, g_rows = [], []
+    for i in cells:
+        m_rows.append((i, "flops", f"{base}; flops per example", acc[i] + rng.normal(), 0.1, 1))
+        m_rows.append((i, "kappa_w", f"{base}; data=mnist5k batch=32 data_seed=0", rng.random(), 0.1, 1))
+        g_rows.append((i, "kappa_w", f"{base}; data=gaussian batch=32 data_seed=0", -acc[i] + rng.normal(), 0.1, 1))
+    cols = ["index", "metric", "settings", "value", "seconds", "threads"]
+    pd.DataFrame(m_rows, columns=cols).to_csv(tmp_path / "m.csv", index=False)
+    pd.DataFrame(g_rows[:-1], columns=cols).to_csv(tmp_path / "g.csv", index=False)  # one cell unscored
+    wide = nb.build([tmp_path / "m.csv", tmp_path / "g.csv"], truth)
+    return wide, cells, truth
+
+
+def test_nb201_lab_pivots_caches_and_proxy_lab_reads_it(tmp_path):
+    wide, cells, truth = _nb201_lab(tmp_path)
+    assert len(wide) == len(cells) - 1  # only cells with every column
+    assert {"flops", "kappa_w[mnist5k]", "kappa_w[gaussian]", "C10", "C100", "IN16"} <= set(wide.columns)
+    row = wide.iloc[0]
+    assert row["C10"] == truth["CIFAR10TestAccuracy200Epochs"][row["index"]]
+    assert row["arch"] == f"arch{row['index']}"
+    path = tmp_path / "nb.csv.gz"
+    wide.to_csv(path, index=False)
+    df = lab.load(path, "C10")
+    assert df.attrs["nb201"] and np.allclose(df["acc"], df["C10"] / 100)
+    assert lab.phases(df) == ("init",) and lab.data_kinds(df) == ["gaussian", "mnist5k"]
+    keys = lab.candidate_features(df, "init")
+    assert set(keys) == {"flops", "kappa_w[mnist5k]", "kappa_w[gaussian]"}
+    assert lab.measured_direction(df, "kappa_w[gaussian]")[0] == "minimize"
+    assert lab.with_data(df, "gaussian")["kappa_w"].equals(df["kappa_w[gaussian]"])
+    res = lab.held_out(df, splits=3, seed=0)
+    assert (res["best single init"] > 0.5).all() and "combined early" not in res.columns
+    assert lab.main(["--table", str(path), "--splits", "2", "--target", "C100"]) == 0

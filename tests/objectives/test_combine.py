@@ -65,3 +65,33 @@ def test_default_feature_sets():
     # the early score with identical AZ-NAS values everywhere ranks by the loss alone
     flat = t.assign(az_expressivity=1.0, az_progressivity=1.0, az_trainability=1.0, flops=1.0)
     assert combined_score(flat, "early").idxmax() == flat["train_loss_last"].idxmin()
+
+
+def test_smoothed_loss_min_matches_a_hand_loop():
+    from objectives.combine import smoothed_loss_min
+
+    curve = np.array([2.3, 2.0, 2.6, 1.5, 1.9, 1.2])
+    m, lows = 2.3, []
+    for v in curve:  # the moving average started at the first loss, decay 0.9
+        m = 0.9 * m + 0.1 * v
+        lows.append(m)
+    assert smoothed_loss_min(curve) == pytest.approx(min(lows))
+    assert smoothed_loss_min(np.array([3.0, 3.0])) == pytest.approx(3.0)  # a flat curve: its value
+    assert math.isnan(smoothed_loss_min(np.array([2.0, float("inf")])))  # diverged
+    assert math.isnan(smoothed_loss_min(None))
+
+
+def test_derived_features_read_curves_and_phase_suffixes():
+    from objectives.combine import feature_values
+
+    t = pd.DataFrame({
+        "lr": [0.1, 0.2], "grad_weight_ratio": [1.0, 1.0], "grad_weight_ratio@50": [3.0, 0.5],
+        "loss_curve@50": ["[2.0, 1.0, 0.5]", "not json"], "loss_curve": [[1.0, 1.0], [2.0, 2.0]],
+    })
+    np.testing.assert_allclose(feature_values(t, "relative_step"), [0.1, 0.2])
+    np.testing.assert_allclose(feature_values(t, "relative_step@50"), [0.3, 0.1])  # the @50 columns, same lr
+    np.testing.assert_allclose(feature_values(t, "train_loss_smooth_min"), [1.0, 2.0])
+    got = feature_values(t, "train_loss_smooth_min@50")
+    assert got[0] == pytest.approx(0.9 * (0.9 * 2.0 + 0.1 * 1.0) + 0.1 * 0.5) and math.isnan(got[1])
+    with pytest.raises(KeyError, match="loss_curve"):
+        feature_values(t.drop(columns=["loss_curve"]), "train_loss_smooth_min")
