@@ -16,6 +16,14 @@ and the best test accuracy of two trainings with different seeds) and reports, s
    (mean rank of confusion, diversity and kappa_w at init, all minimized, with ``rank_input <= 0.15``).
 4. the features chosen on the whole table (``--choose``): the sets ``objectives.combine`` ships.
 
+Phases: ``init`` (values at initialization), ``early`` (also the values after 20 steps) and ``50`` (also
+the values after 50 steps, named as a search with ``--early-steps 50`` stores them: ``<m>@50`` ->
+``<m>@early``, ``train_loss_last@50`` -> ``train_loss_last``, :func:`steps_view`). The shipped early set
+is chosen on phase ``50``: the search's default early steps (:data:`SEARCH_EARLY_STEPS`).
+
+NB201 lab tables (``benchmarks/nb201_lab.py``: one row per cell, data-free and per-input metric columns,
+the 200-epoch accuracies) have one phase, ``init``, and ``--target`` picks the accuracy to rank.
+
 A value that is missing or not finite (a metric undefined for a dead net, a config whose early steps
 diverged) ranks last, as in the search.
 
@@ -56,6 +64,32 @@ NB201_TARGETS = ("C10", "C100", "IN16")
 
 def is_nb201(df: pd.DataFrame) -> bool:
     return "config" not in df.columns and set(NB201_TARGETS) <= set(df.columns)
+
+
+#: The search's default number of early steps (``python -m nas search --early-steps``): the shipped early
+#: feature set is chosen and judged on the table's values after this many steps.
+SEARCH_EARLY_STEPS = 50
+#: Values of the early steps that the search stores without the ``@early`` suffix.
+STEP_VALUES = ("loss_early", "loss_drop", "train_loss_last", "train_kappa_w", "loss_curve")
+
+
+def steps_view(df: pd.DataFrame, tag: str = "50") -> pd.DataFrame:
+    """The table as a search with ``tag`` early steps stores it: ``<m>@50`` -> ``<m>@early``,
+    ``train_loss_last@50`` -> ``train_loss_last`` (likewise the other :data:`STEP_VALUES`)."""
+    tail = f"@{tag}"
+    renamed = {}
+    for c in df.columns:
+        if str(c).endswith(tail):
+            base = c[: -len(tail)]
+            renamed[c] = base if base in STEP_VALUES else f"{base}@early"
+    out = df.drop(columns=[v for v in renamed.values() if v in df.columns]).rename(columns=renamed)
+    out.attrs.update(df.attrs)
+    return out
+
+
+def phase_table(df: pd.DataFrame, phase: str) -> tuple[pd.DataFrame, str]:
+    """(table, phase of its keys): phase ``"50"`` is the ``"early"`` phase of :func:`steps_view`."""
+    return (steps_view(df), "early") if phase == "50" else (df, phase)
 
 
 def phases(df: pd.DataFrame) -> tuple[str, ...]:
@@ -99,14 +133,11 @@ def candidate_features(df: pd.DataFrame, phase: str) -> list[str]:
     keys = [m for m in metrics if m in df.columns] + [k for k in ("loss_init",) if k in df.columns]
     keys += [k for k in ("lr", "batch_size") if k in df.columns]
     keys += [d for d in DERIVED if _derivable(df, d)]
-    for suffix in {"early": ("@early",), "50": ("@early", "@50")}.get(phase, ()):
+    for suffix in {"early": ("@early",)}.get(phase, ()):
         keys += [f"{d}{suffix}" for d in DERIVED if d != "log_lr" and _derivable(df, f"{d}{suffix}")]
     if phase in ("early", "50"):
         keys += [f"{m}@early" for m in metrics if f"{m}@early" in df.columns and m not in ("params", "flops")]
         keys += [k for k in ("loss_early", "loss_drop", "train_loss_last", "train_kappa_w") if k in df.columns]
-    if phase == "50":
-        keys += [c for c in df.columns if c.endswith("@50") and not c.startswith(("loss_curve", "metric_errors"))
-                 and c.split("@")[0] not in ("params", "flops")]
     return keys
 
 
@@ -199,13 +230,20 @@ def baselines(df: pd.DataFrame) -> dict[str, np.ndarray]:
     if len(az) == 3 and "flops" in df.columns:
         out["AZ-NAS (4 components, summed log-ranks)"] = rank_aggregate(
             df, [Feature(k, "maximize") for k in az] + [Feature("flops", "maximize")])
-    for phase in ("init", "early"):  # the combined score objectives.combine ships (fixed, not tuned here)
-        for data in (data_kinds(df) or [None]) if phase == "init" else [None]:
-            label = f"gradnas combined_score, {phase} (shipped)" + (f" on {data} inputs" if data else "")
-            try:
-                out[label] = combined_score(with_data(df, data) if data else df, phase).to_numpy()
-            except KeyError:
-                pass
+    # the combined score objectives.combine ships (fixed, not tuned here); its early set is meant for the
+    # search's default of SEARCH_EARLY_STEPS early steps: judged on the table's values after as many steps
+    for data in data_kinds(df) or [None]:
+        label = "gradnas combined_score, init (shipped)" + (f" on {data} inputs" if data else "")
+        try:
+            out[label] = combined_score(with_data(df, data) if data else df, "init").to_numpy()
+        except KeyError:
+            pass
+    if not df.attrs.get("nb201"):
+        try:
+            out[f"gradnas combined_score, early (shipped; {SEARCH_EARLY_STEPS} steps)"] = combined_score(
+                steps_view(df, str(SEARCH_EARLY_STEPS)), "early").to_numpy()
+        except KeyError:
+            pass
     if {"confusion", "diversity", "kappa_w", "rank_input"} <= set(df.columns):
         out["old defaults (confusion, diversity, kappa_w: min; rank_input <= 0.15)"] = old_defaults(df)
     return out
@@ -221,10 +259,10 @@ def held_out(df: pd.DataFrame, splits: int, seed: int) -> pd.DataFrame:
         acc_b = b["acc"].to_numpy()
         rec = {"split": s}
         for phase in phases(df):
-            keys = candidate_features(a, phase)
-            combo, single = select(a, keys)
-            rec[f"combined {phase}"] = tau(rank_aggregate(b, combo), acc_b)
-            rec[f"best single {phase}"] = tau(rank_aggregate(b, [single]), acc_b)
+            (ta, kind), (tb, _) = phase_table(a, phase), phase_table(b, phase)
+            combo, single = select(ta, candidate_features(ta, kind))
+            rec[f"combined {phase}"] = tau(rank_aggregate(tb, combo), acc_b)
+            rec[f"best single {phase}"] = tau(rank_aggregate(tb, [single]), acc_b)
             rec[f"combined {phase} features"] = " + ".join(f"{f.key}:{f.direction[:3]}" for f in combo)
             rec[f"best single {phase} feature"] = f"{single.key}:{single.direction[:3]}"
         for label, score in baselines(b).items():
@@ -246,12 +284,14 @@ def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: b
         lines.append(f"seed-to-seed tau ({label}): {t:+.3f} (n {n})")
     if directions:
         lines.append("\nmeasured direction per key (whole table; tau oriented, p two-sided):")
+        init_keys = set(candidate_features(df, "init"))
         for phase in phases(df):
-            for key in candidate_features(df, phase):
-                if phase != "init" and key in candidate_features(df, "init"):
+            table, kind = phase_table(df, phase)
+            for key in candidate_features(table, kind):
+                if phase != "init" and key in init_keys:
                     continue
-                d, t = measured_direction(df, key)
-                lines.append(f"  {key:28s} {d:8s} tau {t:+.3f}")
+                d, t = measured_direction(table, key)
+                lines.append(f"  {phase:5s} {key:32s} {d:8s} tau {t:+.3f}")
     res = held_out(df, splits, seed)
     lines.append(f"\nheld-out Kendall tau vs mean accuracy ({splits} random halves, chosen on one half, "
                  f"reported on the other; mean +- sd):")
@@ -263,23 +303,28 @@ def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: b
         lines.append(f"  most chosen {phase} sets: " + "; ".join(f"{k} ({v}x)" for k, v in common.items()))
     if choose:
         lines.append("\nchosen on the whole table (what objectives.combine ships):")
-        for phase in [p for p in ("init", "early") if p in phases(df)]:
-            combo, single = select(df, candidate_features(df, phase))
+        for name, phase in (("INIT", "init"), ("EARLY", str(SEARCH_EARLY_STEPS))):
+            if phase not in phases(df):
+                continue
+            table, kind = phase_table(df, phase)
+            combo, single = select(table, candidate_features(table, kind))
             feats = ", ".join(f'Feature("{f.key}", "{f.direction}")' for f in combo)
-            lines.append(f"  {phase.upper()}_FEATURES = ({feats},)   # in-sample tau "
-                         f"{tau(rank_aggregate(df, combo), df['acc'].to_numpy()):+.3f}")
+            lines.append(f"  {name}_FEATURES = ({feats},)   # in-sample tau "
+                         f"{tau(rank_aggregate(table, combo), df['acc'].to_numpy()):+.3f}")
     return "\n".join(lines)
 
 
 def evidence(df: pd.DataFrame, lab: str) -> dict[str, dict[str, tuple[str, float, int, str, None]]]:
-    """Every registered metric's measured direction at init (``m``) and after the early steps
-    (``m@early``) on the whole table: (direction, oriented tau, n, lab, stable=None)."""
+    """Every registered metric's measured direction at init (``m``) and after the search's default early
+    steps (``m@early``; the table's ``m@50`` columns, :data:`SEARCH_EARLY_STEPS`) on the whole table:
+    (direction, oriented tau, n, lab, stable=None)."""
     out: dict[str, dict[str, tuple[str, float, int, str, None]]] = {}
+    view = steps_view(df, str(SEARCH_EARLY_STEPS))
     for m in registry.names():
-        for phase, key in (("init", m), ("early", f"{m}@early")):
-            if key not in df.columns or not np.isfinite(pd.to_numeric(df[key], errors="coerce")).any():
+        for phase, key, table in (("init", m, df), ("early", f"{m}@early", view)):
+            if key not in table.columns or not np.isfinite(pd.to_numeric(table[key], errors="coerce")).any():
                 continue
-            d, t = measured_direction(df, key)
+            d, t = measured_direction(table, key)
             out.setdefault(m, {})[phase] = (d, round(t, 3), len(df), lab, None)
     return out
 

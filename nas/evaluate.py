@@ -12,7 +12,10 @@ Derived values (also usable as objectives or constraints):
 * ``train_loss_first`` / ``train_loss_last``: mean training-batch loss of the first / last 5 steps;
 * ``train_kappa_w``: median in-training step-consistency over the early steps
   (:class:`objectives.InTrainingStepConsistency`);
-* ``params``, ``flops`` (forward FLOPs per example), ``time_*`` (seconds), ``device``.
+* ``params``, ``flops`` (forward FLOPs per example), ``time_*`` (seconds), ``device``;
+* the combined score's derived features (:data:`objectives.combine.DERIVED`) that the values allow:
+  ``train_loss_smooth_min`` (lowest moving average of the early-step losses), ``relative_step``
+  (``lr * grad_weight_ratio``), ``relative_gradient_change``, ``log_lr``, and their ``@early`` forms.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 
 import objectives
 from objectives import PROBE_OPTIONS, InTrainingStepConsistency, registry
+from objectives.combine import DERIVED, derived_values
 from search_spaces import get_space
 
 from .data import augment_batch, load_dataset
@@ -42,6 +46,7 @@ EARLY_SUFFIX = "@early"
 DERIVED_KEYS = (
     "loss_init", "loss_early", "loss_drop", "train_loss_first", "train_loss_last", "train_kappa_w",
     "params", "flops", "time_build", "time_score_init", "time_train", "time_score_early", "time_total",
+    *DERIVED, *(f"{k}@early" for k in DERIVED if k != "train_loss_smooth_min"),
 )
 
 
@@ -171,6 +176,7 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
     t4 = time.perf_counter()
     out["time_score_early"] = t4 - t3
     out["time_total"] = t4 - t0
+    out.update(derived_values({**config, **out}))  # the combined score's derived features (relative_step, ...)
     return out
 
 

@@ -6,9 +6,10 @@ Which trials (``python -m nas validate``):
   no trial is feasible, the non-dominated trials of all complete trials (:func:`nas.study.pareto_front`);
   selected_by ``"pareto"``;
 * or, with ``top=K``, the first K complete trials in this order (selected_by ``"top"``): feasible
-  before infeasible, then by non-dominated sorting rank (1 = the front; rank r + 1 is the front of what
-  remains after removing ranks <= r), then by the first objective in its direction, then by trial
-  number;
+  before infeasible, then by the combined gradnas score (:func:`nas.ranking.gradnas_scores`, highest
+  first) when the trials have its values, then by non-dominated sorting rank (1 = the front; rank r + 1
+  is the front of what remains after removing ranks <= r), then by the first objective in its direction,
+  then by trial number;
 * plus ``n_random`` other complete trials drawn uniformly without replacement with ``random.Random(seed)``
   (``seed`` defaults to the study's seed, so a rerun draws the same ones); selected_by ``"random"``.
   They give an estimate of proxy quality that is not biased towards the front.
@@ -56,6 +57,7 @@ from typing import Any, Callable
 import optuna
 
 from .data import DatasetError, load_dataset
+from .ranking import gradnas_scores
 from .runner import default_workers, make_executor, sigterm_interrupts
 from .study import StudyError, complete_trials, nondominated_ranks, pareto_front, signed_values
 from .study import load_study as _load_study
@@ -144,7 +146,10 @@ def select_trials(
     else:
         ranks = nondominated_ranks(done, directions)
         first = [signed_values(t, directions)[0] for t in done]
-        order = sorted(range(len(done)), key=lambda i: (not _feasible(done[i]), ranks[i], first[i], done[i].number))
+        score, _ = gradnas_scores(done)
+        lead = [-s for s in score] if score is not None else ranks  # the combined score, else the front rank
+        order = sorted(range(len(done)),
+                       key=lambda i: (not _feasible(done[i]), lead[i], ranks[i], first[i], done[i].number))
         chosen = {done[i].number for i in order[: max(0, int(top))]}
         picked = [(t, "top") for t in done if t.number in chosen]
     taken = {t.number for t, _ in picked}

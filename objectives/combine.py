@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Feature", "DERIVED", "smoothed_loss_min", "AZ_NAS_FEATURES", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
+__all__ = ["Feature", "DERIVED", "smoothed_loss_min", "derived_values", "AZ_NAS_FEATURES", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
            "rank_aggregate", "combined_score"]
 
 PHASES = ("init", "early")
@@ -101,6 +101,9 @@ def smoothed_loss_min(curve: np.ndarray | None, decay: float = 0.9) -> float:
     return best
 
 
+#: Columns of the candidate's config that derived features may read at every phase.
+CONFIG_COLUMNS = ("lr", "batch_size", "momentum", "weight_decay")
+
 #: Derived features: name -> function of the table (one value per row). A derived key may carry a phase
 #: suffix (``train_loss_smooth_min@50``): it is then computed from the columns with that suffix.
 DERIVED: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
@@ -134,12 +137,33 @@ def feature_values(table: pd.DataFrame, key: str) -> np.ndarray:
         return _col(table, key)
     base, at, suffix = key.partition("@")
     if base in DERIVED:
-        if at:  # the same quantity from the columns measured at that phase (lr and the config stay)
+        if at:  # the same quantity from the columns measured at that phase, and the config
             tail = f"@{suffix}"
             renamed = {c: c[: -len(tail)] for c in table.columns if str(c).endswith(tail)}
-            table = table.drop(columns=[v for v in renamed.values() if v in table.columns]).rename(columns=renamed)
+            if not renamed:
+                raise KeyError(f"the table has no column measured at {tail!r} for the derived feature {key!r}")
+            table = table[[*renamed, *(c for c in CONFIG_COLUMNS if c in table.columns)]].rename(columns=renamed)
         return np.asarray(DERIVED[base](table), dtype=float)
     return _col(table, key)
+
+
+def derived_values(values: dict, suffixes: Sequence[str] = ("", "@early")) -> dict[str, float]:
+    """Every :data:`DERIVED` feature (plain and with each phase suffix) that can be computed from one
+    candidate's ``values`` (metric values, the config's ``lr``, ``loss_curve``), as ``{key: value}``.
+    Features whose inputs are missing are left out; undefined inputs give NaN."""
+    row = pd.DataFrame([{k: (json.dumps(v) if isinstance(v, (list, tuple)) else v) for k, v in values.items()
+                         if isinstance(v, (int, float, str, list, tuple)) and not isinstance(v, bool)}])
+    out: dict[str, float] = {}
+    for name in DERIVED:
+        for suffix in suffixes:
+            key = f"{name}{suffix}"
+            if key in values:
+                continue
+            try:
+                out[key] = float(feature_values(row, key)[0])
+            except (KeyError, TypeError, ValueError):
+                continue
+    return out
 
 
 def rank_aggregate(table: pd.DataFrame, features: Sequence[Feature]) -> np.ndarray:

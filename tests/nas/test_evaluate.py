@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from objectives.combine import DERIVED
 from nas.evaluate import DERIVED_KEYS, EARLY_SUFFIX, TrialSpec, evaluate
 
 CONFIG = {"blocks": 1, "width": 8, "batch_size": 32, "lr": 0.05}
@@ -20,12 +21,26 @@ def test_evaluate_returns_every_metric_at_both_phases():
     for m in METRICS:
         assert math.isfinite(out[m]) and math.isfinite(out[m + EARLY_SUFFIX])
     for k in DERIVED_KEYS:
-        assert k in out, k
+        if k.split("@")[0] not in DERIVED or k.startswith(("train_loss_smooth_min", "log_lr")):
+            assert k in out, k
+    assert "relative_step" not in out  # needs grad_weight_ratio, which was not scored
     assert len(out["loss_curve"]) == 4
     assert out["loss_drop"] == pytest.approx((out["loss_init"] - out["loss_early"]) / out["loss_init"])
     assert out["device"] == "cpu"
     again = evaluate(spec())
     assert again["kappa_w"] == out["kappa_w"] and again["loss_curve"] == out["loss_curve"]
+
+
+def test_derived_features_of_the_combined_score():
+    out = evaluate(spec(["grad_weight_ratio", "kappa_w"], lr=0.05))
+    assert out["relative_step"] == pytest.approx(0.05 * out["grad_weight_ratio"])
+    assert out["relative_step@early"] == pytest.approx(0.05 * out["grad_weight_ratio@early"])
+    assert out["relative_gradient_change"] == pytest.approx(0.05 * out["grad_weight_ratio"] * out["kappa_w"])
+    m, low = out["loss_curve"][0], float("inf")
+    for v in out["loss_curve"]:
+        m = 0.9 * m + 0.1 * v
+        low = min(low, m)
+    assert out["train_loss_smooth_min"] == pytest.approx(low)
 
 
 def test_grad_transform_changes_the_early_steps():
