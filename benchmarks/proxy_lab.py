@@ -193,6 +193,21 @@ def select(df: pd.DataFrame, keys: Sequence[str], max_features: int = 6,
     return tuple(chosen), best_single
 
 
+#: The early-loss feature of the structured early score and the weights tried for it.
+EARLY_LOSS = "train_loss_smooth_min"
+LOSS_WEIGHTS = (2.0, 4.0, 8.0, 16.0)
+
+
+def select_structured(view: pd.DataFrame, init: Sequence[Feature]) -> tuple[Feature, ...]:
+    """The structured early score: the best smoothed training loss of the early steps (:data:`EARLY_LOSS`,
+    minimized) with the weight from :data:`LOSS_WEIGHTS` that ranks ``view`` best, plus the init set
+    ``init`` (chosen at init on the same rows) with its weights. ``view``: the table after the early steps
+    (:func:`steps_view`)."""
+    acc = view["acc"].to_numpy()
+    best = max(LOSS_WEIGHTS, key=lambda w: tau(rank_aggregate(view, [Feature(EARLY_LOSS, "minimize", w), *init]), acc))
+    return (Feature(EARLY_LOSS, "minimize", best), *init)
+
+
 def old_defaults(df: pd.DataFrame) -> np.ndarray:
     """The old search defaults: mean rank of confusion, diversity, kappa_w at init (all minimized), rows
     with rank_input > 0.15 (infeasible) last."""
@@ -258,13 +273,19 @@ def held_out(df: pd.DataFrame, splits: int, seed: int) -> pd.DataFrame:
         a, b = df.iloc[perm[: n // 2]].reset_index(drop=True), df.iloc[perm[n // 2:]].reset_index(drop=True)
         acc_b = b["acc"].to_numpy()
         rec = {"split": s}
+        chosen = {}
         for phase in phases(df):
             (ta, kind), (tb, _) = phase_table(a, phase), phase_table(b, phase)
             combo, single = select(ta, candidate_features(ta, kind))
+            chosen[phase] = combo
             rec[f"combined {phase}"] = tau(rank_aggregate(tb, combo), acc_b)
             rec[f"best single {phase}"] = tau(rank_aggregate(tb, [single]), acc_b)
             rec[f"combined {phase} features"] = " + ".join(f"{f.key}:{f.direction[:3]}" for f in combo)
             rec[f"best single {phase} feature"] = f"{single.key}:{single.direction[:3]}"
+            if phase == "50" and EARLY_LOSS in candidate_features(ta, kind):
+                combo = select_structured(ta, chosen["init"])
+                rec["combined 50 (early loss + init set)"] = tau(rank_aggregate(tb, combo), acc_b)
+                rec["combined 50 (early loss + init set) weight"] = combo[0].weight
         for label, score in baselines(b).items():
             rec[label] = tau(score, acc_b)
         rows.append(rec)
@@ -295,9 +316,12 @@ def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: b
     res = held_out(df, splits, seed)
     lines.append(f"\nheld-out Kendall tau vs mean accuracy ({splits} random halves, chosen on one half, "
                  f"reported on the other; mean +- sd):")
-    num = [c for c in res.columns if c != "split" and pd.api.types.is_numeric_dtype(res[c])]
+    num = [c for c in res.columns if c != "split" and not c.endswith(" weight")
+           and pd.api.types.is_numeric_dtype(res[c])]
     for c in sorted(num, key=lambda c: -res[c].mean()):
         lines.append(f"  {c:75s} {res[c].mean():+.3f} +- {res[c].std():.3f}")
+    for c in [c for c in res.columns if c.endswith(" weight")]:
+        lines.append(f"  {c} chosen: " + ", ".join(f"{w:g} ({k}x)" for w, k in res[c].value_counts().items()))
     for phase in phases(df):
         common = res[f"combined {phase} features"].value_counts().head(3)
         lines.append(f"  most chosen {phase} sets: " + "; ".join(f"{k} ({v}x)" for k, v in common.items()))
@@ -308,9 +332,16 @@ def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: b
                 continue
             table, kind = phase_table(df, phase)
             combo, single = select(table, candidate_features(table, kind))
-            feats = ", ".join(f'Feature("{f.key}", "{f.direction}")' for f in combo)
-            lines.append(f"  {name}_FEATURES = ({feats},)   # in-sample tau "
-                         f"{tau(rank_aggregate(table, combo), df['acc'].to_numpy()):+.3f}")
+            if name == "INIT":
+                init = combo
+            options = [("greedy", combo)]
+            if name == "EARLY" and EARLY_LOSS in candidate_features(table, kind):
+                options.append(("early loss + init set", select_structured(table, init)))
+            for how, feats_ in options:
+                feats = ", ".join(f'Feature("{f.key}", "{f.direction}"' + (f", {f.weight:g})" if f.weight != 1 else ")")
+                                  for f in feats_)
+                lines.append(f"  {name}_FEATURES = ({feats},)   # {how}; in-sample tau "
+                             f"{tau(rank_aggregate(table, feats_), df['acc'].to_numpy()):+.3f}")
     return "\n".join(lines)
 
 

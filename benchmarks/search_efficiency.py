@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 import sys
 import types
@@ -48,28 +49,32 @@ import numpy as np
 import pandas as pd
 
 
-def _load_pvt() -> types.ModuleType:
-    """``benchmarks/proxy_vs_training.py`` (the table's key directions and the gradnas mean rank)."""
-    name = "proxy_vs_training"
+def _load_benchmark(name: str) -> types.ModuleType:
+    """``benchmarks/<name>.py`` as a module (proxy_vs_training: the table's key directions and mean rank;
+    proxy_lab: the table at the search's early steps)."""
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "proxy_vs_training.py")
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-pvt = _load_pvt()
+pvt = _load_benchmark("proxy_vs_training")
 
 from nas.report import stats  # noqa: E402  (after pvt: sys.path)
 from nas.report.stats import parse_number  # noqa: E402
-from nas.study import DEFAULT_CONSTRAINTS, parse_constraint  # noqa: E402
+from nas.study import DEFAULT_EARLY_STEPS, parse_constraint, parse_objectives  # noqa: E402
+from objectives.combine import combined_score  # noqa: E402
+
+lab = _load_benchmark("proxy_lab")
 from nas.validate import nondominated_ranks  # noqa: E402
 
 RANDOM = "random order"
 GRADNAS = "gradnas"
-GRADNAS_CONSTRAINED = "gradnas+constraints"
+OLD = "old defaults"
+OLD_CONSTRAINED = "old defaults+constraints"
 
 
 def top_mask(acc: np.ndarray, top: float) -> tuple[np.ndarray, int]:
@@ -101,13 +106,40 @@ def first_hit(order: np.ndarray, good: np.ndarray) -> int:
     return int(hits[0]) + 1
 
 
+#: The search's defaults before the proxy lab (thesis directions), kept as a strategy to compare with.
+OLD_OBJECTIVES = "confusion:min,diversity:min,kappa_w:min"
+OLD_CONSTRAINTS = ("rank_input<=0.15", "loss_drop>=0")
+
+
+def with_config(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` plus the config's keys as columns (``lr``, ``batch_size``, ...), as a study's trials table has."""
+    if "config" not in df.columns:
+        return df
+    configs = pd.DataFrame([json.loads(c) if isinstance(c, str) else {} for c in df["config"]], index=df.index)
+    return pd.concat([df, configs[[k for k in configs.columns if k not in df.columns]]], axis=1)
+
+
+def combined_keys(df: pd.DataFrame, phase: str) -> list[np.ndarray] | None:
+    """Sort key of the shipped combined score (``objectives.combined_score``), as ``validate --top`` orders
+    a default search's trials: ``init``, or ``early`` on the table's values after the search's default
+    early steps (``<m>@50`` columns as ``<m>@early``: ``proxy_lab.steps_view``); None without its inputs."""
+    table = with_config(df)
+    if phase == "early":
+        table = lab.steps_view(table, str(DEFAULT_EARLY_STEPS))
+    try:
+        return [-combined_score(table, phase).to_numpy()]
+    except KeyError:
+        return None
+
+
 def gradnas_keys(df: pd.DataFrame, constrained: bool = False) -> list[np.ndarray]:
-    """Sort keys (most significant first, smaller = trained earlier) of the gradnas ranking."""
-    objs = pvt.default_objectives()
+    """Sort keys (most significant first, smaller = trained earlier) of the old default ranking: non-dominated
+    rank of :data:`OLD_OBJECTIVES`, then their mean rank (with ``constrained``: :data:`OLD_CONSTRAINTS` first)."""
+    objs = parse_objectives(OLD_OBJECTIVES)
     n = len(df)
     keys: list[np.ndarray] = []
     if constrained:
-        cons = [parse_constraint(c) for c in DEFAULT_CONSTRAINTS]
+        cons = [parse_constraint(c) for c in OLD_CONSTRAINTS]
         records = df.to_dict("records")
         feasible = np.array([all(c.violation({c.key: parse_number(r.get(c.key))}) <= 0 for c in cons)
                              for r in records], dtype=bool)
@@ -133,8 +165,13 @@ def strategies(df: pd.DataFrame) -> dict[str, tuple[str, list[np.ndarray]]]:
     out: dict[str, tuple[str, list[np.ndarray]]] = {}
     for key in pvt.proxy_keys(df.columns):
         out[key] = (pvt.kind_of(key), [-oriented(df[key].tolist(), pvt.direction(key))])
-    out[GRADNAS] = ("gradnas", gradnas_keys(df))
-    out[GRADNAS_CONSTRAINED] = ("gradnas", gradnas_keys(df, constrained=True))
+    for phase in ("init", "early"):
+        keys = combined_keys(df, phase)
+        if keys is not None:
+            out[f"{GRADNAS} combined, {phase}"] = ("gradnas", keys)
+    if all(k in df.columns for k in ("confusion", "diversity", "kappa_w")):
+        out[OLD] = ("old", gradnas_keys(df))
+        out[OLD_CONSTRAINED] = ("old", gradnas_keys(df, constrained=True))
     mr = pvt.mean_rank(df)
     out[pvt.COMBINED] = ("combined", [np.where(np.isfinite(mr), mr, np.inf)])
     return out

@@ -146,14 +146,14 @@ class Search(_Command):
         p.add_argument("--smoke", action="store_true", help="use the space's tiny smoke-test bounds (CPU demos; default: off)")
         p.add_argument("--trials", type=int, default=50, metavar="N", help="target number of COMPLETE trials in the study; rerunning continues up to N (default: %(default)s)")
         p.add_argument("--objectives", default=None, metavar="KEY:DIR,...",
-                       help="objectives, e.g. kappa_w:min,confusion:min; KEY is a metric (at init), METRIC@early, or loss_drop/train_kappa_w/params/... (default: confusion:min,diversity:min,kappa_w:min)")
+                       help="objectives, e.g. kappa_w:max,train_loss_smooth_min:min; KEY is a metric (at init), METRIC@early, or loss_drop/train_loss_smooth_min/relative_step/params/... (default: the leading inputs of the combined gradnas score in their directions measured on the proxy lab, after the early steps or, with --early-steps 0, at init; `objectives --combined` lists them). Trials are ranked for validation by the combined score")
         p.add_argument("--constraint", action="append", default=None, metavar="KEY<=X",
-                       help="feasibility constraint, repeatable, e.g. 'rank_input<=0.15' (default: rank_input<=0.15 and loss_drop>=0; pass --constraint none for none)")
-        p.add_argument("--metrics", default=None, help="metrics scored on every trial, comma-separated or 'all' (default: the thesis metrics; objectives/constraints are always added)")
+                       help="feasibility constraint, repeatable, e.g. 'rank_input<=0.15' (default: none)")
+        p.add_argument("--metrics", default=None, help="metrics scored on every trial, comma-separated or 'all' (default: the inputs of the combined gradnas score; objectives/constraints are always added)")
         p.add_argument("--sampler", default="nsga2", help="nsga2 | tpe | random (default: %(default)s)")
         p.add_argument("--workers", type=int, default=None, help="parallel trials; 1 runs in process without Ray (default: GPUs x --trials-per-gpu, else CPU cores)")
         p.add_argument("--trials-per-gpu", type=int, default=1, help="trials sharing one GPU (default: %(default)s)")
-        p.add_argument("--early-steps", type=int, default=20, help="training steps between the two scorings (default: %(default)s)")
+        p.add_argument("--early-steps", type=int, default=50, help="training steps between the two scorings; their loss curve is the strongest signal measured (default: %(default)s)")
         p.add_argument("--probe-size", type=int, default=64, help="examples in the fixed probe batch (default: %(default)s)")
         p.add_argument("--group-size", type=int, default=8, help="examples per group for confusion/diversity (default: %(default)s)")
         p.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS", help="fail a trial that runs longer (default: no limit)")
@@ -163,8 +163,8 @@ class Search(_Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from .study import (
-            DEFAULT_CONSTRAINTS, DEFAULT_OBJECTIVES, SAMPLERS, StudyError, metric_of, parse_constraint,
-            parse_objectives,
+            DEFAULT_CONSTRAINTS, SAMPLERS, StudyError, combined_metrics, default_objectives, metric_of,
+            parse_constraint, parse_objectives,
         )
 
         if args.trials < 1:
@@ -176,13 +176,16 @@ class Search(_Command):
         bounds = _json_arg(args.bounds, "--bounds")
         space = _space(args.space, bounds, args.smoke)
         try:
-            objectives = parse_objectives(args.objectives or DEFAULT_OBJECTIVES)
+            if args.early_steps < 0:
+                raise StudyError(f"--early-steps must be >= 0, got {args.early_steps}")
+            objectives = parse_objectives(args.objectives or default_objectives(args.early_steps))
             raw = DEFAULT_CONSTRAINTS if args.constraint is None else [c for c in args.constraint if c != "none"]
             constraints = [parse_constraint(c) for c in raw]
         except StudyError as exc:
             raise CLIError(str(exc)) from None
         referenced = [m for m in (metric_of(k) for k in [o.key for o in objectives] + [c.key for c in constraints]) if m]
-        metrics = _metrics(args.metrics, referenced)
+        metrics = _metrics(args.metrics, referenced) if args.metrics is not None else \
+            list(dict.fromkeys([*combined_metrics(), *referenced]))
         dataset, data = _dataset(args.dataset, args.data_dir)
         study_name = args.study or f"{args.space}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
         out_dir = Path(args.runs_dir) / study_name
@@ -373,9 +376,27 @@ class Objectives(_Command):
                        help="only the metrics of one family (folder of objectives/)")
         p.add_argument("--verbose", action="store_true",
                        help="also show each metric's family, source file and test file")
+        p.add_argument("--combined", action="store_true",
+                       help="show the combined gradnas score instead: its feature sets (init, after the early "
+                            "steps) with directions and weights, and the search's default objectives")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from objectives import registry
+
+        if args.combined:
+            from objectives.combine import EARLY_FEATURES, INIT_FEATURES
+            from .study import default_objectives
+
+            for phase, feats in (("init", INIT_FEATURES), ("early", EARLY_FEATURES)):
+                rows = [[f.key, f.direction[:3], f"{f.weight:g}"] for f in feats]
+                print(f"combined score, phase {phase!r} (objectives.combined_score(table, phase={phase!r})):")
+                print(_table(rows, ["feature", "direction", "weight"]))
+                print()
+            print(f"search defaults: --objectives {default_objectives()} (with early steps); "
+                  f"{default_objectives(0)} (--early-steps 0)")
+            print("score = sum over features of weight * log(rank / n), ranks in each feature's direction among "
+                  "the trials ranked together (a missing or non-finite value ranks last); higher = better.")
+            return 0
 
         entries = [registry.get(n) for n in registry.names(args.filter, family=args.family)]
         if args.verbose:
@@ -397,7 +418,9 @@ class Objectives(_Command):
             print("\npaper: the direction the metric's paper argues for (a hypothesis); measured: the direction "
                   "that ranks trained accuracy on the proxy lab (" + (", ".join(labs) or "none yet") +
                   "), with Kendall tau and the number of configs (benchmarks/proxy_lab.py).")
-        print("\nUse a metric as an objective KEY (at init) or KEY@early; derived keys: loss_drop, loss_early, train_kappa_w, params, flops.")
+        print("\nUse a metric as an objective KEY (at init) or KEY@early; derived keys: loss_drop, loss_early, train_kappa_w, "
+              "train_loss_smooth_min, relative_step, relative_gradient_change, params, flops. `objectives --combined` "
+              "shows the combined gradnas score.")
         return 0
 
 

@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Feature", "DERIVED", "smoothed_loss_min", "derived_values", "AZ_NAS_FEATURES", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
+__all__ = ["Feature", "DERIVED", "smoothed_loss_min", "derived_values",
+           "DERIVED_INPUTS", "feature_inputs", "CONFIG_COLUMNS", "AZ_NAS_FEATURES", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
            "rank_aggregate", "combined_score"]
 
 PHASES = ("init", "early")
@@ -129,6 +130,25 @@ INIT_FEATURES: tuple[Feature, ...] = AZ_NAS_FEATURES
 #: loss of the last early steps (the baseline every HPO user tries first), weighted as much as AZ-NAS's
 #: four components together.
 EARLY_FEATURES: tuple[Feature, ...] = AZ_NAS_FEATURES + (Feature("train_loss_last", "minimize", weight=4.0),)
+
+
+#: The columns each derived feature reads (config values and metrics).
+DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
+    "train_loss_smooth_min": ("loss_curve",),
+    "relative_step": ("lr", "grad_weight_ratio"),
+    "relative_gradient_change": ("kappa_w", "lr", "grad_weight_ratio"),
+    "log_lr": ("lr",),
+}
+
+
+def feature_inputs(features: Sequence[Feature]) -> list[str]:
+    """The columns a feature set reads, without phase suffix (derived features expanded to their inputs):
+    the metrics a search must score so that the combined score can rank its trials."""
+    out: list[str] = []
+    for f in features:
+        base = f.key.split("@")[0]
+        out += list(DERIVED_INPUTS.get(base, (base,)))
+    return list(dict.fromkeys(out))
 
 
 def feature_values(table: pd.DataFrame, key: str) -> np.ndarray:

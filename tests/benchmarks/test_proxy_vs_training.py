@@ -224,6 +224,8 @@ def _hand_table(n: int = 20) -> pd.DataFrame:
         "confusion": -acc, "diversity": -acc, "kappa_w": -acc,  # the default objectives, perfect
         "rank_input": np.where(acc == acc.max(), 0.5, 0.0),  # the best config is infeasible (rank_input > 0.15)
         "loss_drop": np.ones(n),
+        # the search's current default objectives, perfect (their mean rank is pvt.COMBINED)
+        **{o.key: (acc if o.direction == "maximize" else -acc) for o in pvt.default_objectives()},
     })
 
 
@@ -234,8 +236,8 @@ def test_search_efficiency_known_answers(tmp_path):
     res = {name: runs for name, (_, runs) in sim["results"].items()}
     assert res["synflow"] == [1] * 20 and res["train_loss_last"] == [1] * 20
     assert res["params"] == [20] * 20 and res["naswot"] == [20] * 20
-    assert res[se.GRADNAS] == [1] * 20 and res[pvt.COMBINED] == [1] * 20
-    assert res[se.GRADNAS_CONSTRAINED] == [20] * 20  # the only infeasible config is the best: trained last
+    assert res[se.OLD] == [1] * 20 and res[pvt.COMBINED] == [1] * 20
+    assert res[se.OLD_CONSTRAINED] == [20] * 20  # the only infeasible config is the best: trained last
     assert res["flops"] == res[se.RANDOM]  # constant proxy = the shared random tie-break
     assert sim["random_expected"][0] == pytest.approx(21 / 2)
     # top 10 %: two top configs; the reversed proxy reaches the second best at position n - 1
@@ -257,7 +259,7 @@ def test_search_efficiency_known_answers(tmp_path):
     assert "caution" not in se.format_summary(se.simulate(df, top=0.25, seeds=2), 0.25, 2)  # 5 top configs
     table = efficiency_table(out)
     assert table["synflow"][:2] == (1.0, 0.0) and table["params"][:2] == (20.0, 0.0)
-    assert table[se.GRADNAS][:2] == (1.0, 0.0) and se.RANDOM in table
+    assert table[se.OLD][:2] == (1.0, 0.0) and se.RANDOM in table
     means = [v[0] for v in table.values()]
     assert means == sorted(means)
 
@@ -330,7 +332,7 @@ def test_end_to_end_resume_and_search_efficiency(tmp_path, capsys):
     eff = capsys.readouterr().out
     assert "4 configs with a trained accuracy" in eff and "closed form (n+1)/(K+1) = 2.50" in eff
     table = efficiency_table(eff)
-    assert {se.RANDOM, se.GRADNAS, se.GRADNAS_CONSTRAINED, pvt.COMBINED, "synflow", "train_loss_last@5"} <= set(table)
+    assert {se.RANDOM, pvt.COMBINED, "synflow", "train_loss_last@5"} <= set(table)
     assert all(1.0 <= mean <= 4.0 for mean, _, _ in table.values())
 
 
@@ -360,3 +362,45 @@ def test_long_metrics_and_filling_metrics_added_later(tmp_path, capsys):
     capsys.readouterr()
     assert pvt.main(args(grown, "params,kappa_w,grad_weight_ratio,coherence")) == 0
     assert "0 to fill" in capsys.readouterr().out and grown.read_bytes() == before
+
+
+def _perfect_for(features, acc):
+    """Columns (and config keys) on which every feature of ``features`` ranks ``acc`` perfectly: a direct
+    column is ``+-acc``; a derived feature's metric inputs are ``exp(+-acc)`` (products stay monotone)
+    with lr constant; a config feature goes into the config."""
+    from objectives.combine import CONFIG_COLUMNS, DERIVED, DERIVED_INPUTS
+
+    cols, config = {}, {"lr": 0.1}
+    for f in features:
+        sign = 1.0 if f.direction == "maximize" else -1.0
+        base = f.key.split("@")[0]
+        if base in DERIVED:
+            for inp in DERIVED_INPUTS[base]:
+                if inp == "loss_curve":
+                    cols.setdefault("loss_curve@50", [json.dumps([2.3, float(2.3 + sign * a)]) for a in acc])
+                elif inp not in CONFIG_COLUMNS:
+                    suffix = f.key[len(base):] if "@" in f.key else ""
+                    cols.setdefault(inp + suffix.replace("@early", "@50"), np.exp(sign * acc))
+        elif base in CONFIG_COLUMNS:
+            config[base] = [float(sign * a) for a in acc]
+        else:
+            cols.setdefault(f.key.replace("@early", "@50") if "@early" in f.key else f.key, sign * acc)
+    n = len(acc)
+    configs = [json.dumps({k: (v[i] if isinstance(v, list) else v) for k, v in config.items()}) for i in range(n)]
+    return cols, configs
+
+
+def test_search_efficiency_orders_by_the_shipped_combined_score():
+    from objectives.combine import EARLY_FEATURES, INIT_FEATURES
+
+    n = 20
+    acc = np.linspace(0.1, 0.9, n)
+    for phase, feats in (("init", INIT_FEATURES), ("early", EARLY_FEATURES)):
+        cols, configs = _perfect_for(feats, acc)
+        df = pd.DataFrame({"index": range(n), "val_best_acc": acc, "config": configs, **cols})
+        sim = se.simulate(df, top=0.05, seeds=5)
+        res = {name: runs for name, (_, runs) in sim["results"].items()}
+        assert res[f"{se.GRADNAS} combined, {phase}"] == [1] * 5, phase  # the best config is trained first
+        flipped = df.assign(val_best_acc=acc[::-1])  # the same proxies, the accuracy reversed: trained last
+        res = {name: runs for name, (_, runs) in se.simulate(flipped, top=0.05, seeds=5)["results"].items()}
+        assert res[f"{se.GRADNAS} combined, {phase}"] == [n] * 5, phase

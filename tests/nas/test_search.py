@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import pytest
 
 import objectives
 from nas.cli import main
+from nas.study import combined_metrics, default_objectives, parse_objectives
 
 TINY = json.dumps({"blocks": 1, "width": 8, "batch_size": [32, 64]})
 FAST = ["--early-steps", "3", "--probe-size", "32", "--group-size", "4", "--no-progress"]
@@ -47,18 +49,20 @@ def check_complete_trials(study: optuna.Study, runs: Path, name: str, n: int) ->
     assert len(complete) == n
     for t in complete:
         errors = t.user_attrs["metric_errors"]
-        for m in objectives.DEFAULT_METRICS:
+        for m in combined_metrics():  # the default metrics: the combined score's inputs
             for key in (m, f"{m}@early"):  # a value, or undefined for this net (None) with its reason
                 v = t.user_attrs[key]
                 assert isinstance(v, float) or (v is None and errors.get(key)), (key, v, errors)
         for key in ("loss_drop", "params", "time_total", "config", "device", "loss_curve"):
             assert key in t.user_attrs, key
-        assert len(t.values) == 3
+        assert len(t.values) == len(parse_objectives(default_objectives(3)))
+        assert math.isfinite(t.user_attrs["train_loss_smooth_min"])
     df = pd.read_csv(runs / name / "trials.csv")
     assert len(df) == len(study.trials)
     assert sorted(df["number"]) == sorted(t.number for t in study.trials)
     assert (df["state"] == "COMPLETE").sum() == n
-    assert "user_attrs_kappa_w" in df.columns and "user_attrs_confusion@early" in df.columns
+    first = combined_metrics()[0]
+    assert f"user_attrs_{first}" in df.columns and f"user_attrs_{first}@early" in df.columns
 
 
 def test_search_with_two_ray_workers_on_synthetic(tmp_path):
