@@ -264,13 +264,22 @@ def baselines(df: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def held_out(df: pd.DataFrame, splits: int, seed: int) -> pd.DataFrame:
+def held_out(df: pd.DataFrame, splits: int, seed: int, first: int | None = None) -> pd.DataFrame:
+    """Choose on one part, report on the other: ``splits`` random halves, or with ``first`` one split that
+    chooses on the configs with ``index < first`` and reports on the later ones."""
     rng = np.random.default_rng(seed)
     rows = []
     n = len(df)
-    for s in range(splits):
-        perm = rng.permutation(n)
-        a, b = df.iloc[perm[: n // 2]].reset_index(drop=True), df.iloc[perm[n // 2:]].reset_index(drop=True)
+    if first is not None:
+        early = (pd.to_numeric(df["index"]) < first).to_numpy()
+        parts = [(np.flatnonzero(early), np.flatnonzero(~early))]
+    else:
+        parts = []
+        for _ in range(splits):
+            perm = rng.permutation(n)
+            parts.append((perm[: n // 2], perm[n // 2:]))
+    for s, (ia, ib) in enumerate(parts):
+        a, b = df.iloc[ia].reset_index(drop=True), df.iloc[ib].reset_index(drop=True)
         acc_b = b["acc"].to_numpy()
         rec = {"split": s}
         chosen = {}
@@ -292,7 +301,8 @@ def held_out(df: pd.DataFrame, splits: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: bool) -> str:
+def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: bool,
+           first: int | None = None) -> str:
     if df.attrs.get("nb201"):
         lines = [f"table: {len(df)} NAS-Bench-201 cells; target {df.attrs['target']} (200-epoch test accuracy); "
                  f"inputs of the data metrics: {', '.join(data_kinds(df)) or 'none'}"]
@@ -313,9 +323,14 @@ def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: b
                     continue
                 d, t = measured_direction(table, key)
                 lines.append(f"  {phase:5s} {key:32s} {d:8s} tau {t:+.3f}")
-    res = held_out(df, splits, seed)
-    lines.append(f"\nheld-out Kendall tau vs mean accuracy ({splits} random halves, chosen on one half, "
-                 f"reported on the other; mean +- sd):")
+    res = held_out(df, splits, seed, first)
+    if first is not None:
+        n_a = int((pd.to_numeric(df["index"]) < first).sum())
+        lines.append(f"\nheld-out Kendall tau vs mean accuracy (chosen on the {n_a} configs with index < {first}, "
+                     f"reported on the {len(df) - n_a} later ones):")
+    else:
+        lines.append(f"\nheld-out Kendall tau vs mean accuracy ({splits} random halves, chosen on one half, "
+                     f"reported on the other; mean +- sd):")
     num = [c for c in res.columns if c != "split" and not c.endswith(" weight")
            and pd.api.types.is_numeric_dtype(res[c])]
     for c in sorted(num, key=lambda c: -res[c].mean()):
@@ -345,18 +360,34 @@ def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: b
     return "\n".join(lines)
 
 
-def evidence(df: pd.DataFrame, lab: str) -> dict[str, dict[str, tuple[str, float, int, str, None]]]:
+def other_lab_direction(other: pd.DataFrame, metric: str) -> str | None:
+    """A metric's measured direction at init on a second lab (an NB201 lab: the data-free column, else the
+    mnist5k-input column, else any input's), or None when that lab lacks it."""
+    candidates = [metric, f"{metric}[mnist5k]", *[f"{metric}[{d}]" for d in data_kinds(other)]]
+    for key in candidates:
+        if key in other.columns and np.isfinite(pd.to_numeric(other[key], errors="coerce")).any():
+            return measured_direction(other, key)[0]
+    return None
+
+
+def evidence(df: pd.DataFrame, lab: str, other: pd.DataFrame | None = None,
+             ) -> dict[str, dict[str, tuple[str, float, int, str, bool | None]]]:
     """Every registered metric's measured direction at init (``m``) and after the search's default early
     steps (``m@early``; the table's ``m@50`` columns, :data:`SEARCH_EARLY_STEPS`) on the whole table:
-    (direction, oriented tau, n, lab, stable=None)."""
-    out: dict[str, dict[str, tuple[str, float, int, str, None]]] = {}
+    (direction, oriented tau, n, lab, stable). ``stable`` (init only): whether ``other`` (a second lab)
+    measures the same direction at init; None without a second lab or where it lacks the metric."""
+    out: dict[str, dict[str, tuple[str, float, int, str, bool | None]]] = {}
     view = steps_view(df, str(SEARCH_EARLY_STEPS))
     for m in registry.names():
         for phase, key, table in (("init", m, df), ("early", f"{m}@early", view)):
             if key not in table.columns or not np.isfinite(pd.to_numeric(table[key], errors="coerce")).any():
                 continue
             d, t = measured_direction(table, key)
-            out.setdefault(m, {})[phase] = (d, round(t, 3), len(df), lab, None)
+            stable = None
+            if other is not None and phase == "init":
+                d2 = other_lab_direction(other, m)
+                stable = None if d2 is None else d2 == d
+            out.setdefault(m, {})[phase] = (d, round(t, 3), len(df), lab, stable)
     return out
 
 
@@ -381,11 +412,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="NB201 lab tables: the accuracy to rank (default: %(default)s)")
     p.add_argument("--splits", type=int, default=20, help="random halves (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits (default: %(default)s)")
+    p.add_argument("--first", type=int, default=None, metavar="N",
+                   help="instead of random halves: choose on the configs with index < N, report on the later "
+                        "ones (e.g. the configs added after the procedure was designed)")
     p.add_argument("--choose", action="store_true", help="also print the features chosen on the whole table")
     p.add_argument("--directions", action="store_true", help="also print every key's measured direction")
     p.add_argument("--write-evidence", metavar="PATH", default=None,
                    help="write every metric's measured direction per phase (whole table) into PATH "
                         "(objectives/evidence.py)")
+    p.add_argument("--other-lab", metavar="TABLE", default=None,
+                   help="with --write-evidence: a second lab table (an NB201 lab) whose directions at init mark "
+                        "each metric's sign stable or unstable")
     p.add_argument("--lab", default=None, help="the lab's name in the evidence (default: the table's file name)")
     args = p.parse_args(argv)
     if args.splits < 1:
@@ -395,10 +432,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     df = load(args.table, args.target)
     if len(df) < 8:
         p.error(f"{args.table} has {len(df)} finished configs: at least 8 are needed for halves of 4")
-    print(report(df, args.splits, args.seed, args.choose, args.directions))
+    print(report(df, args.splits, args.seed, args.choose, args.directions, args.first))
     if args.write_evidence:
         lab = args.lab or Path(args.table).name.split(".")[0]
-        write_evidence(args.write_evidence, evidence(df, lab),
+        other = load(args.other_lab, args.target) if args.other_lab else None
+        write_evidence(args.write_evidence, evidence(df, lab, other),
                        "python benchmarks/proxy_lab.py " + " ".join(argv if argv is not None else sys.argv[1:]))
         print(f"\nmeasured directions written to {args.write_evidence}")
     return 0

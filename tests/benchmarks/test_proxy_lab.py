@@ -126,3 +126,16 @@ def test_nb201_lab_pivots_caches_and_proxy_lab_reads_it(tmp_path):
     res = lab.held_out(df, splits=3, seed=0)
     assert (res["best single init"] > 0.5).all() and "combined early" not in res.columns
     assert lab.main(["--table", str(path), "--splits", "2", "--target", "C100"]) == 0
+
+
+def test_evidence_marks_signs_stable_or_unstable_across_labs(tmp_path):
+    path = tmp_path / "t.csv.gz"
+    _table().to_csv(path, index=False)
+    df = lab.load(path)  # kappa_w: maximized on this lab
+    acc = np.linspace(0.5, 0.9, 30)
+    for sign, stable in ((1.0, True), (-1.0, False)):
+        other = pd.DataFrame({"acc": acc, "kappa_w[mnist5k]": sign * acc, "confusion[gaussian]": acc})
+        ev = lab.evidence(df, "toy", other)
+        assert ev["kappa_w"]["init"][4] is stable
+        assert "early" not in ev["kappa_w"] or ev["kappa_w"]["early"][4] is None  # judged at init only
+    assert lab.evidence(df, "toy", pd.DataFrame({"acc": acc}))["kappa_w"]["init"][4] is None  # not measured there

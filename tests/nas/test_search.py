@@ -50,9 +50,10 @@ def check_complete_trials(study: optuna.Study, runs: Path, name: str, n: int) ->
     for t in complete:
         errors = t.user_attrs["metric_errors"]
         for m in combined_metrics():  # the default metrics: the combined score's inputs
-            for key in (m, f"{m}@early"):  # a value, or undefined for this net (None) with its reason
+            for key in (m, f"{m}@early"):  # a value, or undefined for this net (None: NaN/inf, or failed)
                 v = t.user_attrs[key]
-                assert isinstance(v, float) or (v is None and errors.get(key)), (key, v, errors)
+                assert isinstance(v, float) or v is None, (key, v, errors)
+                assert key not in errors or v is None, (key, v, errors)  # a failed metric has no value
         for key in ("loss_drop", "params", "time_total", "config", "device", "loss_curve"):
             assert key in t.user_attrs, key
         assert len(t.values) == len(parse_objectives(default_objectives(3)))
