@@ -7,9 +7,10 @@ import optuna
 import pandas as pd
 
 from nas.ranking import gradnas_scores, trials_table
-from objectives.combine import EARLY_FEATURES, INIT_FEATURES, rank_aggregate, feature_values
+from objectives.combine import (
+    CONFIG_COLUMNS, EARLY_FEATURES, INIT_FEATURES, feature_inputs, feature_values, rank_aggregate,
+)
 
-INPUTS = sorted({f.key.split("@")[0] for f in (*INIT_FEATURES, *EARLY_FEATURES)})
 
 
 def _study(n=8, early=True, seed=0):
@@ -18,8 +19,8 @@ def _study(n=8, early=True, seed=0):
     for i in range(n):
         t = study.ask()
         t.set_user_attr("config", {"lr": float(10 ** rng.uniform(-3, 0)), "batch_size": int(rng.choice([32, 64]))})
-        for key in ("kappa_w", "kappa_x", "grad_weight_ratio", "az_expressivity", "az_progressivity",
-                    "az_trainability", "flops", "grasp", "params"):
+        inputs = feature_inputs((*INIT_FEATURES, *EARLY_FEATURES))
+        for key in [k for k in inputs if k not in (*CONFIG_COLUMNS, "loss_curve", "train_loss_last")]:
             t.set_user_attr(key, float(rng.random()))
         for key in ("train_loss_last", "loss_early", "loss_drop"):  # values of the early steps (NaN without)
             t.set_user_attr(key, float(rng.random()) if early else math.nan)

@@ -20,12 +20,16 @@ from optuna.distributions import FloatDistribution
 import objectives
 from nas.cli import main
 from nas.study import (
-    DEFAULT_CONSTRAINTS, DEFAULT_OBJECTIVES, default_storage, open_study, parse_constraint, parse_objectives,
+    default_storage, open_study, parse_constraint, parse_objectives,
 )
 from nas.validate import (
     ValidateOptions, nondominated_ranks, run_validation, select_trials, summarize, validation_results,
 )
 from search_spaces import get_space
+
+#: The pre-lab search defaults: these studies are made with custom objectives and constraints.
+THESIS_OBJECTIVES = "confusion:min,diversity:min,kappa_w:min"
+THESIS_CONSTRAINTS = ("rank_input<=0.15", "loss_drop>=0")
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUNDS = {"blocks": 1, "width": 8, "batch_size": [32, 64], "norm": "bn", "lr": [0.01, 0.05]}
@@ -37,8 +41,8 @@ def make_study(runs: Path, name: str, n: int = 4, bounds: dict | None = None, va
     """A study as the search leaves it (settings, configs, seeds, every metric as user attributes,
     constraint values), with made-up metric values instead of scoring, one transaction per trial."""
     space = get_space("resnet_cifar", **(bounds or BOUNDS))
-    objs = parse_objectives(DEFAULT_OBJECTIVES)
-    cons = [parse_constraint(c) for c in DEFAULT_CONSTRAINTS]
+    objs = parse_objectives(THESIS_OBJECTIVES)  # the pre-lab defaults: a study with custom objectives
+    cons = [parse_constraint(c) for c in THESIS_CONSTRAINTS]
     settings = {"space": "resnet_cifar", "bounds": space.bounds, "dataset": "synthetic",
                 "objectives": [str(o) for o in objs], "constraints": [str(c) for c in cons], "seed": 0}
     study = open_study(name, default_storage(runs, name), objs, cons, "random", 0, settings)
@@ -207,3 +211,27 @@ def test_validate_help_lists_options():
     assert r.returncode == 0
     for opt in ("--study", "--runs-dir", "--storage", "--top", "--random", "--epochs", "--workers", "--seed"):
         assert opt in r.stdout
+
+
+def test_top_follows_the_combined_score_when_the_trials_have_its_inputs(tmp_path):
+    """Trials whose stored values rank them q = 0..5 on every feature of the shipped early set (objective
+    values that disagree): validate --top takes the best by the combined score, not by the front."""
+    from objectives.combine import CONFIG_COLUMNS, DERIVED, DERIVED_INPUTS, EARLY_FEATURES
+
+    study = optuna.create_study(directions=["minimize"], storage=f"sqlite:///{tmp_path / 'c.db'}")
+    quality = [3, 0, 5, 1, 4, 2]
+    for i, q in enumerate(quality):
+        attrs, config = {"loss_curve": [2.3] * 3}, {"lr": 0.1, "batch_size": 64}
+        for f in EARLY_FEATURES:
+            sign = 1.0 if f.direction == "maximize" else -1.0
+            if f.key in DERIVED:
+                for inp in DERIVED_INPUTS[f.key]:
+                    if inp not in CONFIG_COLUMNS:
+                        attrs[inp] = math.exp(sign * q)
+            elif f.key in CONFIG_COLUMNS:
+                config[f.key] = 64 + sign * 8 * q
+            else:
+                attrs[f.key] = sign * q
+        study.add_trial(optuna.trial.create_trial(
+            values=[float(q)], user_attrs={**attrs, "config": config, "feasible": True}))  # front: q = 0
+    assert [t.number for t, _ in select_trials(study, top=2)] == [2, 4]  # q = 5 and 4

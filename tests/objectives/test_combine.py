@@ -53,18 +53,26 @@ def test_bad_arguments_raise():
 
 
 def test_default_feature_sets():
-    from objectives.combine import AZ_NAS_FEATURES, EARLY_FEATURES, INIT_FEATURES
+    from objectives.combine import EARLY_FEATURES, INIT_FEATURES, feature_inputs
 
     rng = np.random.default_rng(0)
-    t = pd.DataFrame({k: rng.random(6) for k in ("az_expressivity", "az_progressivity", "az_trainability", "flops",
-                                                  "train_loss_last")})
-    np.testing.assert_allclose(combined_score(t, "init"), rank_aggregate(t, AZ_NAS_FEATURES))
-    assert INIT_FEATURES == AZ_NAS_FEATURES
-    loss = [f for f in EARLY_FEATURES if f.key == "train_loss_last"]
-    assert loss == [Feature("train_loss_last", "minimize", 4.0)]
-    # the early score with identical AZ-NAS values everywhere ranks by the loss alone
-    flat = t.assign(az_expressivity=1.0, az_progressivity=1.0, az_trainability=1.0, flops=1.0)
-    assert combined_score(flat, "early").idxmax() == flat["train_loss_last"].idxmin()
+    cols = feature_inputs(EARLY_FEATURES)
+    t = pd.DataFrame({k: rng.random(8) for k in cols})
+    t["lr"] = 0.1
+    # the early set is the init set plus the loss of the last early steps, which outweighs any init feature
+    assert EARLY_FEATURES[1:] == INIT_FEATURES and EARLY_FEATURES[0].key == "train_loss_last"
+    assert EARLY_FEATURES[0].direction == "minimize" and EARLY_FEATURES[0].weight > max(f.weight for f in INIT_FEATURES)
+    # every row ranked equally on the init features: the early score ranks by the loss alone
+    flat = t.copy()
+    for k in cols:
+        if k != "train_loss_last":
+            flat[k] = 1.0
+    assert list(combined_score(flat, "early").sort_values().index) == list(flat["train_loss_last"].sort_values(ascending=False).index)
+    # the thesis metrics enter the init score in their measured direction, not the paper's
+    from objectives import registry
+    for f in INIT_FEATURES:
+        if f.key in registry.names() and registry.get(f.key).measured.get("init"):
+            assert f.direction == registry.get(f.key).measured["init"].direction, f.key
 
 
 def test_smoothed_loss_min_matches_a_hand_loop():

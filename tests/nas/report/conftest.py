@@ -16,10 +16,14 @@ from optuna.distributions import FloatDistribution
 import objectives
 from nas.cli import main
 from nas.study import (
-    DEFAULT_CONSTRAINTS, DEFAULT_OBJECTIVES, default_storage, open_study, parse_constraint, parse_objectives,
+    default_storage, open_study, parse_constraint, parse_objectives,
 )
 from nas.validate import VAL_KEY
 from search_spaces import get_space
+
+#: The pre-lab search defaults: these studies are made with custom objectives and constraints.
+THESIS_OBJECTIVES = "confusion:min,diversity:min,kappa_w:min"
+THESIS_CONSTRAINTS = ("rank_input<=0.15", "loss_drop>=0")
 
 BOUNDS = {"blocks": 1, "width": 8, "batch_size": 32, "norm": "bn", "lr": [0.01, 0.05]}
 
@@ -29,8 +33,8 @@ def make_validated_study(runs: Path, name: str, n: int = 8, validate: bool = Tru
     diverged, trial n-1 never validated), one FAIL trial; ``params`` is constant, ``kappa_x`` missing on
     trial 0 (a non-finite value is stored as None)."""
     space = get_space("resnet_cifar", **BOUNDS)
-    objs = parse_objectives(DEFAULT_OBJECTIVES)
-    cons = [parse_constraint(c) for c in DEFAULT_CONSTRAINTS]
+    objs = parse_objectives(THESIS_OBJECTIVES)  # the pre-lab defaults: a study with custom objectives
+    cons = [parse_constraint(c) for c in THESIS_CONSTRAINTS]
     settings = {"space": "resnet_cifar", "bounds": space.bounds, "dataset": "synthetic",
                 "objectives": [str(o) for o in objs], "constraints": [str(c) for c in cons], "seed": 0}
     study = open_study(name, default_storage(runs, name), objs, cons, "random", 0, settings)
