@@ -253,14 +253,14 @@ def baselines(df: pd.DataFrame) -> dict[str, np.ndarray]:
     # the combined score objectives.combine ships (fixed, not tuned here); its early set is meant for the
     # search's default of SEARCH_EARLY_STEPS early steps: judged on the table's values after as many steps
     for data in data_kinds(df) or [None]:
-        label = "gradnas combined_score, init (shipped)" + (f" on {data} inputs" if data else "")
+        label = "gradnas combined_score, init (shipped; chosen on the resnet lab)" + (f" on {data} inputs" if data else "")
         try:
             out[label] = combined_score(with_data(df, data) if data else df, "init").to_numpy()
         except KeyError:
             pass
     if not df.attrs.get("nb201"):
         try:
-            out[f"gradnas combined_score, early (shipped; {SEARCH_EARLY_STEPS} steps)"] = combined_score(
+            out[f"gradnas combined_score, early (shipped; chosen on the resnet lab; {SEARCH_EARLY_STEPS} steps)"] = combined_score(
                 steps_view(df, str(SEARCH_EARLY_STEPS)), "early").to_numpy()
         except KeyError:
             pass
@@ -340,6 +340,8 @@ def report(df: pd.DataFrame, splits: int, seed: int, choose: bool, directions: b
            and pd.api.types.is_numeric_dtype(res[c])]
     for c in sorted(num, key=lambda c: -res[c].mean()):
         lines.append(f"  {c:75s} {res[c].mean():+.3f} +- {res[c].std():.3f}")
+    lines.append("  (the shipped rows are judged on rows they were chosen on when this table is the resnet lab: "
+                 "in-sample, not held-out; the 'combined' rows are the held-out figures of the procedure)")
     for c in [c for c in res.columns if c.endswith(" weight")]:
         lines.append(f"  {c} chosen: " + ", ".join(f"{w:g} ({k}x)" for w, k in res[c].value_counts().items()))
     for phase in phases(df):
