@@ -10,7 +10,8 @@ per metric and input:
 * data-dependent metrics: ``<metric>[<data>]``, e.g. ``kappa_w[mnist5k]`` (mnist5k digits padded to
   3 x 32 x 32) or ``kappa_w[gaussian]`` (standard-normal images, uniform random labels).
 
-Only cells that have every requested column are kept unless ``--partial``; the settings strings must
+Unless ``--partial``, columns scored on fewer than 90 % of the cells are left out (a metric dropped from a
+run part-way) and then only the cells that have every remaining column are kept; the settings strings must
 agree on the skeleton, init and batch (rows of other settings are ignored, and a metric found under two
 different settings for the same input is an error: the caches were made with different options).
 
@@ -66,10 +67,10 @@ def build(caches: Sequence[str | Path], truth: pd.DataFrame, partial: bool = Fal
                          "give caches made with the same options")
     wide = long.drop_duplicates(["index", "column"], keep="last").pivot(index="index", columns="column",
                                                                           values="value")
-    if not partial:
-        wide = wide.dropna(axis=0, how="any") if len(wide) else wide
-        counts = long.groupby("column")["index"].nunique()
-        wide = wide[[c for c in wide.columns if counts[c] >= len(wide)]]
+    if not partial:  # columns scored on fewer than 90 % of the cells go, then cells missing any column left
+        counts = wide.notna().sum()
+        wide = wide[[c for c in wide.columns if counts[c] >= 0.9 * counts.max()]]
+        wide = wide.dropna(axis=0, how="any")
     wide = wide.sort_index()
     out = pd.DataFrame({"index": wide.index.astype(int)})
     out["arch"] = truth[ARCH_COLUMN].to_numpy()[out["index"]]
