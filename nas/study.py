@@ -130,7 +130,8 @@ def _check_key(key: str, what: str) -> None:
 
 
 def parse_objectives(text: str) -> list[Objective]:
-    """Parse ``"kappa_w:min,confusion:min"``; a key without direction takes the registry's."""
+    """Parse ``"kappa_w:min,confusion:min"``; a key without direction takes the direction measured on the
+    proxy lab at its phase (``registry.get(m).direction_for``), else the paper's."""
     out: list[Objective] = []
     for part in [p.strip() for p in text.split(",") if p.strip()]:
         key, _, direction = part.partition(":")
@@ -144,7 +145,8 @@ def parse_objectives(text: str) -> list[Objective]:
             m = metric_of(key)
             if m is None:
                 raise StudyError(f"objective {part!r}: give a direction (e.g. {key}:min)")
-            d = registry.get(m).direction
+            # the direction measured on the proxy lab at that phase, else the paper's hypothesis
+            d = registry.get(m).direction_for("early" if key.endswith(EARLY_SUFFIX) else "init")
         out.append(Objective(key, d))
     if not out:
         raise StudyError("no objectives given: e.g. --objectives confusion:min,kappa_w:min")

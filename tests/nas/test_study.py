@@ -30,3 +30,17 @@ def test_an_undefined_objective_keeps_the_trial_complete_and_ranks_it_worst(tmp_
     assert done[0].user_attrs["undefined_objectives"] == ["kappa_w:min", "coherence:max"]
     assert done[0].user_attrs["metric_errors"] == {"kappa_w": "zero gradient"}
     assert [t.number for t in study.best_trials] == [1]  # the defined trial dominates
+
+
+def test_an_objective_without_direction_takes_the_measured_one():
+    from objectives import registry
+
+    for key, phase in (("kappa_w", "init"), ("kappa_w@early", "early"), ("confusion", "init")):
+        info = registry.get(key.split("@")[0])
+        expected = info.measured[phase].direction if phase in info.measured else info.hypothesis
+        assert parse_objectives(key)[0].direction == expected
+    # where the lab measured the opposite of the paper, the bare key follows the lab
+    flipped = [m for m in registry.names() if "init" in registry.get(m).measured
+               and registry.get(m).measured["init"].direction != registry.get(m).hypothesis]
+    for m in flipped:
+        assert parse_objectives(m)[0].direction != registry.get(m).hypothesis
