@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nas.study import parse_objectives
+
 ROOT = Path(__file__).resolve().parents[2]
 PVT_SCRIPT = ROOT / "benchmarks" / "proxy_vs_training.py"
 SE_SCRIPT = ROOT / "benchmarks" / "search_efficiency.py"
@@ -93,18 +95,19 @@ def test_mean_rank_and_oriented_correlations():
         "snip": [1.0] * 5,  # constant: undefined, never 0
         "naswot": [0.1, 0.5, np.nan, 0.9, 0.7],  # missing value: n = 4
     })
-    ranks = pvt.mean_rank(df)
+    objs = parse_objectives("confusion:min,diversity:min,kappa_w:min")  # the mean rank of chosen objectives
+    ranks = pvt.mean_rank(df, objs)
     np.testing.assert_allclose(ranks, [5, 3, 4, 1, 2])
-    rows = {r["key"]: r for r in pvt.correlation_rows(df)}
+    rows = {r["key"]: r for r in pvt.correlation_rows(df, objs)}
     assert rows["confusion"]["tau"] == pytest.approx(1.0) and rows["confusion"]["rho"] == pytest.approx(1.0)
     assert rows[pvt.COMBINED]["tau"] == pytest.approx(1.0)
     assert rows["synflow"]["tau"] == pytest.approx(-1.0)
     assert rows["snip"]["tau"] is None and "constant" in rows["snip"]["note"]
     assert rows["naswot"]["n"] == 4 and rows["naswot"]["tau"] == pytest.approx(1.0)
     assert rows["confusion"]["ns"] is False  # exact p of a perfect order of 5 = 2/120
-    order = [r["key"] for r in pvt.correlation_rows(df)]
+    order = [r["key"] for r in pvt.correlation_rows(df, objs)]
     assert order.index("synflow") > order.index("confusion") and order[-1] == "snip"  # sorted, undefined last
-    text = pvt.format_correlations(pvt.correlation_rows(df))
+    text = pvt.format_correlations(pvt.correlation_rows(df, objs))
     assert "undefined: metric constant" in text
 
 
