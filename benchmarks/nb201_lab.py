@@ -68,9 +68,12 @@ def build(caches: Sequence[str | Path], truth: pd.DataFrame, partial: bool = Fal
     wide = long.drop_duplicates(["index", "column"], keep="last").pivot(index="index", columns="column",
                                                                           values="value")
     if not partial:  # columns scored on fewer than 90 % of the cells go, then cells missing any column left
-        counts = wide.notna().sum()
-        wide = wide[[c for c in wide.columns if counts[c] >= 0.9 * counts.max()]]
-        wide = wide.dropna(axis=0, how="any")
+        # (scored = a cache row exists; a scored NaN is a value: the metric is undefined for that cell)
+        scored = long.drop_duplicates(["index", "column"]).assign(one=1).pivot(
+            index="index", columns="column", values="one").notna().reindex(index=wide.index, columns=wide.columns)
+        counts = scored.sum()
+        keep = [c for c in wide.columns if counts[c] >= 0.9 * counts.max()]
+        wide = wide.loc[scored[keep].all(axis=1), keep]
     wide = wide.sort_index()
     out = pd.DataFrame({"index": wide.index.astype(int)})
     out["arch"] = truth[ARCH_COLUMN].to_numpy()[out["index"]]
