@@ -108,6 +108,14 @@ def with_data(df: pd.DataFrame, data: str) -> pd.DataFrame:
     return pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
 
 
+def with_config(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` plus the config's keys as columns (``lr``, ``batch_size``, ...), as a study's trials table has."""
+    if "config" not in df.columns:
+        return df
+    configs = pd.DataFrame([json.loads(c) if isinstance(c, str) else {} for c in df["config"]], index=df.index)
+    return pd.concat([df, configs[[k for k in configs.columns if k not in df.columns]]], axis=1)
+
+
 def load(path: str | Path, target: str = "C10") -> pd.DataFrame:
     """The table with ``acc``: for a proxy_vs_training table the config expanded into columns and the mean
     best accuracy of the seeds; for an NB201 lab table the ``target`` accuracy (C10, C100 or IN16, %)."""
@@ -116,8 +124,7 @@ def load(path: str | Path, target: str = "C10") -> pd.DataFrame:
         df["acc"] = pd.to_numeric(df[target], errors="coerce") / 100.0
         df.attrs.update(nb201=True, target=target)
         return df[df["acc"].notna()].reset_index(drop=True)
-    configs = pd.DataFrame([json.loads(c) for c in df["config"]], index=df.index)
-    df = pd.concat([df, configs[[k for k in configs.columns if k not in df.columns]]], axis=1).copy()
+    df = with_config(df).copy()
     val = pd.to_numeric(df.get("val_best_acc"), errors="coerce")
     rep = pd.to_numeric(df.get("rep_best_acc"), errors="coerce") if "rep_best_acc" in df else val * np.nan
     df["acc"] = pd.concat([val, rep], axis=1).mean(axis=1, skipna=True)

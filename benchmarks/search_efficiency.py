@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import math
 import sys
 import types
@@ -111,19 +110,11 @@ OLD_OBJECTIVES = "confusion:min,diversity:min,kappa_w:min"
 OLD_CONSTRAINTS = ("rank_input<=0.15", "loss_drop>=0")
 
 
-def with_config(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` plus the config's keys as columns (``lr``, ``batch_size``, ...), as a study's trials table has."""
-    if "config" not in df.columns:
-        return df
-    configs = pd.DataFrame([json.loads(c) if isinstance(c, str) else {} for c in df["config"]], index=df.index)
-    return pd.concat([df, configs[[k for k in configs.columns if k not in df.columns]]], axis=1)
-
-
 def combined_keys(df: pd.DataFrame, phase: str) -> list[np.ndarray] | None:
     """Sort key of the shipped combined score (``objectives.combined_score``), as ``validate --top`` orders
     a default search's trials: ``init``, or ``early`` on the table's values after the search's default
     early steps (``<m>@50`` columns as ``<m>@early``: ``proxy_lab.steps_view``); None without its inputs."""
-    table = with_config(df)
+    table = lab.with_config(df)
     if phase == "early":
         table = lab.steps_view(table, str(DEFAULT_EARLY_STEPS))
     try:
