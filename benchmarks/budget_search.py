@@ -1,0 +1,466 @@
+"""Search under a budget, replayed on the proxy lab: best accuracy found vs budget, five strategies.
+
+The resnet lab table (``benchmarks/tables/resnet_mnist5k.csv.gz``) has, for 150 configs, every metric at
+init, the 50-step training loss, and 3 epochs of the validation recipe with per-epoch test accuracy: a
+tabular benchmark. A strategy spends a budget counted in **training-epoch equivalents** (one epoch of
+the config at hand = 1; a training step = ``1 / steps_per_epoch`` with ``steps_per_epoch = 4000 // batch``;
+scoring the init metrics = ``--init-cost-steps`` steps, measured by ``benchmarks/metric_cost.py``), and
+ends with an answer: the fully trained (3-epoch) config with the best observed test accuracy
+(``val_best_acc``, the run with the trial's seed). The answer is judged by its lab accuracy ``acc`` (the
+mean of the two seeds' best test accuracies, so the selection's own seed noise does not flatter it);
+*top* = the best ``ceil(--top * n)`` configs of the pool by ``acc``.
+
+Held out: each seed splits the lab into two random halves; the combined score's features are chosen on
+one half (``proxy_lab.select`` at init, ``proxy_lab.select_structured`` after 50 steps, as the shipped
+score was chosen on the whole lab) and every strategy searches the other half (the pool). ``--shipped``
+uses the shipped feature sets instead (tuned on every row: not a held-out figure).
+
+Strategies (all on the same pool and seed):
+
+* ``gradnas multi-fidelity``: :func:`nas.schedule.plan` for the budget with the pool's mean costs
+  (rungs init -> 50 steps -> 1 epoch -> 3 epochs, eta 3), re-planned after each rung with the cost
+  actually spent (:func:`nas.schedule.replan`); promotion by the combined init score, the combined
+  early score, then the 1-epoch accuracy; candidates drawn uniformly from the pool;
+* ``random, full training``: configs in random order, each trained 3 epochs;
+* ``random + loss@50 filter``: batches of 9 random configs run 50 steps each, the one with the lowest
+  training loss (``train_loss_last@50``) trained 3 epochs;
+* ``TPE + Hyperband``: Optuna's ``TPESampler`` with ``HyperbandPruner(min_resource=1, max_resource=3,
+  reduction_factor=3)`` on the test accuracy reported after each epoch; a sampled config is mapped to the
+  nearest config of the pool not yet evaluated (categorical mismatches count 1 each, numbers by their
+  distance over the range, log for lr and batch size);
+* ``NSGA-II, old defaults``: Optuna's ``NSGAIISampler`` on the old objectives (confusion, diversity,
+  kappa_w at init, minimized; constraint rank_input <= 0.15), each trial costing ``--old-cost-steps``
+  steps of scoring; after every 9 trials the best untrained trial (feasible, then non-dominated rank,
+  then mean rank) is trained 3 epochs.
+
+Anytime strategies answer at every budget from one run; the multi-fidelity search is rerun per budget
+(its plan depends on it). Output: mean lab accuracy of the answer and the fraction of seeds whose answer
+is top, per strategy and budget; the budget at which half the seeds find a top config (interpolated on
+the grid); ``--plot PNG`` draws both curves.
+
+Usage::
+
+    python benchmarks/budget_search.py --table benchmarks/tables/resnet_mnist5k.csv.gz --seeds 50 \\
+        --plot runs/budget_search.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import sys
+import types
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def _load_benchmark(name: str) -> types.ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+lab = _load_benchmark("proxy_lab")  # puts the repository on sys.path
+
+import optuna  # noqa: E402
+
+from nas.schedule import BudgetError, plan, promote, replan  # noqa: E402
+from nas.study import nondominated_ranks  # noqa: E402
+from objectives.combine import EARLY_FEATURES, INIT_FEATURES, Feature, rank_aggregate  # noqa: E402
+from search_spaces import get_space  # noqa: E402
+
+TRAIN_SIZE = 4000  # mnist5k train split
+FULL_EPOCHS = 3
+EARLY_STEPS = 50
+FILTER_BATCH = 9
+BUDGETS = (4, 6, 9, 12, 18, 24, 36, 48, 72, 96, 144)
+STRATEGIES = ("gradnas multi-fidelity", "random, full training", "random + loss@50 filter", "TPE + Hyperband",
+              "NSGA-II, old defaults")
+
+
+# ------------------------------------------------------------------------------------ the pool
+class Pool:
+    """The configs a seed searches: costs (epoch equivalents) and what each rung observes."""
+
+    def __init__(self, rows: pd.DataFrame, init_cost_steps: float, old_cost_steps: float,
+                 init_features: Sequence[Feature], early_features: Sequence[Feature]) -> None:
+        self.rows = rows.reset_index(drop=True)
+        self.view = lab.steps_view(self.rows, str(EARLY_STEPS))
+        self.n = len(self.rows)
+        self.configs = [json.loads(c) for c in self.rows["config"]]
+        batch = np.array([c["batch_size"] for c in self.configs], dtype=float)
+        spe = np.maximum(1, TRAIN_SIZE // batch)
+        self.cost_init = init_cost_steps / spe
+        self.cost_old = old_cost_steps / spe
+        self.cost_early = EARLY_STEPS / spe
+        self.acc = self.rows["acc"].to_numpy(dtype=float)
+        self.observed = pd.to_numeric(self.rows["val_best_acc"], errors="coerce").to_numpy(dtype=float)
+        self.curves = [_curve(c) for c in self.rows["val_acc_curve"]]
+        self.loss50 = pd.to_numeric(self.rows["train_loss_last@50"], errors="coerce").to_numpy(dtype=float)
+        self.init_features, self.early_features = tuple(init_features), tuple(early_features)
+
+    def top(self, frac: float) -> np.ndarray:
+        k = max(1, math.ceil(frac * self.n))
+        return self.acc >= np.sort(self.acc)[::-1][k - 1]
+
+    def epoch_acc(self, i: int, epoch: int) -> float:
+        """Test accuracy after ``epoch`` (1-based) epochs of the 3-epoch run; a diverged run keeps its last."""
+        c = self.curves[i]
+        if not c:
+            return 0.0
+        v = c[min(epoch, len(c)) - 1]
+        return float(v) if v is not None and np.isfinite(v) else 0.0
+
+    def score(self, idx: Sequence[int], phase: str) -> np.ndarray:
+        table = (self.rows if phase == "init" else self.view).iloc[list(idx)].reset_index(drop=True)
+        return rank_aggregate(table, self.init_features if phase == "init" else self.early_features)
+
+
+def _curve(text: Any) -> list[float]:
+    if isinstance(text, str):
+        try:
+            return [float("nan") if v is None else float(v) for v in json.loads(text)]
+        except (json.JSONDecodeError, TypeError, ValueError):
+            return []
+    return []
+
+
+class Trace:
+    """Cumulative cost of every finished full training and the answer after it."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool, self.cost, self.points = pool, 0.0, []  # (cost, answer index)
+        self.best: int | None = None
+
+    def trained(self, i: int) -> None:
+        if self.best is None or self.pool.observed[i] > self.pool.observed[self.best] or not np.isfinite(
+                self.pool.observed[self.best]):
+            self.best = i
+        self.points.append((self.cost, self.best))
+
+    def answer(self, budget: float) -> int | None:
+        out = None
+        for cost, best in self.points:
+            if cost <= budget + 1e-9:
+                out = best
+        return out
+
+
+# ------------------------------------------------------------------------------------ strategies
+def gradnas_multi_fidelity(pool: Pool, budget: float, rng: np.random.Generator) -> tuple[int | None, float]:
+    """(answer, epochs spent) of one budgeted run with the search's planner (skipped rungs included)."""
+    p = pool
+    mean = (float(p.cost_init.mean()), float(p.cost_early.mean()), 1.0, float(FULL_EPOCHS - 1))
+    try:
+        pl = plan(budget, mean, workers=1, max_candidates=p.n, full_epochs=FULL_EPOCHS)
+    except BudgetError:
+        return None, 0.0
+    cohort = [int(i) for i in rng.permutation(p.n)[: pl.counts[0]]]
+    spent = float(p.cost_init[cohort].sum())
+    prev = 0
+    for k in (1, 2, 3):
+        if pl.counts[k] == 0:
+            continue
+        pl = replan(pl, prev, budget - spent, mean)
+        if prev == 0:
+            score = p.score(cohort, "init")
+        elif prev == 1:
+            score = p.score(cohort, "early")
+        else:
+            score = np.array([p.epoch_acc(i, 1) for i in cohort])
+        cohort = [cohort[j] for j in promote(score, pl.counts[k])]
+        cost = {1: lambda i: p.cost_early[i], 2: lambda i: 1.0,
+                3: lambda i: FULL_EPOCHS - (1.0 if pl.counts[2] else 0.0)}[k]
+        spent += float(sum(cost(i) for i in cohort))
+        prev = k
+    best = max(cohort, key=lambda i: (np.nan_to_num(p.observed[i], nan=-1.0), -i)) if cohort else None
+    return best, spent
+
+
+def random_full(pool: Pool, rng: np.random.Generator) -> Trace:
+    tr = Trace(pool)
+    for i in rng.permutation(pool.n):
+        tr.cost += FULL_EPOCHS
+        tr.trained(int(i))
+    return tr
+
+
+def random_filter(pool: Pool, rng: np.random.Generator) -> Trace:
+    tr = Trace(pool)
+    order = list(rng.permutation(pool.n))
+    for start in range(0, pool.n, FILTER_BATCH):
+        batch = order[start:start + FILTER_BATCH]
+        tr.cost += float(pool.cost_early[batch].sum())
+        loss = np.where(np.isfinite(pool.loss50[batch]), pool.loss50[batch], np.inf)
+        tr.cost += FULL_EPOCHS
+        tr.trained(int(batch[int(np.argmin(loss))]))
+    return tr
+
+
+class Nearest:
+    """Maps a sampled config to the nearest pool config not yet used."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.used: set[int] = set()
+        keys = [k for k in pool.configs[0] if len({json.dumps(c.get(k)) for c in pool.configs}) > 1]
+        self.keys = keys
+        self.ranges = {}
+        for k in keys:
+            vals = [c[k] for c in pool.configs]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                lg = k in ("lr", "batch_size")
+                tv = np.log(vals) if lg else np.asarray(vals, dtype=float)
+                self.ranges[k] = (lg, float(tv.min()), float(tv.max() - tv.min()) or 1.0)
+
+    def __call__(self, config: dict[str, Any]) -> int:
+        best, best_d = -1, math.inf
+        for i, c in enumerate(self.pool.configs):
+            if i in self.used:
+                continue
+            d = 0.0
+            for k in self.keys:
+                if k in self.ranges:
+                    lg, _, span = self.ranges[k]
+                    a, b = (math.log(config[k]), math.log(c[k])) if lg else (float(config[k]), float(c[k]))
+                    d += abs(a - b) / span
+                else:
+                    d += float(config.get(k) != c.get(k))
+            if d < best_d:
+                best, best_d = i, d
+        self.used.add(best)
+        return best
+
+
+def _space(pool: Pool):
+    bounds = json.loads(pool.rows["settings"].iloc[0])["bounds"]
+    return get_space("resnet_cifar").with_bounds(**bounds)
+
+
+def tpe_hyperband(pool: Pool, seed: int) -> Trace:
+    tr = Trace(pool)
+    space, nearest = _space(pool), Nearest(pool)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+                                pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=FULL_EPOCHS,
+                                                                      reduction_factor=3))
+    for _ in range(pool.n):
+        trial = study.ask()
+        i = nearest(space.sample(trial))
+        pruned = False
+        for epoch in range(1, FULL_EPOCHS + 1):
+            tr.cost += 1.0
+            trial.report(pool.epoch_acc(i, epoch), epoch)
+            if epoch < FULL_EPOCHS and trial.should_prune():
+                pruned = True
+                break
+        if pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, pool.epoch_acc(i, FULL_EPOCHS))
+            tr.trained(i)
+    return tr
+
+
+def nsga2_old(pool: Pool, seed: int) -> Trace:
+    tr = Trace(pool)
+    space, nearest = _space(pool), Nearest(pool)
+    keys = ("confusion", "diversity", "kappa_w")
+    rank_input = pd.to_numeric(pool.rows["rank_input"], errors="coerce").to_numpy(dtype=float)
+    sampler = optuna.samplers.NSGAIISampler(seed=seed)
+    study = optuna.create_study(directions=["minimize"] * 3, sampler=sampler)
+    seen: list[int] = []
+    trained: set[int] = set()
+    for n in range(pool.n):
+        trial = study.ask()
+        i = nearest(space.sample(trial))
+        vals = [float(pd.to_numeric(pool.rows[k].iloc[i], errors="coerce")) for k in keys]
+        vals = [v if np.isfinite(v) else math.inf for v in vals]
+        c = rank_input[i] - 0.15 if np.isfinite(rank_input[i]) else 1e9
+        trial.set_constraint("rank_input<=0.15", float(c))  # <= 0: satisfied (as nas.study tells it)
+        study.tell(trial, vals)
+        tr.cost += float(pool.cost_old[i])
+        seen.append(i)
+        if (n + 1) % FILTER_BATCH == 0 or n == pool.n - 1:
+            done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            idx = [nearest_i for nearest_i in seen]
+            ranks = nondominated_ranks(done, study.directions)
+            mean_rank = rank_aggregate(pool.rows.iloc[idx].reset_index(drop=True),
+                                       [Feature(k, "minimize") for k in keys])
+            order = sorted(range(len(idx)), key=lambda j: (rank_input[idx[j]] > 0.15 or not np.isfinite(
+                rank_input[idx[j]]), ranks[j], -mean_rank[j]))
+            pick = next((idx[j] for j in order if idx[j] not in trained), None)
+            if pick is not None:
+                trained.add(pick)
+                tr.cost += FULL_EPOCHS
+                tr.trained(pick)
+    return tr
+
+
+# ------------------------------------------------------------------------------------ driver
+def features_for(tune: pd.DataFrame) -> tuple[tuple[Feature, ...], tuple[Feature, ...]]:
+    """The combined score's init and early feature sets chosen on ``tune`` (as proxy_lab --choose does)."""
+    ta, kind = lab.phase_table(tune, "init")
+    init, _ = lab.select(ta, lab.candidate_features(ta, kind))
+    view = lab.steps_view(tune, str(EARLY_STEPS))
+    return init, lab.select_structured(view, init)
+
+
+def simulate(df: pd.DataFrame, seeds: int, budgets: Sequence[float], top: float, init_cost_steps: float,
+             old_cost_steps: float, shipped: bool = False, seed0: int = 0,
+             progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """One row per (seed, strategy, budget): the answer's lab accuracy, whether it is top, epochs spent."""
+    rows = []
+    for s in range(seed0, seed0 + seeds):
+        rng = np.random.default_rng(s)
+        perm = rng.permutation(len(df))
+        tune, pool_rows = df.iloc[perm[: len(df) // 2]], df.iloc[perm[len(df) // 2:]]
+        init, early = (INIT_FEATURES, EARLY_FEATURES) if shipped else features_for(tune)
+        pool = Pool(pool_rows, init_cost_steps, old_cost_steps, init, early)
+        good = pool.top(top)
+        traces = {
+            "random, full training": random_full(pool, np.random.default_rng([s, 1])),
+            "random + loss@50 filter": random_filter(pool, np.random.default_rng([s, 2])),
+            "TPE + Hyperband": tpe_hyperband(pool, s),
+            "NSGA-II, old defaults": nsga2_old(pool, s),
+        }
+        for b in budgets:
+            best, spent = gradnas_multi_fidelity(pool, b, np.random.default_rng([s, 3, int(b * 1000)]))
+            rows.append(_row(s, "gradnas multi-fidelity", b, pool, good, best, spent))
+            for name, tr in traces.items():
+                ans = tr.answer(b)
+                rows.append(_row(s, name, b, pool, good, ans, min(b, tr.cost)))
+        if progress:
+            progress(s)
+    return pd.DataFrame(rows)
+
+
+def _row(seed, strategy, budget, pool, good, best, spent) -> dict[str, Any]:
+    return {"seed": seed, "strategy": strategy, "budget": budget, "spent": spent,
+            "acc": float(pool.acc[best]) if best is not None else float("nan"),
+            "top": bool(good[best]) if best is not None else False,
+            "regret": float(pool.acc.max() - pool.acc[best]) if best is not None else float("nan")}
+
+
+def budget_to_half(summary: pd.DataFrame, strategy: str) -> float:
+    """Smallest budget at which half the seeds' answers are top (linear interpolation between grid points)."""
+    s = summary[summary["strategy"] == strategy].sort_values("budget")
+    prev_b, prev_p = 0.0, 0.0
+    for b, p in zip(s["budget"], s["p_top"]):
+        if p >= 0.5:
+            return float(prev_b + (b - prev_b) * (0.5 - prev_p) / (p - prev_p)) if p > prev_p else float(b)
+        prev_b, prev_p = b, p
+    return math.inf
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    g = runs.groupby(["strategy", "budget"])
+    out = g.agg(acc=("acc", "mean"), acc_sd=("acc", "std"), p_top=("top", "mean"), spent=("spent", "mean"),
+                answered=("acc", lambda a: float(np.isfinite(a).mean()))).reset_index()
+    return out
+
+
+def format_summary(summary: pd.DataFrame, seeds: int, top: float) -> str:
+    lines = []
+    budgets = sorted(summary["budget"].unique())
+    head = f"{'strategy':<26}" + "".join(f"{b:>7g}" for b in budgets)
+    for label, col, fmt in (("mean lab accuracy of the answer", "acc", "{:7.3f}"),
+                            (f"fraction of seeds whose answer is top {top:.0%}", "p_top", "{:7.2f}")):
+        lines += ["", f"{label} (budget in epoch equivalents; {seeds} seeds):", head]
+        for name in STRATEGIES:
+            s = summary[summary["strategy"] == name].set_index("budget")
+            if s.empty:
+                continue
+            cells = "".join(fmt.format(s.loc[b, col]) if np.isfinite(s.loc[b, col]) else f"{'-':>7}" for b in budgets)
+            lines.append(f"{name:<26}{cells}")
+    lines += ["", "budget at which half the seeds find a top config:"]
+    half = {name: budget_to_half(summary, name) for name in STRATEGIES}
+    for name, b in half.items():
+        lines.append(f"  {name:<26} {b:7.1f} epochs" if np.isfinite(b) else f"  {name:<26}  not reached")
+    ref = half["TPE + Hyperband"]
+    if np.isfinite(ref) and np.isfinite(half["gradnas multi-fidelity"]):
+        lines.append(f"  gradnas / TPE + Hyperband: {half['gradnas multi-fidelity'] / ref:.2f}x the budget")
+    return "\n".join(lines)
+
+
+def plot(summary: pd.DataFrame, path: str | Path, top: float) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name in STRATEGIES:
+        s = summary[summary["strategy"] == name].sort_values("budget")
+        axes[0].plot(s["budget"], s["acc"], marker="o", label=name)
+        axes[1].plot(s["budget"], s["p_top"], marker="o", label=name)
+    for ax, label in ((axes[0], "mean lab accuracy of the answer"), (axes[1], f"P(answer in top {top:.0%})")):
+        ax.set_xscale("log")
+        ax.set_xlabel("budget (training-epoch equivalents)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", default="benchmarks/tables/resnet_mnist5k.csv.gz", help="the resnet lab table")
+    p.add_argument("--seeds", type=int, default=50, help="seeds (random halves) (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
+    p.add_argument("--top", type=float, default=0.05, help="fraction of the pool that is top (default: %(default)s)")
+    p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="epoch-equivalent budgets (default: %(default)s)")
+    p.add_argument("--init-cost-steps", type=float, default=2.0,
+                   help="cost of the default init metrics in training steps (benchmarks/metric_cost.py; default: %(default)s)")
+    p.add_argument("--old-cost-steps", type=float, default=6.2,
+                   help="cost of the old default metrics in training steps (default: %(default)s)")
+    p.add_argument("--shipped", action="store_true", help="use the shipped feature sets (tuned on every row)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="write the two curves here")
+    p.add_argument("--csv", default=None, help="write every (seed, strategy, budget) row here")
+    args = p.parse_args(argv)
+    if args.seeds < 1 or not 0 < args.top <= 1:
+        p.error("need --seeds >= 1 and 0 < --top <= 1")
+    try:
+        budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
+    except ValueError:
+        p.error(f"--budgets must be comma-separated numbers, got {args.budgets!r}")
+    if not Path(args.table).is_file():
+        p.error(f"no table at {args.table}")
+    df = lab.load(args.table)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=args.seeds, unit="seed", file=sys.stderr)
+    runs = simulate(df, args.seeds, budgets, args.top, args.init_cost_steps, args.old_cost_steps, args.shipped,
+                    args.seed, progress=lambda s: bar.update(1))
+    bar.close()
+    summary = summarize(runs)
+    print(f"table: {args.table} ({len(df)} configs; pools of {len(df) - len(df) // 2}, "
+          f"features {'shipped (not held out)' if args.shipped else 'chosen on the other half'}); "
+          f"init metrics {args.init_cost_steps:g} steps, old metrics {args.old_cost_steps:g} steps")
+    print(format_summary(summary, args.seeds, args.top))
+    if args.csv:
+        runs.to_csv(args.csv, index=False)
+    if args.plot:
+        print(f"plot: {plot(summary, args.plot, args.top)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
