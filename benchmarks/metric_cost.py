@@ -26,7 +26,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-import objectives
+if __package__ in (None, ""):  # run as a script: the repository on the path
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import objectives  # noqa: E402
 from objectives import InTrainingStepConsistency, registry
 from search_spaces import get_space
 
@@ -163,6 +169,12 @@ def main() -> None:
                                            bn_mode=args.bn_mode), dev, args.reps)
     print(f"\nthesis suite ({len(objectives.DEFAULT_METRICS)} metrics, one shared probe): {suite:.3f} s = "
           f"{suite / step:.2f}x a training step (target <= 6x)")
+    from nas.study import combined_metrics  # the metrics a default search scores at rung 0
+
+    rung0 = combined_metrics()
+    r0 = timed(lambda: objectives.score(model, x, y, metrics=rung0, bn_mode=args.bn_mode), dev, args.reps)
+    print(f"search rung 0, the combined score's init metrics ({', '.join(rung0)}; one shared probe): "
+          f"{r0:.3f} s = {r0 / step:.2f}x a training step (target <= 2x)")
     everything = timed(lambda: objectives.score(model, x, y, metrics=registry.names()), dev, 1)
     print(f"every registered metric ({len(registry.names())}): {everything:.3f} s = {everything / step:.2f}x")
     # the tracker's own cost, timed call by call inside real training steps (robust to machine noise)

@@ -23,6 +23,10 @@ from typing import Any, Sequence
 __all__ = ["main", "CLIError"]
 
 
+#: The shortest --budget accepted (the pilot candidates alone take seconds).
+MIN_BUDGET_S = 30.0
+
+
 class CLIError(Exception):
     """Bad input: printed as one line, exit code 2."""
 
@@ -134,9 +138,12 @@ class _Command:
 
 
 class Search(_Command):
-    """Run (or resume) a multi-objective search: every trial is scored by gradient metrics at
-    initialization and after a few training steps, without full training. Rerunning the same command
-    continues the study up to --trials complete trials."""
+    """Search for a network that trains. By default (or with --budget) a budgeted multi-fidelity search:
+    many candidates scored by gradient metrics at initialization, the best promoted to early training
+    steps, a short training and a full training (successive halving, planned from the measured cost of
+    each rung), ending with the best trained model (runs/STUDY/best_model.pt). With --trials N, a
+    proxy-only multi-objective search of N trials scored at init and after --early-steps steps (rerunning
+    continues up to N)."""
 
     parents = ("study", "data")
 
@@ -144,7 +151,11 @@ class Search(_Command):
         p.add_argument("--space", default="resnet_cifar", help="search space (see `spaces`; default: %(default)s)")
         p.add_argument("--bounds", metavar="JSON", help='narrow the space, e.g. \'{"width": [8, 16], "blocks": [1, 2]}\' (default: full space)')
         p.add_argument("--smoke", action="store_true", help="use the space's tiny smoke-test bounds (CPU demos; default: off)")
-        p.add_argument("--trials", type=int, default=50, metavar="N", help="target number of COMPLETE trials in the study; rerunning continues up to N (default: %(default)s)")
+        p.add_argument("--budget", default=None, metavar="DURATION",
+                       help="wall-clock budget of a multi-fidelity search, e.g. 20m, 1h, 1h30m (default without --trials: 15m on CPU with the space's CPU bounds, 1h on a GPU)")
+        p.add_argument("--trials", type=int, default=None, metavar="N", help="without --budget: a proxy-only search to N COMPLETE trials, rerunning continues up to N; with --budget: the most candidates at rung 0 (default: budget search)")
+        p.add_argument("--epochs", type=int, default=10, help="budget search: epochs of the finalists' full training, halved until one fits the budget (default: %(default)s)")
+        p.add_argument("--eta", type=int, default=3, help="budget search: reduction factor between rungs (default: %(default)s)")
         p.add_argument("--objectives", default=None, metavar="KEY:DIR,...",
                        help="objectives, e.g. kappa_w:max,train_loss_smooth_min:min; KEY is a metric (at init), METRIC@early, or loss_drop/train_loss_smooth_min/relative_step/params/... (default: the leading inputs of the combined gradnas score in their directions measured on the proxy lab, after the early steps or, with --early-steps 0, at init; `objectives --combined` lists them). Trials are ranked for validation by the combined score")
         p.add_argument("--constraint", action="append", default=None, metavar="KEY<=X",
@@ -167,18 +178,38 @@ class Search(_Command):
             parse_constraint, parse_objectives,
         )
 
-        if args.trials < 1:
+        from .schedule import BudgetError, parse_duration
+
+        if args.trials is not None and args.trials < 1:
             raise CLIError(f"--trials must be >= 1, got {args.trials}")
+        budget_mode = args.budget is not None or args.trials is None
+        if args.budget is not None:
+            try:
+                args.budget_s = parse_duration(args.budget)
+            except BudgetError as exc:
+                raise CLIError(f"--budget: {exc}") from None
+            if args.budget_s < MIN_BUDGET_S:
+                raise CLIError(f"--budget {args.budget} is too short: a budget search needs at least "
+                               f"{MIN_BUDGET_S:g}s (measuring the first candidates takes some)")
+        if args.epochs < 1 or args.eta < 2:
+            raise CLIError(f"need --epochs >= 1 and --eta >= 2, got {args.epochs} and {args.eta}")
         if args.sampler not in SAMPLERS:
             raise CLIError(f"unknown sampler {args.sampler!r}; valid: {', '.join(SAMPLERS)}")
         if args.workers is not None and args.workers < 1:
             raise CLIError(f"--workers must be >= 1, got {args.workers}")
         bounds = _json_arg(args.bounds, "--bounds")
         space = _space(args.space, bounds, args.smoke)
+        gpu = _has_cuda()
+        if budget_mode and not bounds and not args.smoke and not gpu and space.cpu_bounds:
+            space = space.with_bounds(**space.cpu_bounds)  # a default that a CPU trains within the budget
+        if budget_mode and args.budget is None:
+            args.budget_s = 3600.0 if gpu else 900.0
         try:
             if args.early_steps < 0:
                 raise StudyError(f"--early-steps must be >= 0, got {args.early_steps}")
-            objectives = parse_objectives(args.objectives or default_objectives(args.early_steps))
+            objectives = parse_objectives(args.objectives or default_objectives(0 if budget_mode else args.early_steps))
+            if budget_mode:
+                _check_budget_objectives(objectives)
             raw = DEFAULT_CONSTRAINTS if args.constraint is None else [c for c in args.constraint if c != "none"]
             constraints = [parse_constraint(c) for c in raw]
         except StudyError as exc:
@@ -198,7 +229,130 @@ class Search(_Command):
             "metrics": metrics, "early_steps": args.early_steps, "probe_size": args.probe_size,
             "group_size": args.group_size, "seed": args.seed,
         }
+        if budget_mode:
+            settings.update(mode="budget", epochs=args.epochs)
+            return _run_budget_search(args, space, settings, objectives, constraints, storage, out_dir, study_name, data)
         return _run_search(args, space, settings, objectives, constraints, storage, out_dir, study_name)
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _check_budget_objectives(objectives) -> None:
+    """A budget search tells every candidate its rung-0 (init) values: objectives must be measured there."""
+    from objectives.combine import DERIVED
+
+    from .study import metric_of
+
+    for o in objectives:
+        early = o.key.endswith("@early") or o.key in ("loss_early", "loss_drop", "train_loss_first", "train_loss_last",
+                                                      "train_kappa_w", "train_loss_smooth_min")
+        if early or not (metric_of(o.key) or o.key in DERIVED or o.key in ("params", "flops", "loss_init")):
+            raise CLIError(f"objective {o} is not measured at initialization: a budget search ranks its first rung "
+                           f"by init values (the early steps' loss ranks the next rung by itself); use init metrics, "
+                           f"or --trials N for a proxy-only search")
+
+
+def _run_budget_search(args, space, settings, objectives, constraints, storage, out_dir, study_name, data) -> int:
+    import threading
+
+    import optuna
+    from tqdm.auto import tqdm
+
+    from .runner import SearchSettings, default_workers
+    from .schedule import BudgetError, BudgetSettings, format_duration, run_budget
+    from .study import StudyError, export_trials, open_study
+    from .training import resolve_device
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = open_study(study_name, storage, objectives, constraints, args.sampler, args.seed, settings)
+    except StudyError as exc:
+        raise CLIError(str(exc)) from None
+    workers = args.workers or default_workers(args.trials_per_gpu)
+    device = resolve_device(None)
+    bounds = ", ".join(f"{k} {v}" for k, v in settings["bounds"].items()) or "full space"
+    print(f"study {study_name!r} in {storage}")
+    print(f"budget search: dataset {settings['dataset']} ({data.train_x.shape[0]} train / {data.test_x.shape[0]} test), "
+          f"device {device.type}, workers {workers}, budget {format_duration(args.budget_s)}, bounds: {bounds}")
+    run = SearchSettings(
+        space=args.space, bounds=settings["bounds"], dataset=settings["dataset"], data_dir=args.data_dir,
+        metrics=settings["metrics"], early_steps=args.early_steps, probe_size=args.probe_size, seed=args.seed,
+        metric_options={"group_size": args.group_size}, trials=args.trials or 0, workers=workers,
+        trials_per_gpu=args.trials_per_gpu, trial_timeout=args.trial_timeout, max_failures=args.max_failures,
+    )
+    budget = BudgetSettings(budget=args.budget_s, full_epochs=args.epochs, eta=args.eta, max_candidates=args.trials)
+    bar = tqdm(total=round(args.budget_s), unit="s", disable=args.no_progress, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}]{postfix}")
+    state = {"rung": "init", "done": 0, "failed": 0, "best": None, "t0": time.monotonic()}
+    stop = threading.Event()
+
+    def tick() -> None:  # the bar moves every second, also while a long job runs
+        while not stop.wait(1.0):
+            bar.n = min(bar.total, round(time.monotonic() - state["t0"]))
+            bar.refresh()
+
+    def on_event(e: dict[str, Any]) -> None:
+        kind = e["kind"]
+        if kind == "plan":
+            bar.write(f"plan: {e['plan'].describe()} (costs per candidate: "
+                      + ", ".join(f"{n} {format_duration(c)}" for n, c in zip(("init", "early", "short", "full"),
+                                                                             e["plan"].rung_costs)) + ")")
+        elif kind == "rung":
+            state.update(rung=e["rung"], done=0)
+            bar.write(f"rung {e['rung']}: {e['count']} candidate(s) at {format_duration(e['elapsed'])}; "
+                      f"plan now {e['plan'].describe()}")
+        elif kind == "fail":
+            state["failed"] += 1
+            bar.write(f"trial {e['trial']} failed at rung {e['rung']}: {e['reason'][:300]}")
+        elif kind == "job":
+            state["done"] = e["done"]
+        bar.set_description_str(f"rung {state['rung']}")
+        bar.set_postfix_str(f"done {state['done']}, failed {state['failed']}", refresh=False)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    interrupted, stats = False, None
+    try:
+        stats = run_budget(study, space, run, budget, objectives, constraints, out_dir, data.input_shape,
+                           int(data.train_x.shape[0]), on_event=on_event)
+    except KeyboardInterrupt:
+        interrupted = True
+    except BudgetError as exc:
+        stop.set()
+        bar.close()
+        raise CLIError(str(exc)) from None
+    finally:
+        stop.set()
+        bar.n = min(bar.total, round(time.monotonic() - state["t0"]))
+        bar.close()
+        csv = export_trials(study, out_dir / "trials.csv")
+    if interrupted:
+        print(f"interrupted: finished trials and checkpoints are saved ({csv}); rerun to start a new budget on the "
+              f"same study", file=sys.stderr)
+        return 130
+    _print_front(study, objectives)
+    wall = time.monotonic() - state["t0"]
+    rungs = ", ".join(f"{k} {v}" for k, v in stats["rungs"].items())
+    print(f"\nstudy database: {storage}\ntrials table:   {csv}")
+    print(f"wall time {format_duration(wall)} of {format_duration(args.budget_s)}; candidates per rung: {rungs}; "
+          f"{stats['failed']} failed")
+    best = stats.get("best")
+    if not best:
+        print("no candidate finished its full training: give a larger --budget or smaller --bounds", file=sys.stderr)
+        return 1
+    curve = ", ".join(f"{a:.3f}" if isinstance(a, float) else str(a) for a in best.get("acc_curve") or [])
+    print(f"best trained model: trial {best['trial']}, test accuracy {best['test_acc']:.4f} after {best['epochs']} "
+          f"epoch(s) (per epoch: {curve})\n  config: {json.dumps(best['config'])}\n  weights: {best['model']}\n"
+          f"  load: ckpt = torch.load(path, weights_only=True); model = get_space(ckpt['space'], **ckpt['bounds'])"
+          f".build(ckpt['config'], ckpt['num_classes'], ckpt['input_shape']); model.load_state_dict(ckpt['state_dict'])")
+    return 0
 
 
 def _run_search(args, space, settings, objectives, constraints, storage, out_dir, study_name) -> int:

@@ -74,6 +74,9 @@ class TrialSpec:
         threads: torch intra-op threads (CPU workers); None leaves torch's default.
         score_init: score the metrics at initialization too (False: only after the early steps, e.g. a
             second, longer run of a candidate whose init values are known).
+        time_steps: with ``early_steps == 0``, time this many training steps after the scoring
+            (``time_step``: seconds per step, the first step not counted); the budgeted search plans
+            its training rungs with it. 0: none.
     """
 
     space: str
@@ -90,6 +93,7 @@ class TrialSpec:
     device: str | None = None
     threads: int | None = None
     score_init: bool = True
+    time_steps: int = 0
 
 
 def _score(model, x, y, spec: TrialSpec, phase: str) -> objectives.Scores:
@@ -162,13 +166,17 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
         t3 = time.perf_counter()
         out["time_train"] = t3 - t2
 
-        if spec.early_steps > 0:
+        if spec.early_steps > 0 and spec.metrics:
             early = _score(model, px, py, spec, "early steps")
             out.update({f"{n}{EARLY_SUFFIX}": v for n, v in early.items()})
             errors.update({f"{n}{EARLY_SUFFIX}": r for n, r in early.errors.items()})
             out["loss_early"] = objectives.Probe(model, px, py, seed=spec.seed, mask_fraction=1.0).loss
+        elif spec.early_steps > 0:
+            out["loss_early"] = objectives.Probe(model, px, py, seed=spec.seed, mask_fraction=1.0).loss
         else:
             out["loss_early"] = out["loss_init"]
+            if spec.time_steps > 0:
+                out["time_step"] = _time_steps(model, data, config, spec, device)
     except torch.cuda.OutOfMemoryError as exc:
         raise TrialFailed(f"out of GPU memory: {str(exc).splitlines()[0]}") from None
     out["metric_errors"] = errors
@@ -178,6 +186,29 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
     out["time_total"] = t4 - t0
     out.update(derived_values({**config, **out}))  # the combined score's derived features (relative_step, ...)
     return out
+
+
+def _time_steps(model, data, config: dict[str, Any], spec: TrialSpec, device: torch.device) -> float:
+    """Seconds per training step of the recipe at the config's batch size (``spec.time_steps`` steps
+    after one untimed step; the model's weights change, the scored values do not)."""
+    opt = make_optimizer(model, config)
+    bs = min(int(config.get("batch_size", 128)), int(data.train_x.shape[0]))
+    gen = torch.Generator().manual_seed(spec.seed + 2)
+    t0 = 0.0
+    for step in range(int(spec.time_steps) + 1):
+        if step == 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        idx = torch.randint(0, data.train_x.shape[0], (bs,), generator=gen)
+        x = augment_batch(data.train_x[idx], data.augment, generator=gen).to(device)
+        y = data.train_y[idx].to(device)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / max(1, int(spec.time_steps))
 
 
 def _early_training(model, data, config: dict[str, Any], spec: TrialSpec, device: torch.device):

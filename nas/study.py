@@ -38,7 +38,7 @@ __all__ = [
     "StudyError", "Objective", "Constraint", "DEFAULT_OBJECTIVES", "DEFAULT_CONSTRAINTS", "SAMPLERS",
     "DEFAULT_EARLY_STEPS", "default_objectives", "combined_metrics",
     "parse_objectives", "parse_constraint", "metric_of", "default_storage", "open_storage", "open_study", "load_study",
-    "make_sampler", "recover_stale_trials", "tell_result", "tell_failure", "export_trials",
+    "make_sampler", "recover_stale_trials", "tell_result", "store_values", "tell_values", "tell_failure", "export_trials",
     "complete_trials", "pareto_front", "nondominated_ranks", "signed_values", "worst_if_undefined",
 ]
 
@@ -358,11 +358,22 @@ def tell_result(
     constraints: list[Constraint],
 ) -> list[float]:
     """Store every value as a user attribute and tell Optuna the objective values."""
+    store_values(trial, result, constraints)
+    return tell_values(study, trial, result, objectives)
+
+
+def store_values(trial: optuna.Trial, result: dict[str, Any], constraints: list[Constraint]) -> None:
+    """Every value of ``result`` as a user attribute of the running ``trial``, its constraint violations
+    and ``feasible`` (the budgeted search stores each rung's values as they come, and tells at the end)."""
     for key, value in result.items():
         trial.set_user_attr(key, jsonable(value))
     for c in constraints:  # read by NSGA-II/TPE and the dashboard (<= 0: satisfied)
         trial.set_constraint(str(c), c.violation(result))
     trial.set_user_attr("feasible", all(c.violation(result) <= 0 for c in constraints))
+
+
+def tell_values(study: optuna.Study, trial: optuna.Trial, result: dict[str, Any], objectives: list[Objective]) -> list[float]:
+    """Tell Optuna the trial's objective values (undefined ones: the worst of their direction)."""
     values = [worst_if_undefined(result.get(o.key), o.direction) for o in objectives]
     undefined = [str(o) for o, v in zip(objectives, values) if not math.isfinite(v)]
     if undefined:

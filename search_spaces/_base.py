@@ -270,6 +270,9 @@ class SearchSpace(abc.ABC):
     name: ClassVar[str] = ""
     #: Bounds (for :meth:`with_bounds`) that make tiny networks, for fast CPU tests.
     smoke_bounds: ClassVar[Mapping[str, Any]] = {}
+    #: Bounds of a default budgeted search on a CPU (``python -m nas search`` without a GPU): networks a
+    #: 2-core machine trains in minutes. Empty: the full space.
+    cpu_bounds: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, **bounds: Any) -> None:
         self._dims: dict[str, Dimension] = {d.name: d for d in self._default_dimensions()}

@@ -161,6 +161,7 @@ class ResNetCifarSpace(SearchSpace):
     """
 
     smoke_bounds = {"blocks": (1, 2), "width": (8, 16)}
+    cpu_bounds = {"blocks": (1, 2), "width": (8, 16), "batch_size": (32, 128)}
 
     @classmethod
     def _default_dimensions(cls) -> list[Dimension]:

@@ -84,6 +84,9 @@ class TrainSpec:
             ``"fp16"`` or ``"off"``.
         threads: torch intra-op threads (CPU workers); None leaves torch's default.
         trial: the trial number (for messages only).
+        stop_after: stop after this many finished epochs (checkpoint written; the learning-rate schedule
+            still spans ``epochs``), so a later call with the same spec and no ``stop_after`` continues the
+            same run: the budgeted search's short rung is the beginning of its full training. None: all.
     """
 
     space: str
@@ -99,6 +102,7 @@ class TrainSpec:
     amp: str = "auto"
     threads: int | None = None
     trial: int | None = None
+    stop_after: int | None = None
 
     def identity(self) -> str:
         """What a checkpoint must match to be resumed: space, config, dataset, seeds, epochs."""
@@ -287,7 +291,8 @@ def train(spec: TrainSpec, on_epoch: Callable[[dict[str, Any]], None] | None = N
 
     # the same checks on every device; the loss is read back every step on CPU and every 25 on CUDA
     check_every = 25 if device.type == "cuda" else 1
-    for epoch in range(start_epoch, epochs):
+    last = epochs if spec.stop_after is None else max(0, min(epochs, int(spec.stop_after)))
+    for epoch in range(start_epoch, last):
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(int(spec.seed) * 100_003 + epoch)
         order = torch.randperm(n_train, generator=gen).to(device)
