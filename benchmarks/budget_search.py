@@ -4,16 +4,17 @@ The resnet lab table (``benchmarks/tables/resnet_mnist5k.csv.gz``) has, for 150 
 init, the 50-step training loss, and 3 epochs of the validation recipe with per-epoch test accuracy: a
 tabular benchmark. A strategy spends a budget counted in **training-epoch equivalents** (one epoch of
 the config at hand = 1; a training step = ``1 / steps_per_epoch`` with ``steps_per_epoch = 4000 // batch``;
-scoring the init metrics = ``--init-cost-steps`` steps, measured by ``benchmarks/metric_cost.py``), and
+scoring the rung-0 metrics = their cost in steps, ``proxy_lab.COST_STEPS`` from ``benchmarks/metric_cost.py``), and
 ends with an answer: the fully trained (3-epoch) config with the best observed test accuracy
 (``val_best_acc``, the run with the trial's seed). The answer is judged by its lab accuracy ``acc`` (the
 mean of the two seeds' best test accuracies, so the selection's own seed noise does not flatter it);
 *top* = the best ``ceil(--top * n)`` configs of the pool by ``acc``.
 
 Held out: each seed splits the lab into two random halves; the combined score's features are chosen on
-one half (``proxy_lab.select`` at init, ``proxy_lab.select_structured`` after 50 steps, as the shipped
-score was chosen on the whole lab) and every strategy searches the other half (the pool). ``--shipped``
-uses the shipped feature sets instead (tuned on every row: not a held-out figure).
+one half (``proxy_lab.select`` at init capped at ``--max-cost`` training steps, then the early loss plus
+that set, as the shipped ``BUDGET_INIT_FEATURES`` were chosen on the whole lab) and every strategy searches
+the other half (the pool). ``--shipped`` uses the shipped feature sets instead (tuned on every row: not a
+held-out figure).
 
 Strategies (all on the same pool and seed):
 
@@ -76,7 +77,7 @@ import optuna  # noqa: E402
 
 from nas.schedule import BudgetError, plan, promote, replan  # noqa: E402
 from nas.study import nondominated_ranks  # noqa: E402
-from objectives.combine import EARLY_FEATURES, INIT_FEATURES, Feature, rank_aggregate  # noqa: E402
+from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, Feature, rank_aggregate  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
 TRAIN_SIZE = 4000  # mnist5k train split
@@ -250,7 +251,9 @@ def _space(pool: Pool):
 def tpe_hyperband(pool: Pool, seed: int) -> Trace:
     tr = Trace(pool)
     space, nearest = _space(pool), Nearest(pool)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+    # a fixed study name: HyperbandPruner assigns brackets by hashing it with the trial number
+    study = optuna.create_study(study_name=f"tpe-hyperband-{seed}", direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=FULL_EPOCHS,
                                                                       reduction_factor=3))
     for _ in range(pool.n):
@@ -307,16 +310,17 @@ def nsga2_old(pool: Pool, seed: int) -> Trace:
 
 
 # ------------------------------------------------------------------------------------ driver
-def features_for(tune: pd.DataFrame) -> tuple[tuple[Feature, ...], tuple[Feature, ...]]:
-    """The combined score's init and early feature sets chosen on ``tune`` (as proxy_lab --choose does)."""
+def features_for(tune: pd.DataFrame, max_cost: float | None) -> tuple[tuple[Feature, ...], tuple[Feature, ...]]:
+    """The rung-0 and early feature sets chosen on ``tune`` (as ``proxy_lab.py --max-cost`` chose the shipped
+    ``BUDGET_INIT_FEATURES``: init selection capped at ``max_cost`` steps; early = loss + that set)."""
     ta, kind = lab.phase_table(tune, "init")
-    init, _ = lab.select(ta, lab.candidate_features(ta, kind))
+    init, _ = lab.select(ta, lab.candidate_features(ta, kind), max_cost=max_cost)
     view = lab.steps_view(tune, str(EARLY_STEPS))
     return init, lab.select_structured(view, init)
 
 
-def simulate(df: pd.DataFrame, seeds: int, budgets: Sequence[float], top: float, init_cost_steps: float,
-             old_cost_steps: float, shipped: bool = False, seed0: int = 0,
+def simulate(df: pd.DataFrame, seeds: int, budgets: Sequence[float], top: float, init_cost_steps: float | None,
+             old_cost_steps: float, shipped: bool = False, seed0: int = 0, max_cost: float | None = 2.0,
              progress: Callable[[int], None] | None = None) -> pd.DataFrame:
     """One row per (seed, strategy, budget): the answer's lab accuracy, whether it is top, epochs spent."""
     rows = []
@@ -324,8 +328,9 @@ def simulate(df: pd.DataFrame, seeds: int, budgets: Sequence[float], top: float,
         rng = np.random.default_rng(s)
         perm = rng.permutation(len(df))
         tune, pool_rows = df.iloc[perm[: len(df) // 2]], df.iloc[perm[len(df) // 2:]]
-        init, early = (INIT_FEATURES, EARLY_FEATURES) if shipped else features_for(tune)
-        pool = Pool(pool_rows, init_cost_steps, old_cost_steps, init, early)
+        init, early = (BUDGET_INIT_FEATURES, BUDGET_EARLY_FEATURES) if shipped else features_for(tune, max_cost)
+        cost = init_cost_steps if init_cost_steps is not None else lab.cost_steps([f.key for f in init])
+        pool = Pool(pool_rows, cost, old_cost_steps, init, early)
         good = pool.top(top)
         traces = {
             "random, full training": random_full(pool, np.random.default_rng([s, 1])),
@@ -425,8 +430,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--top", type=float, default=0.05, help="fraction of the pool that is top (default: %(default)s)")
     p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="epoch-equivalent budgets (default: %(default)s)")
-    p.add_argument("--init-cost-steps", type=float, default=2.0,
-                   help="cost of the default init metrics in training steps (benchmarks/metric_cost.py; default: %(default)s)")
+    p.add_argument("--init-cost-steps", type=float, default=None,
+                   help="cost of the rung-0 metrics in training steps (default: the chosen set's cost from "
+                        "proxy_lab.COST_STEPS, measured by benchmarks/metric_cost.py)")
+    p.add_argument("--max-cost", type=float, default=2.0,
+                   help="cap of the rung-0 feature selection in training steps; 0: no cap (default: %(default)s)")
     p.add_argument("--old-cost-steps", type=float, default=6.2,
                    help="cost of the old default metrics in training steps (default: %(default)s)")
     p.add_argument("--shipped", action="store_true", help="use the shipped feature sets (tuned on every row)")
@@ -448,12 +456,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bar = tqdm(total=args.seeds, unit="seed", file=sys.stderr)
     runs = simulate(df, args.seeds, budgets, args.top, args.init_cost_steps, args.old_cost_steps, args.shipped,
-                    args.seed, progress=lambda s: bar.update(1))
+                    args.seed, args.max_cost or None, progress=lambda s: bar.update(1))
     bar.close()
     summary = summarize(runs)
     print(f"table: {args.table} ({len(df)} configs; pools of {len(df) - len(df) // 2}, "
           f"features {'shipped (not held out)' if args.shipped else 'chosen on the other half'}); "
-          f"init metrics {args.init_cost_steps:g} steps, old metrics {args.old_cost_steps:g} steps")
+          f"rung-0 metrics {'capped at ' + format(args.max_cost, 'g') if args.max_cost else 'uncapped'} "
+          f"({'cost ' + format(args.init_cost_steps, 'g') if args.init_cost_steps else 'their measured cost'} steps), "
+          f"old metrics {args.old_cost_steps:g} steps")
     print(format_summary(summary, args.seeds, args.top))
     if args.csv:
         runs.to_csv(args.csv, index=False)

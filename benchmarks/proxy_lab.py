@@ -35,6 +35,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ try:
 except ImportError:  # run from a checkout without the editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from objectives import registry
-from objectives.combine import DERIVED, Feature, combined_score, feature_values, rank_aggregate
+from objectives.combine import CONFIG_COLUMNS, DERIVED, DERIVED_INPUTS, Feature, combined_score, feature_values, rank_aggregate
 
 #: Mean best accuracy above which a config counts as "trains" (10 classes: chance is 0.1).
 TRAINS = 0.5
@@ -179,10 +180,35 @@ def measured_direction(df: pd.DataFrame, key: str) -> tuple[str, float]:
     return ("maximize", up) if up >= down else ("minimize", down)
 
 
+#: Cost of each metric at init in training steps of the same network (``benchmarks/metric_cost.py --threads 1``,
+#: CPU ResNet-20, batch 64, 2026-12-01); config values are free. Used by ``--max-cost`` (a budgeted search's
+#: rung 0). A metric missing here counts as too expensive.
+COST_STEPS = {
+    "az_expressivity": 0.50, "az_progressivity": 0.48, "az_trainability": 0.97, "coherence": 2.31,
+    "confusion": 1.90, "diversity": 1.95, "fisher": 0.77, "flops": 0.36, "grad_depth_trend": 1.45,
+    "grad_norm": 1.03, "grad_norm_cv": 1.80, "grad_weight_ratio": 1.44, "grasp": 3.14, "jacob_cov": 0.86,
+    "kappa_w": 2.97, "kappa_x": 3.00, "meco": 0.36, "min_cosine": 3.57, "naswot": 0.90, "params": 0.0,
+    "rank_input": 1.91, "rank_weight": 2.77, "sgn_berry_esseen": 3.19, "sgn_gaussianity": 2.68, "snip": 1.22,
+    "spectrum_ks": 3.72, "spectrum_s": 3.24, "synflow": 0.09, "weight_coherence": 3.27, "weight_diversity": 4.55,
+    "zico": 1.05, "loss_init": 0.3,
+}
+
+
+def cost_steps(keys: Sequence[str]) -> float:
+    """Training steps to score the metrics ``keys`` read at init (derived keys expanded, shared inputs once)."""
+    metrics: set[str] = set()
+    for k in keys:
+        metrics |= set(DERIVED_INPUTS.get(k, (k,)))
+    return float(sum(COST_STEPS.get(m, math.inf) for m in metrics if m not in CONFIG_COLUMNS))
+
+
 def select(df: pd.DataFrame, keys: Sequence[str], max_features: int = 6,
-           min_gain: float = 0.005) -> tuple[tuple[Feature, ...], Feature]:
-    """(combined features by greedy forward selection, best single feature), chosen on ``df``."""
+           min_gain: float = 0.005, max_cost: float | None = None) -> tuple[tuple[Feature, ...], Feature]:
+    """(combined features by greedy forward selection, best single feature), chosen on ``df``; with
+    ``max_cost`` only keys and sets that cost at most that many training steps (:func:`cost_steps`)."""
     acc = df["acc"].to_numpy()
+    if max_cost is not None:
+        keys = [k for k in keys if cost_steps([k]) <= max_cost]
     scored = {k: measured_direction(df, k) for k in keys}
     single_key = max(scored, key=lambda k: scored[k][1])
     best_single = Feature(single_key, scored[single_key][0])
@@ -192,6 +218,8 @@ def select(df: pd.DataFrame, keys: Sequence[str], max_features: int = 6,
         trial = {}
         for k in keys:
             if any(f.key == k for f in chosen):
+                continue
+            if max_cost is not None and cost_steps([f.key for f in chosen] + [k]) > max_cost:
                 continue
             feats = chosen + [Feature(k, scored[k][0])]
             trial[k] = tau(rank_aggregate(df, feats), acc)
@@ -418,6 +446,23 @@ def write_evidence(path: str | Path, measured: dict, command: str) -> None:
     Path(path).write_text(head + "\n".join(lines) + "\n")
 
 
+def capped_report(df: pd.DataFrame, max_cost: float, splits: int, seed: int) -> str:
+    """Held-out tau of the init selection capped at ``max_cost`` steps, and its choice on the whole table."""
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(splits):
+        perm = rng.permutation(len(df))
+        a, b = df.iloc[perm[: len(df) // 2]].reset_index(drop=True), df.iloc[perm[len(df) // 2:]].reset_index(drop=True)
+        (ta, kind), (tb, _) = phase_table(a, "init"), phase_table(b, "init")
+        combo, _ = select(ta, candidate_features(ta, kind), max_cost=max_cost)
+        taus.append(tau(rank_aggregate(tb, combo), b["acc"].to_numpy()))
+    t, kind = phase_table(df, "init")
+    combo, _ = select(t, candidate_features(t, kind), max_cost=max_cost)
+    return (f"init set capped at {max_cost:g} training steps: held-out tau {np.mean(taus):.3f} +- {np.std(taus):.3f} "
+            f"({splits} halves); chosen on the whole table: "
+            + " + ".join(f"{f.key}:{f.direction[:3]}" for f in combo) + f" ({cost_steps([f.key for f in combo]):.2f} steps)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -437,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--other-lab", metavar="TABLE", default=None,
                    help="with --write-evidence: a second lab table (an NB201 lab) whose directions at init mark "
                         "each metric's sign stable or unstable")
+    p.add_argument("--max-cost", type=float, default=None, metavar="STEPS",
+                   help="also choose an init set whose metrics cost at most STEPS training steps (COST_STEPS; a "
+                        "budgeted search's rung 0) and report its held-out tau")
     p.add_argument("--lab", default=None, help="the lab's name in the evidence (default: the table's file name)")
     args = p.parse_args(argv)
     if args.splits < 1:
@@ -447,6 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(df) < 8:
         p.error(f"{args.table} has {len(df)} finished configs: at least 8 are needed for halves of 4")
     print(report(df, args.splits, args.seed, args.choose, args.directions, args.first))
+    if args.max_cost is not None and not df.attrs.get("nb201"):
+        print("\n" + capped_report(df, args.max_cost, args.splits, args.seed))
     if args.write_evidence:
         lab = args.lab or Path(args.table).name.split(".")[0]
         other = load(args.other_lab, args.target) if args.other_lab else None

@@ -174,7 +174,8 @@ class Search(_Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from .study import (
-            DEFAULT_CONSTRAINTS, SAMPLERS, StudyError, combined_metrics, default_objectives, metric_of,
+            DEFAULT_CONSTRAINTS, SAMPLERS, StudyError, budget_metrics, budget_objectives, combined_metrics,
+            default_objectives, metric_of,
             parse_constraint, parse_objectives,
         )
 
@@ -207,7 +208,8 @@ class Search(_Command):
         try:
             if args.early_steps < 0:
                 raise StudyError(f"--early-steps must be >= 0, got {args.early_steps}")
-            objectives = parse_objectives(args.objectives or default_objectives(0 if budget_mode else args.early_steps))
+            objectives = parse_objectives(args.objectives or (budget_objectives() if budget_mode
+                                                              else default_objectives(args.early_steps)))
             if budget_mode:
                 _check_budget_objectives(objectives)
             raw = DEFAULT_CONSTRAINTS if args.constraint is None else [c for c in args.constraint if c != "none"]
@@ -216,7 +218,7 @@ class Search(_Command):
             raise CLIError(str(exc)) from None
         referenced = [m for m in (metric_of(k) for k in [o.key for o in objectives] + [c.key for c in constraints]) if m]
         metrics = _metrics(args.metrics, referenced) if args.metrics is not None else \
-            list(dict.fromkeys([*combined_metrics(), *referenced]))
+            list(dict.fromkeys([*(budget_metrics() if budget_mode else combined_metrics()), *referenced]))
         dataset, data = _dataset(args.dataset, args.data_dir)
         study_name = args.study or f"{args.space}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
         out_dir = Path(args.runs_dir) / study_name

@@ -21,7 +21,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from objectives.combine import EARLY_FEATURES, INIT_FEATURES, combined_score, feature_values
+from objectives.combine import (
+    BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, EARLY_FEATURES, INIT_FEATURES, combined_score, feature_values,
+)
 
 __all__ = ["trials_table", "gradnas_scores"]
 
@@ -56,12 +58,14 @@ def gradnas_scores(trials: Sequence[optuna.trial.FrozenTrial]) -> tuple[np.ndarr
     table = trials_table(trials)
     curves = table["loss_curve"] if "loss_curve" in table.columns else pd.Series([], dtype=object)
     stepped = any(isinstance(c, list) and len(c) > 0 for c in curves)  # the search ran early steps
-    for phase, features in (("early", EARLY_FEATURES), ("init", INIT_FEATURES)):
+    # the full sets, then a budgeted search's rung-0 sets (its trials have only their inputs)
+    for phase, features in (("early", EARLY_FEATURES), ("init", INIT_FEATURES), ("early", BUDGET_EARLY_FEATURES),
+                            ("init", BUDGET_INIT_FEATURES)):
         if phase == "early" and not stepped:
             continue
         try:  # a feature no trial has a finite value of (e.g. early values without early steps) is missing
             if all(np.isfinite(feature_values(table, f.key)).any() for f in features):
-                return combined_score(table, phase).to_numpy(), phase
+                return combined_score(table, phase, features).to_numpy(), phase
         except KeyError:
             continue
     return None, None

@@ -5,11 +5,16 @@ A candidate climbs rungs of growing cost and evidence:
 ====  =========  =====================================================  ==============================
 rung  name       what runs on each candidate                            promotion by
 ====  =========  =====================================================  ==============================
-0     ``init``   the combined score's init metrics (no training)        combined init score
+0     ``init``   the rung-0 metrics (no training; <= 2 steps' cost)     combined rung-0 score
 1     ``early``  ``early_steps`` SGD steps (the training loss curve)    combined early score
 2     ``short``  the first ``short_epochs`` epochs of the full run      test accuracy after them
 3     ``full``   the remaining epochs (resumed from the rung-2 state)   -- (the best is the result)
 ====  =========  =====================================================  ==============================
+
+The rung-0 and early scores are :func:`objectives.combined_score` with
+:data:`objectives.combine.BUDGET_INIT_FEATURES` / ``BUDGET_EARLY_FEATURES``: a feature set chosen on the
+proxy lab under a cost cap of 2 training steps, because at rung 0 the cost per candidate decides how many
+candidates are seen (a non-dominated rank of the objectives when those inputs are missing).
 
 The short rung is the beginning of the full training (same cosine schedule over ``full_epochs``, resumed
 from its checkpoint), so a finalist's first epochs are not trained twice. Scores are relative to the
@@ -513,7 +518,7 @@ class _BudgetRun:
         """Promotion score of each candidate after ``done_rung`` (higher is better)."""
         import pandas as pd
 
-        from objectives.combine import EARLY_FEATURES, INIT_FEATURES, combined_score, feature_values
+        from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, combined_score, feature_values
 
         if done_rung == 2:
             return [self.values[n].get("final_test_acc", 0.0) for n in numbers]
@@ -523,10 +528,10 @@ class _BudgetRun:
             v = self.values[n]
             rows.append({**v["config"], **{k: x for k, x in v.items() if k != "config"}})
         table = pd.DataFrame(rows)
-        features = EARLY_FEATURES if phase == "early" else INIT_FEATURES
+        features = BUDGET_EARLY_FEATURES if phase == "early" else BUDGET_INIT_FEATURES
         try:
             if all(np.isfinite(feature_values(table, f.key)).any() for f in features):
-                return list(combined_score(table, phase).to_numpy())
+                return list(combined_score(table, phase, features).to_numpy())
         except KeyError:
             pass
         # the combined score's inputs are missing (other --metrics): non-dominated rank of the objectives

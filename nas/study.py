@@ -29,14 +29,16 @@ from typing import Any, Sequence
 import optuna
 
 from objectives import registry
-from objectives.combine import CONFIG_COLUMNS, EARLY_FEATURES, INIT_FEATURES, feature_inputs
+from objectives.combine import (
+    BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, CONFIG_COLUMNS, EARLY_FEATURES, INIT_FEATURES, feature_inputs,
+)
 
 from .evaluate import DERIVED_KEYS, EARLY_SUFFIX
 from .training import jsonable
 
 __all__ = [
     "StudyError", "Objective", "Constraint", "DEFAULT_OBJECTIVES", "DEFAULT_CONSTRAINTS", "SAMPLERS",
-    "DEFAULT_EARLY_STEPS", "default_objectives", "combined_metrics",
+    "DEFAULT_EARLY_STEPS", "default_objectives", "combined_metrics", "budget_objectives", "budget_metrics",
     "parse_objectives", "parse_constraint", "metric_of", "default_storage", "open_storage", "open_study", "load_study",
     "make_sampler", "recover_stale_trials", "tell_result", "store_values", "tell_values", "tell_failure", "export_trials",
     "complete_trials", "pareto_front", "nondominated_ranks", "signed_values", "worst_if_undefined",
@@ -107,6 +109,19 @@ def combined_metrics() -> list[str]:
     """Registered metrics the combined score reads (both feature sets): what a search scores by default."""
     names = set(registry.names())
     return [k for k in feature_inputs((*INIT_FEATURES, *EARLY_FEATURES)) if k in names]
+
+
+def budget_objectives() -> str:
+    """The default objectives of a budgeted search: the non-config inputs of its rung-0 score
+    (:data:`objectives.combine.BUDGET_INIT_FEATURES`), told for every candidate when it stops climbing."""
+    return _objective_text(BUDGET_INIT_FEATURES)
+
+
+def budget_metrics() -> list[str]:
+    """Registered metrics a budgeted search scores at rung 0: the inputs of its two feature sets (the early
+    rung adds only the training loss, no metric)."""
+    names = set(registry.names())
+    return [k for k in feature_inputs((*BUDGET_INIT_FEATURES, *BUDGET_EARLY_FEATURES)) if k in names]
 
 
 #: The default objectives of a search with the default early steps (kept as a constant for the CLI help).

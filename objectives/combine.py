@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = ["Feature", "DERIVED", "smoothed_loss_min", "derived_values",
-           "DERIVED_INPUTS", "feature_inputs", "CONFIG_COLUMNS", "AZ_NAS_FEATURES", "INIT_FEATURES", "EARLY_FEATURES", "PHASES", "feature_values",
+           "DERIVED_INPUTS", "feature_inputs", "CONFIG_COLUMNS", "AZ_NAS_FEATURES", "INIT_FEATURES", "EARLY_FEATURES", "BUDGET_INIT_FEATURES", "BUDGET_EARLY_FEATURES", "PHASES", "feature_values",
            "rank_aggregate", "combined_score"]
 
 PHASES = ("init", "early")
@@ -140,6 +140,20 @@ INIT_FEATURES: tuple[Feature, ...] = (
 #: most of what any proxy measured here predicts.
 EARLY_LOSS_WEIGHT = 8.0
 EARLY_FEATURES: tuple[Feature, ...] = (Feature("train_loss_last", "minimize", EARLY_LOSS_WEIGHT), *INIT_FEATURES)
+
+#: The init set of a budgeted search's rung 0, where every candidate is scored and the cost per candidate
+#: decides how many are seen: the same greedy selection with candidates and set capped at 2 training steps
+#: of the same network (``benchmarks/proxy_lab.py --max-cost 2``, costs from ``benchmarks/metric_cost.py``:
+#: az_expressivity 0.50, grad_weight_ratio 1.44 steps on a CPU ResNet-20). Held-out tau (20 random halves,
+#: selection capped the same way): 0.37 +- 0.08 (0.366), against 0.44 for :data:`INIT_FEATURES` at 9.7 steps.
+BUDGET_INIT_FEATURES: tuple[Feature, ...] = (
+    Feature("az_expressivity", "maximize"),
+    Feature("batch_size", "minimize"),
+    Feature("relative_step", "maximize"),  # lr * ||g|| / ||w||
+)
+#: Rung 1 of a budgeted search: the early steps' loss (weight 8) plus the rung-0 set.
+BUDGET_EARLY_FEATURES: tuple[Feature, ...] = (Feature("train_loss_last", "minimize", EARLY_LOSS_WEIGHT),
+                                              *BUDGET_INIT_FEATURES)
 
 
 #: The columns each derived feature reads (config values and metrics).
@@ -248,7 +262,9 @@ def combined_score(
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-    chosen = tuple(features) if features is not None else (INIT_FEATURES if phase == "init" else EARLY_FEATURES)
+    if features is None:
+        features = INIT_FEATURES if phase == "init" else EARLY_FEATURES
+    chosen = tuple(features)
     if not chosen:
         raise ValueError(f"no features for phase {phase!r}")
     return pd.Series(rank_aggregate(table, chosen), index=table.index, name=f"gradnas_{phase}")
