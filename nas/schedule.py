@@ -237,12 +237,15 @@ def plan(
     return make(n0, best.counts[second])
 
 
-def replan(current: Plan, done_rung: int, remaining: float, costs: Sequence[float]) -> Plan:
+def replan(current: Plan, done_rung: int, remaining: float, costs: Sequence[float],
+           available: int | None = None) -> Plan:
     """The later rungs' counts after rung ``done_rung`` finished with ``remaining`` seconds left and the
-    costs now measured: the largest next-rung count (never above the plan's) whose chain (each later used
-    rung ``ceil(n / f)`` with the plan's ratios, never above the plan's either) fits
-    ``(1 - RESERVE) * remaining``; at least one candidate at every later used rung even when nothing fits
-    (the run then ends late rather than empty). Skipped rungs (count 0) stay skipped."""
+    costs now measured: the largest next-rung count whose chain (each later used rung ``ceil(n / f)`` with
+    the plan's ratios) fits ``(1 - RESERVE) * remaining``; at least one candidate at every later used rung
+    even when nothing fits (the run then ends late rather than empty). Without ``available`` the counts are
+    never raised above the plan's; with ``available`` (the candidates that finished rung ``done_rung``)
+    time left over may raise the next count up to ``available // eta`` (and the later ones with it).
+    Skipped rungs (count 0) stay skipped."""
     costs = tuple(float(max(0.0, c)) for c in costs)
     counts = list(current.counts)
     later = [k for k in range(done_rung + 1, len(RUNGS)) if counts[k] > 0]
@@ -250,15 +253,21 @@ def replan(current: Plan, done_rung: int, remaining: float, costs: Sequence[floa
         return dataclasses.replace(current, costs=costs)
     usable = remaining * (1.0 - RESERVE)
 
+    raise_ok = available is not None
+
     def chain(n: int) -> list[int]:
         out = [n]
         for a, b in zip(later, later[1:]):
             ratio = max(1.0, counts[a] / counts[b])
-            out.append(max(1, min(counts[b], math.ceil(out[-1] / ratio))))
+            nxt_n = max(1, math.ceil(out[-1] / ratio))
+            out.append(nxt_n if raise_ok else min(counts[b], nxt_n))
         return out
 
+    top = counts[later[0]]
+    if raise_ok:
+        top = max(1, min(int(available), max(top, int(available) // current.eta)))
     choice = chain(1)
-    for n in range(counts[later[0]], 0, -1):
+    for n in range(top, 0, -1):
         c = chain(n)
         rc = dataclasses.replace(current, costs=costs).rung_costs
         if sum(waves_time(m, rc[k], current.workers) for k, m in zip(later, c)) <= usable:
@@ -616,7 +625,7 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
             for k in (1, 2, 3):
                 if run.plan.counts[k] == 0 or not cohort:
                     continue
-                run.plan = replan(run.plan, prev, run.left(), run.costs())
+                run.plan = replan(run.plan, prev, run.left(), run.costs(), available=len(cohort))
                 run.rung = prev
                 survivors = sorted(cohort)
                 scores = run.scores(survivors, prev)

@@ -113,6 +113,17 @@ def test_replan_cuts_but_never_raises_counts():
     assert replan(p, 1, 1e9, p.costs).counts == p.counts
 
 
+def test_replan_uses_time_left_over_within_the_survivors():
+    p = plan(600, (1.0, 5.0, 20.0, 180.0), workers=2, max_candidates=1000)
+    survivors = p.counts[0]
+    q = replan(p, 0, 6000.0, p.costs, available=survivors)  # rung 0 went 10x faster than planned
+    assert q.counts[1] > p.counts[1] and q.counts[1] <= survivors // 3
+    assert q.counts[1] >= q.counts[2] >= q.counts[3] >= 1
+    assert sum(waves_time(n, c, 2) for n, c in zip(q.counts[1:], q.rung_costs[1:])) <= 0.9 * 6000
+    few = replan(p, 0, 6000.0, p.costs, available=2)  # never more than the survivors
+    assert few.counts[1] <= 2
+
+
 def test_promote_orders_by_score_with_nan_last_and_fit():
     assert promote([0.1, float("nan"), 0.7, 0.5], 2) == [2, 3]
     assert promote([0.1, float("nan"), 0.7, 0.5], 4) == [2, 3, 0, 1]
