@@ -244,7 +244,8 @@ def replan(current: Plan, done_rung: int, remaining: float, costs: Sequence[floa
     the plan's ratios) fits ``(1 - RESERVE) * remaining``; at least one candidate at every later used rung
     even when nothing fits (the run then ends late rather than empty). Without ``available`` the counts are
     never raised above the plan's; with ``available`` (the candidates that finished rung ``done_rung``)
-    time left over may raise the next count up to ``available // eta`` (and the later ones with it).
+    the next count is at most ``available // eta`` (successive halving keeps screening when a rung was
+    cut short), and may rise to it when time is left over (the later ones with it).
     Skipped rungs (count 0) stay skipped."""
     costs = tuple(float(max(0.0, c)) for c in costs)
     counts = list(current.counts)
@@ -264,8 +265,8 @@ def replan(current: Plan, done_rung: int, remaining: float, costs: Sequence[floa
         return out
 
     top = counts[later[0]]
-    if raise_ok:
-        top = max(1, min(int(available), max(top, int(available) // current.eta)))
+    if raise_ok:  # survivors // eta: up from the plan when time is left over, down when rung 0 was cut short
+        top = max(1, int(available) // current.eta)
     choice = chain(1)
     for n in range(top, 0, -1):
         c = chain(n)
@@ -308,7 +309,8 @@ class BudgetSettings:
         short_epochs: epochs of the short rung (the beginning of the full training).
         eta: reduction factor of successive halving.
         max_candidates: most candidates at rung 0 (None: as many as the budget allows).
-        pilot: rung-0 candidates measured before planning (None: 2 x workers, at least 4).
+        pilot: rung-0 candidates measured before planning (None: 3 x workers, at least 6; each worker's
+            first job is left out of the cost, it loads the data).
         amp: mixed precision of the trainings on CUDA (see :class:`nas.training.TrainSpec`).
         time_steps: training steps timed on every rung-0 candidate (plans the training rungs).
     """
@@ -515,7 +517,12 @@ class _BudgetRun:
         batch = _median([v["config"].get("batch_size") for v in vals if isinstance(v.get("config"), dict)], 128.0)
         spe = max(1, n_train // max(1, int(batch))) if n_train else 100
         epoch = spe * step * EPOCH_OVERHEAD
-        measured = {k: _median(self.seconds.get(k, {}).values(), math.nan) for k in range(4)}
+        measured = {}
+        for k in range(4):
+            times = list(self.seconds.get(k, {}).values())
+            if k == 0 and len(times) > self.workers:  # each worker's first job loads data and starts up
+                times = times[self.workers:]
+            measured[k] = _median(times, math.nan)
         c0 = measured[0] if _finite(measured[0]) else build + 1.0
         c1 = measured[1] if _finite(measured[1]) else build + self.settings.early_steps * step
         c2 = measured[2] if _finite(measured[2]) else build + self.budget.short_epochs * epoch
@@ -583,7 +590,7 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
     recovered = recover_stale_trials(study)
     executor = make_executor(run.workers, run_job, settings.trials_per_gpu, settings.trial_timeout)
     cap = budget.max_candidates
-    pilot = budget.pilot or max(4, 2 * run.workers)
+    pilot = budget.pilot or max(6, 3 * run.workers)
     if cap is not None:
         pilot = min(pilot, cap)
     cohort: list[int] = []
@@ -612,6 +619,14 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
             target = run.plan.counts[0]
 
             def rung0_done() -> bool:  # the planned count, or no time left for one more wave before the later rungs
+                nonlocal target
+                if run.asked % (4 * run.workers) == 0:  # re-plan with the costs measured so far (warm workers)
+                    try:
+                        fresh = plan(budget.budget, run.costs(), run.workers, budget.eta, cap, run.full_epochs,
+                                     min(budget.short_epochs, run.full_epochs))
+                        run.plan, target = fresh, max(run.asked, fresh.counts[0])
+                    except BudgetError:
+                        pass
                 if run.asked >= target:
                     return True
                 costs = run.costs()
