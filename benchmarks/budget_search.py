@@ -172,7 +172,7 @@ def gradnas_multi_fidelity(pool: Pool, budget: float, rng: np.random.Generator) 
     for k in (1, 2, 3):
         if pl.counts[k] == 0:
             continue
-        pl = replan(pl, prev, budget - spent, mean)
+        pl = replan(pl, prev, budget - spent, mean, available=len(cohort))
         if prev == 0:
             score = p.score(cohort, "init")
         elif prev == 1:
