@@ -540,16 +540,20 @@ class Objectives(_Command):
         from objectives import registry
 
         if args.combined:
-            from objectives.combine import EARLY_FEATURES, INIT_FEATURES
-            from .study import default_objectives
+            from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, EARLY_FEATURES, INIT_FEATURES
 
-            for phase, feats in (("init", INIT_FEATURES), ("early", EARLY_FEATURES)):
+            from .study import budget_objectives, default_objectives
+
+            for title, feats in (("phase 'init' (combined_score(table, 'init'))", INIT_FEATURES),
+                                 ("phase 'early' (combined_score(table, 'early'))", EARLY_FEATURES),
+                                 ("budget search, rung 0 (BUDGET_INIT_FEATURES; <= 2 training steps)", BUDGET_INIT_FEATURES),
+                                 ("budget search, after the early steps (BUDGET_EARLY_FEATURES)", BUDGET_EARLY_FEATURES)):
                 rows = [[f.key, f.direction[:3], f"{f.weight:g}"] for f in feats]
-                print(f"combined score, phase {phase!r} (objectives.combined_score(table, phase={phase!r})):")
+                print(f"combined score, {title}:")
                 print(_table(rows, ["feature", "direction", "weight"]))
                 print()
-            print(f"search defaults: --objectives {default_objectives()} (with early steps); "
-                  f"{default_objectives(0)} (--early-steps 0)")
+            print(f"search defaults: budget search --objectives {budget_objectives()}; --trials N: "
+                  f"{default_objectives()} (with early steps), {default_objectives(0)} (--early-steps 0)")
             print("score = sum over features of weight * log(rank / n), ranks in each feature's direction among "
                   "the trials ranked together (a missing or non-finite value ranks last); higher = better.")
             return 0

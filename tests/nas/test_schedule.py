@@ -200,3 +200,16 @@ def test_budget_bad_input_exits_2(tmp_path, capsys, extra, needle):
                  *extra])
     err = capsys.readouterr().err
     assert code == 2 and needle in err and "Traceback" not in err
+
+
+def test_objectives_combined_lists_the_budget_sets(capsys):
+    from nas.cli import main
+    from nas.study import budget_metrics, budget_objectives
+    from objectives.combine import BUDGET_INIT_FEATURES
+
+    assert main(["objectives", "--combined"]) == 0
+    out = capsys.readouterr().out
+    assert "budget search, rung 0" in out and f"budget search --objectives {budget_objectives()}" in out
+    # the rung-0 metrics are exactly the registered inputs of the rung-0 set (az_expressivity, grad_weight_ratio)
+    assert set(budget_metrics()) == {"az_expressivity", "grad_weight_ratio"}
+    assert [f.key for f in BUDGET_INIT_FEATURES][0] in out
