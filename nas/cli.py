@@ -31,6 +31,92 @@ class CLIError(Exception):
     """Bad input: printed as one line, exit code 2."""
 
 
+
+# ------------------------------------------------------------------------------------ parse-time checks
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: a bad option raises :class:`CLIError` ("error: search: argument
+    --trials: ...; see --help"), printed by :func:`main` with exit code 2, instead of usage + message."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        raise CLIError(f"{self.prog.replace('python -m nas', '').strip() or 'nas'}: {message} (see --help)")
+
+
+def _int(lo: int, hi: int | None = None):
+    """An argparse ``type``: an integer in ``lo..hi``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            valid = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range (valid: {valid})")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """An argparse ``type``: a positive, finite number of seconds."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (value > 0 and value < 1e9):
+        raise argparse.ArgumentTypeError(f"{text} is out of range (valid: a positive number of seconds)")
+    return value
+
+
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def _study_name(text: str) -> str:
+    """An argparse ``type``: a study name that is also a folder name inside the runs directory."""
+    if not _STUDY_NAME.match(text or "") or ".." in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a study name (valid: letters, digits, '_', '-', '.', starting with a letter or "
+            f"digit, no '..' or '/': the study lives in RUNS_DIR/STUDY/)")
+    return text
+
+
+def _storage_url(text: str) -> str:
+    """An argparse ``type``: a database URL an Optuna RDB storage can keep (not in memory)."""
+    url = (text or "").strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep or not re.fullmatch(r"[a-z][a-z0-9+]*", scheme):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a database URL (valid: sqlite:///path/study.db, postgresql://user@host/db, ...)")
+    if scheme.startswith("sqlite") and rest in ("", "/", "/:memory:", ":memory:"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is an in-memory database: the study would be gone when the process ends (valid: "
+            f"sqlite:///path/study.db or a server URL)")
+    return url
+
+
+def _port(text: str) -> int:
+    return _int(1, 65535)(text)
+
+
+_HOST = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def _host(text: str) -> str:
+    """An argparse ``type``: an IP address or a host name to bind."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", text or "") or not _HOST.match(text or ""):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address or host name (valid: e.g. 127.0.0.1, 0.0.0.0, localhost)")
+    return text
+
+
+#: Upper bound of --workers (a bigger number is a typo, not a machine).
+MAX_WORKERS = 1024
+
 # ------------------------------------------------------------------------------------ helpers
 def _json_arg(text: str | None, what: str) -> dict[str, Any]:
     if not text:
@@ -69,6 +155,13 @@ def _dataset(name: str, data_dir: str, download: bool = True):
     except DatasetError as exc:
         raise CLIError(str(exc)) from None
     return resolved, data
+
+
+def _check_probe(probe_size: int, data) -> None:
+    n = int(data.train_x.shape[0])
+    if probe_size > n:
+        raise CLIError(f"--probe-size {probe_size} is larger than the {n} training examples of {data.name} "
+                       f"(valid: 2..{n})")
 
 
 def _metrics(text: str | None, extra: Sequence[str] = ()) -> list[str]:
@@ -153,23 +246,23 @@ class Search(_Command):
         p.add_argument("--smoke", action="store_true", help="use the space's tiny smoke-test bounds (CPU demos; default: off)")
         p.add_argument("--budget", default=None, metavar="DURATION",
                        help="wall-clock budget of a multi-fidelity search, e.g. 20m, 1h, 1h30m (default without --trials: 15m on CPU with the space's CPU bounds, 1h on a GPU)")
-        p.add_argument("--trials", type=int, default=None, metavar="N", help="without --budget: a proxy-only search to N COMPLETE trials, rerunning continues up to N; with --budget: the most candidates at rung 0 (default: budget search)")
-        p.add_argument("--epochs", type=int, default=10, help="budget search: epochs of the finalists' full training, halved until one fits the budget (default: %(default)s)")
-        p.add_argument("--eta", type=int, default=3, help="budget search: reduction factor between rungs (default: %(default)s)")
+        p.add_argument("--trials", type=_int(1), default=None, metavar="N", help="without --budget: a proxy-only search to N COMPLETE trials, rerunning continues up to N; with --budget: the most candidates at rung 0 (default: budget search)")
+        p.add_argument("--epochs", type=_int(1, 10000), default=10, help="budget search: epochs of the finalists' full training, halved until one fits the budget (default: %(default)s)")
+        p.add_argument("--eta", type=_int(2, 100), default=3, help="budget search: reduction factor between rungs (default: %(default)s)")
         p.add_argument("--objectives", default=None, metavar="KEY:DIR,...",
                        help="objectives, e.g. kappa_w:max,train_loss_smooth_min:min; KEY is a metric (at init), METRIC@early, or loss_drop/train_loss_smooth_min/relative_step/params/... (default: the leading inputs of the combined gradnas score in their directions measured on the proxy lab, after the early steps or, with --early-steps 0, at init; `objectives --combined` lists them). Trials are ranked for validation by the combined score")
         p.add_argument("--constraint", action="append", default=None, metavar="KEY<=X",
                        help="feasibility constraint, repeatable, e.g. 'rank_input<=0.15' (default: none)")
         p.add_argument("--metrics", default=None, help="metrics scored on every trial, comma-separated or 'all' (default: the inputs of the combined gradnas score; objectives/constraints are always added)")
         p.add_argument("--sampler", default="nsga2", help="nsga2 | tpe | random (default: %(default)s)")
-        p.add_argument("--workers", type=int, default=None, help="parallel trials; 1 runs in process without Ray (default: GPUs x --trials-per-gpu, else CPU cores)")
-        p.add_argument("--trials-per-gpu", type=int, default=1, help="trials sharing one GPU (default: %(default)s)")
-        p.add_argument("--early-steps", type=int, default=50, help="training steps between the two scorings; their loss curve is the strongest signal measured (default: %(default)s)")
-        p.add_argument("--probe-size", type=int, default=64, help="examples in the fixed probe batch (default: %(default)s)")
-        p.add_argument("--group-size", type=int, default=8, help="examples per group for confusion/diversity (default: %(default)s)")
-        p.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS", help="fail a trial that runs longer (default: no limit)")
-        p.add_argument("--max-failures", type=int, default=None, help="stop after this many failed trials in one run (default: max(10, --trials))")
-        p.add_argument("--seed", type=int, default=0, help="seed of the sampler, data split and trial initializations (default: %(default)s)")
+        p.add_argument("--workers", type=_int(1, MAX_WORKERS), default=None, help="parallel trials; 1 runs in process without Ray (default: GPUs x --trials-per-gpu, else CPU cores)")
+        p.add_argument("--trials-per-gpu", type=_int(1, 64), default=1, help="trials sharing one GPU (default: %(default)s)")
+        p.add_argument("--early-steps", type=_int(0, 1_000_000), default=50, help="training steps between the two scorings; their loss curve is the strongest signal measured (default: %(default)s)")
+        p.add_argument("--probe-size", type=_int(2, 100_000), default=64, help="examples in the fixed probe batch (default: %(default)s)")
+        p.add_argument("--group-size", type=_int(1, 100_000), default=8, help="examples per group for confusion/diversity (default: %(default)s)")
+        p.add_argument("--trial-timeout", type=_seconds, default=None, metavar="SECONDS", help="fail a trial that runs longer (default: no limit)")
+        p.add_argument("--max-failures", type=_int(1), default=None, help="stop after this many failed trials in one run (default: max(10, --trials))")
+        p.add_argument("--seed", type=_int(0, 2**32 - 1), default=0, help="seed of the sampler, data split and trial initializations (default: %(default)s)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -219,7 +312,11 @@ class Search(_Command):
         referenced = [m for m in (metric_of(k) for k in [o.key for o in objectives] + [c.key for c in constraints]) if m]
         metrics = _metrics(args.metrics, referenced) if args.metrics is not None else \
             list(dict.fromkeys([*(budget_metrics() if budget_mode else combined_metrics()), *referenced]))
+        if args.group_size > args.probe_size:
+            raise CLIError(f"--group-size {args.group_size} is larger than --probe-size {args.probe_size} (valid: "
+                           f"1..{args.probe_size}: the probe batch is split into groups)")
         dataset, data = _dataset(args.dataset, args.data_dir)
+        _check_probe(args.probe_size, data)
         study_name = args.study or f"{args.space}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
         out_dir = Path(args.runs_dir) / study_name
         _check_writable(out_dir)
@@ -350,8 +447,9 @@ def _run_budget_search(args, space, settings, objectives, constraints, storage, 
         print("no candidate finished its full training: give a larger --budget or smaller --bounds", file=sys.stderr)
         return 1
     curve = ", ".join(f"{a:.3f}" if isinstance(a, float) else str(a) for a in best.get("acc_curve") or [])
+    diverged = " (its training diverged: no finalist trained cleanly; try a larger --budget)" if best.get("diverged") else ""
     print(f"best trained model: trial {best['trial']}, test accuracy {best['test_acc']:.4f} after {best['epochs']} "
-          f"epoch(s) (per epoch: {curve})\n  config: {json.dumps(best['config'])}\n  weights: {best['model']}\n"
+          f"epoch(s){diverged} (per epoch: {curve})\n  config: {json.dumps(best['config'])}\n  weights: {best['model']}\n"
           f"  load: ckpt = torch.load(path, weights_only=True); model = get_space(ckpt['space'], **ckpt['bounds'])"
           f".build(ckpt['config'], ckpt['num_classes'], ckpt['input_shape']); model.load_state_dict(ckpt['state_dict'])")
     return 0
@@ -439,12 +537,12 @@ class Score(_Command):
         p.add_argument("--space", default="resnet_cifar", help="search space (default: %(default)s)")
         p.add_argument("--config", metavar="JSON", help="config (missing fields take defaults; default: the space's default config)")
         p.add_argument("--arch", help="nb201 only: an arch string like '|nor_conv_3x3~0|+|...|'")
-        p.add_argument("--index", type=int, help="nb201 only: a NAS-Bench-201 index 0..15624")
+        p.add_argument("--index", type=_int(0, 15624), help="nb201 only: a NAS-Bench-201 index 0..15624")
         p.add_argument("--metrics", default="all", help="comma-separated metrics or 'all' (default: %(default)s)")
-        p.add_argument("--early-steps", type=int, default=0, help="training steps before the second scoring (default: %(default)s = init only)")
-        p.add_argument("--probe-size", type=int, default=64, help="examples in the probe batch (default: %(default)s)")
-        p.add_argument("--group-size", type=int, default=8, help="examples per group for confusion/diversity (default: %(default)s)")
-        p.add_argument("--seed", type=int, default=0, help="initialization seed (default: %(default)s)")
+        p.add_argument("--early-steps", type=_int(0, 1_000_000), default=0, help="training steps before the second scoring (default: %(default)s = init only)")
+        p.add_argument("--probe-size", type=_int(2, 100_000), default=64, help="examples in the probe batch (default: %(default)s)")
+        p.add_argument("--group-size", type=_int(1, 100_000), default=8, help="examples per group for confusion/diversity (default: %(default)s)")
+        p.add_argument("--seed", type=_int(0, 2**32 - 1), default=0, help="initialization seed (default: %(default)s)")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -590,8 +688,8 @@ class Dashboard(_Command):
     parents = ("study",)
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-        p.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+        p.add_argument("--host", type=_host, default="127.0.0.1", help="address to bind (default: %(default)s)")
+        p.add_argument("--port", type=_port, default=8080, help="port (default: %(default)s)")
 
     def take_action(self, args: argparse.Namespace) -> int:
         storage = _storage_for(args, create=False)
@@ -616,13 +714,13 @@ class Validate(_Command):
     parents = ("study",)
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--top", type=int, default=None, metavar="K",
+        p.add_argument("--top", type=_int(1), default=None, metavar="K",
                        help="train the top K trials (feasible first, then non-dominated rank, then the first objective) instead of the Pareto front (default: the front)")
-        p.add_argument("--random", type=int, default=0, metavar="N", help="also train N randomly chosen other complete trials (default: %(default)s)")
-        p.add_argument("--epochs", type=int, default=10, help="training epochs per trial (default: %(default)s)")
-        p.add_argument("--workers", type=int, default=None, help="parallel trainings; 1 runs in process without Ray (default: GPUs x --trials-per-gpu, else CPU cores)")
-        p.add_argument("--trials-per-gpu", type=int, default=1, help="trainings sharing one GPU (default: %(default)s)")
-        p.add_argument("--seed", type=int, default=None, help="seed of the random choice of trials (default: the study's seed)")
+        p.add_argument("--random", type=_int(0), default=0, metavar="N", help="also train N randomly chosen other complete trials (default: %(default)s)")
+        p.add_argument("--epochs", type=_int(1, 10000), default=10, help="training epochs per trial (default: %(default)s)")
+        p.add_argument("--workers", type=_int(1, MAX_WORKERS), default=None, help="parallel trainings; 1 runs in process without Ray (default: GPUs x --trials-per-gpu, else CPU cores)")
+        p.add_argument("--trials-per-gpu", type=_int(1, 64), default=1, help="trainings sharing one GPU (default: %(default)s)")
+        p.add_argument("--seed", type=_int(0, 2**32 - 1), default=None, help="seed of the random choice of trials (default: the study's seed)")
         p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"), help="mixed precision on CUDA (default: %(default)s: bf16 if supported, else fp16; CPU: off)")
         p.add_argument("--data-dir", default="data", help="where torchvision datasets are stored (default: %(default)s)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -683,8 +781,8 @@ class Report(_Command):
     parents = ("study",)
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--epochs", type=int, default=None, help="use the validations made with this many epochs (default: the most common)")
-        p.add_argument("--k", type=int, default=None, help="k of the top-k hit rate (default: max(1, n // 4) for n validated trials)")
+        p.add_argument("--epochs", type=_int(1, 10000), default=None, help="use the validations made with this many epochs (default: the most common)")
+        p.add_argument("--k", type=_int(1), default=None, help="k of the top-k hit rate (default: max(1, n // 4) for n validated trials)")
 
     def take_action(self, args: argparse.Namespace) -> int:
         import optuna
@@ -716,14 +814,14 @@ class Diagnose(_Command):
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--space", default="resnet_cifar", help="search space (default: %(default)s)")
         p.add_argument("--config", metavar="JSON", help="the candidate's config (default: sampled from the space with --seed)")
-        p.add_argument("--study", help="take the config of a trial of this study (with --trial)")
-        p.add_argument("--trial", type=int, help="trial number in --study")
+        p.add_argument("--study", type=_study_name, help="take the config of a trial of this study (with --trial)")
+        p.add_argument("--trial", type=_int(0), help="trial number in --study")
         p.add_argument("--runs-dir", default="runs", help="where studies live (default: %(default)s)")
-        p.add_argument("--storage", default=None, metavar="URL", help="Optuna storage of --study (default: RUNS_DIR/STUDY/study.db)")
-        p.add_argument("--steps", type=int, default=50, help="training steps tracked after init (default: %(default)s)")
-        p.add_argument("--history", type=int, default=32, help="minibatch gradients at fixed weights for spectrum and Gaussianity (default: %(default)s)")
-        p.add_argument("--seeds", type=int, default=4, help="independently initialized copies for the alignment (default: %(default)s)")
-        p.add_argument("--seed", type=int, default=0, help="initialization and sampling seed (default: %(default)s)")
+        p.add_argument("--storage", type=_storage_url, default=None, metavar="URL", help="Optuna storage of --study (default: RUNS_DIR/STUDY/study.db)")
+        p.add_argument("--steps", type=_int(0, 1_000_000), default=50, help="training steps tracked after init (default: %(default)s)")
+        p.add_argument("--history", type=_int(3, 100_000), default=32, help="minibatch gradients at fixed weights for spectrum and Gaussianity (default: %(default)s)")
+        p.add_argument("--seeds", type=_int(2, 1000), default=4, help="independently initialized copies for the alignment (default: %(default)s)")
+        p.add_argument("--seed", type=_int(0, 2**32 - 1), default=0, help="initialization and sampling seed (default: %(default)s)")
         p.add_argument("--out", default=None, help="output folder (default: RUNS_DIR/diagnose/SPACE-seedSEED or RUNS_DIR/STUDY/diagnose/trial_N)")
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -792,18 +890,18 @@ COMMANDS: dict[str, type[_Command]] = {
 
 
 def _parents() -> dict[str, argparse.ArgumentParser]:
-    study = argparse.ArgumentParser(add_help=False)
-    study.add_argument("--study", default=None, help="study name (search default: SPACE-DATASET-TIME)")
+    study = _Parser(add_help=False)
+    study.add_argument("--study", type=_study_name, default=None, help="study name (search default: SPACE-DATASET-TIME)")
     study.add_argument("--runs-dir", default="runs", help="output folder; the study lives in RUNS_DIR/STUDY/ (default: %(default)s)")
-    study.add_argument("--storage", default=None, metavar="URL", help="Optuna storage URL, any RDB URL (default: sqlite:///RUNS_DIR/STUDY/study.db)")
-    data = argparse.ArgumentParser(add_help=False)
+    study.add_argument("--storage", type=_storage_url, default=None, metavar="URL", help="Optuna storage URL, any RDB URL (default: sqlite:///RUNS_DIR/STUDY/study.db)")
+    data = _Parser(add_help=False)
     data.add_argument("--dataset", default="auto", help="cifar10 | cifar100 | mnist | fashion_mnist | svhn | mnist5k | synthetic | auto (CIFAR-10 when available, else mnist5k) (default: %(default)s)")
     data.add_argument("--data-dir", default="data", help="where torchvision datasets are stored/downloaded (default: %(default)s)")
     return {"study": study, "data": data}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m nas",
         description="gradnas: architecture and hyperparameter search by gradient metrics.",
     )
@@ -825,7 +923,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line message)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except CLIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2

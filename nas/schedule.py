@@ -621,8 +621,11 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
             def rung0_done() -> bool:  # the planned count, or no time left for one more wave before the later rungs
                 nonlocal target
                 if run.asked % (4 * run.workers) == 0:  # re-plan with the costs measured so far (warm workers)
+                    costs = run.costs()
+                    # the time left, plus what the candidates asked so far cost at today's estimate
+                    horizon = max(0.0, run.left()) + waves_time(run.asked, costs[0], run.workers)
                     try:
-                        fresh = plan(budget.budget, run.costs(), run.workers, budget.eta, cap, run.full_epochs,
+                        fresh = plan(horizon, costs, run.workers, budget.eta, cap, run.full_epochs,
                                      min(budget.short_epochs, run.full_epochs))
                         run.plan, target = fresh, max(run.asked, fresh.counts[0])
                     except BudgetError:
