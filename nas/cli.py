@@ -565,7 +565,11 @@ class Score(_Command):
         except (ConfigError, ValueError) as exc:
             raise CLIError(f"bad config: {exc}") from None
         metrics = _metrics(args.metrics)
-        dataset, _ = _dataset(args.dataset, args.data_dir)
+        if args.group_size > args.probe_size:
+            raise CLIError(f"--group-size {args.group_size} is larger than --probe-size {args.probe_size} (valid: "
+                           f"1..{args.probe_size}: the probe batch is split into groups)")
+        dataset, data = _dataset(args.dataset, args.data_dir)
+        _check_probe(args.probe_size, data)
         spec = TrialSpec(space=args.space, config=config, dataset=dataset, data_dir=args.data_dir,
                          metrics=metrics, early_steps=args.early_steps, probe_size=args.probe_size,
                          seed=args.seed, metric_options={"group_size": args.group_size})

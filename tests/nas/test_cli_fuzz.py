@@ -1,0 +1,115 @@
+"""Malformed invocations of every subcommand: exit code 2, one line on stderr, no traceback, no files.
+
+Table-driven: each case is one bad option (or value) on top of otherwise valid, cheap arguments, placed last
+(argparse keeps the last occurrence), so an option the CLI wrongly accepts would run a tiny job instead of
+failing, and the test says which. Every case fails at parse time or before any file is written.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from nas.cli import main
+
+SEARCH = ["search", "--dataset", "synthetic", "--smoke", "--trials", "1", "--workers", "1", "--early-steps", "0",
+          "--study", "fz"]
+SCORE = ["score", "--dataset", "synthetic", "--space", "resnet_cifar", "--metrics", "params"]
+DASH = ["dashboard", "--study", "fz"]
+VALIDATE = ["validate", "--study", "fz"]
+REPORT = ["report", "--study", "fz"]
+DIAGNOSE = ["diagnose", "--dataset", "synthetic", "--steps", "1", "--history", "3", "--seeds", "2"]
+
+BAD_INT = ["x", "1.5", "", " ", "1e3", "0x10", "--", "nan"]
+
+CASES: list[tuple[list[str], list[str]]] = []
+
+
+def add(base: list[str], *bad: str) -> None:
+    CASES.append((base, list(bad)))
+
+
+# --- search: every numeric option with non-numbers and out-of-range values
+for opt, bad_values in {
+    "--trials": ["0", "-1", *BAD_INT],
+    "--workers": ["0", "-3", "100000", *BAD_INT[:3]],
+    "--trials-per-gpu": ["0", "-1", "65"],
+    "--early-steps": ["-1", "x"],
+    "--probe-size": ["0", "1", "-5", "5000", "x"],
+    "--group-size": ["0", "-2", "65", "x"],
+    "--trial-timeout": ["-1", "0", "x", "nan", "inf"],
+    "--max-failures": ["0", "-1", "x"],
+    "--seed": ["-1", "x", str(2**40)],
+    "--epochs": ["0", "-1", "x"],
+    "--eta": ["1", "0", "x"],
+    "--budget": ["soon", "0", "-5m", "5s", "1h-3m", "m"],
+}.items():
+    for v in bad_values:
+        add(SEARCH, opt, v)
+# --- search: names, URLs, structured values
+for v in ["", "../../x", "a/b", "..", ".hidden", "x" * 200, "a b", "-x"]:
+    add(SEARCH, f"--study={v}")
+for v in ["sqlite://", "sqlite:///:memory:", "some/path.txt", "study.db", "://x", "1sqlite://x"]:
+    add(SEARCH, f"--storage={v}")
+for opt, v in [("--space", "nope"), ("--dataset", "imagenet"), ("--objectives", "kappa:min"),
+               ("--objectives", "kappa_w:up"), ("--objectives", ",,,"), ("--constraint", "rank_input<0.15"),
+               ("--constraint", "x<=1"), ("--metrics", "foo"), ("--sampler", "grid"), ("--bounds", "{width: 8"),
+               ("--bounds", "[1, 2]"), ("--bounds", '{"norm": ["batch"]}'), ("--bounds", '{"nope": 1}'),
+               ("--objectives", "kappa_w:min,kappa_w:max")]:
+    add(SEARCH, opt, v)
+add(SEARCH, "--budget", "2m", "--objectives", "train_loss_last:min")
+add(SEARCH, "--unknown-flag")
+# --- score
+for opt, v in [("--index", "99999"), ("--index", "-1"), ("--index", "x"), ("--seed", "-1"), ("--probe-size", "0"),
+               ("--probe-size", "1"), ("--probe-size", "5000"), ("--early-steps", "-1"), ("--group-size", "0"),
+               ("--metrics", "foo"), ("--space", "nope"), ("--config", "{bad"), ("--config", '{"blocks": 99}'),
+               ("--config", "[]")]:
+    add(SCORE, opt, v)
+# --- dashboard
+for opt, v in [("--port", "99999"), ("--port", "-1"), ("--port", "0"), ("--port", "x"), ("--host", "bad host"),
+               ("--host", "999.1.1.1"), ("--host", ""), ("--study", "../x"), ("--storage", "sqlite://"),
+               ("--storage", "nowhere")]:
+    add(DASH, opt, v)
+add(["dashboard"])  # neither --study nor --storage
+add(DASH)  # no such study database
+# --- validate / report
+for opt, v in [("--top", "0"), ("--top", "-1"), ("--random", "-1"), ("--epochs", "0"), ("--workers", "0"),
+               ("--trials-per-gpu", "0"), ("--seed", "-1"), ("--amp", "fp8"), ("--study", "a/b")]:
+    add(VALIDATE, opt, v)
+add(VALIDATE)  # no such study database
+for opt, v in [("--epochs", "0"), ("--k", "0"), ("--k", "x"), ("--study", "..")]:
+    add(REPORT, opt, v)
+add(REPORT)
+# --- diagnose
+for opt, v in [("--steps", "-1"), ("--history", "2"), ("--seeds", "1"), ("--seed", "-1"), ("--trial", "-1"),
+               ("--study", "../x"), ("--storage", "sqlite://"), ("--config", "{bad"), ("--space", "nope")]:
+    add(DIAGNOSE, opt, v)
+add(DIAGNOSE, "--trial", "3")  # --trial without --study
+# --- top level
+add(["bogus"])
+add(["objectives", "--family", "nope"])
+add(["spaces", "nope"])
+
+
+def _ids():
+    return [" ".join(base[:1] + bad)[:60] for base, bad in CASES]
+
+
+def test_there_are_at_least_100_cases():
+    assert len(CASES) >= 100
+
+
+@pytest.mark.parametrize("base, bad", CASES, ids=_ids())
+def test_malformed_invocation_is_one_clear_line(base, bad, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = [*base, "--runs-dir", str(tmp_path / "runs")] if base and base[0] in (
+        "search", "dashboard", "validate", "report", "diagnose") and "--runs-dir" not in base else list(base)
+    code = main([*argv, *bad])
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert code == 2, f"accepted: {bad} -> exit {code}"
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err
+    left = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")]
+    assert not left, f"left behind: {left}"
