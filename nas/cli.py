@@ -194,6 +194,11 @@ def _storage_for(args: argparse.Namespace, create: bool) -> str:
     from .study import default_storage
 
     if args.storage:
+        if not create and args.storage.startswith("sqlite:///"):
+            path = Path(args.storage[len("sqlite:///"):])
+            if not path.is_file():  # opening it would create an empty database
+                raise CLIError(f"no study database at {path}{' (a directory)' if path.is_dir() else ''}; "
+                               f"run `python -m nas search` first or give the right --storage")
         return args.storage
     if not args.study:
         raise CLIError("give --study NAME (its storage is runs/NAME/study.db) or --storage URL")
@@ -480,22 +485,27 @@ def _run_search(args, space, settings, objectives, constraints, storage, out_dir
     best: dict[str, float] = {}
 
     def on_update(status: dict[str, Any]) -> None:
+        if status.get("reason"):  # a failure is said when it happens, not only with -v
+            bar.write(f"trial {status['trial']} failed: {status['reason'][:300]}")
         if status["status"] == "ok":
             bar.update(1)
             t = study.trials[status["trial"]]
-            for o, v in zip(objectives, t.values or []):
+            # the same "best" as the printed Pareto front: feasible trials only
+            for o, v in zip(objectives, (t.values or []) if t.user_attrs.get("feasible", True) else []):
                 cur = best.get(o.key)
                 better = cur is None or (v < cur if o.direction == "minimize" else v > cur)
                 best[o.key] = v if better else cur
         bar.set_postfix(failed=status["failed"], **{k: f"{v:.3g}" for k, v in best.items()})
 
     interrupted = False
+    stop = _tick(bar)
     try:
         stats = run_trials(study, space, run, objectives, constraints, on_update=on_update)
     except KeyboardInterrupt:
         interrupted = True
         stats = None
     finally:
+        stop.set()
         bar.close()
         csv = export_trials(study, out_dir / "trials.csv")
     if interrupted:
@@ -506,6 +516,22 @@ def _run_search(args, space, settings, objectives, constraints, storage, out_dir
     print(f"completed {stats['completed']} and failed {stats['failed']} trial(s) in this run; "
           f"{stats['total_complete']}/{args.trials} complete in the study")
     return 0 if stats["total_complete"] >= args.trials else 1
+
+
+def _tick(bar):
+    """Refresh ``bar`` every second from a daemon thread (its elapsed time moves while a trial runs);
+    returns the event that stops it."""
+    import threading
+
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(1.0):
+            bar.refresh()
+
+    if not bar.disable:
+        threading.Thread(target=run, daemon=True).start()
+    return stop
 
 
 def _print_front(study, objectives) -> None:
@@ -696,14 +722,37 @@ class Dashboard(_Command):
         p.add_argument("--port", type=_port, default=8080, help="port (default: %(default)s)")
 
     def take_action(self, args: argparse.Namespace) -> int:
+        import socket
+
+        import optuna
+
+        from .study import StudyError, open_storage
+
         storage = _storage_for(args, create=False)
         try:
             from optuna_dashboard import run_server
         except ImportError:
             raise CLIError("optuna-dashboard is not installed: pip install optuna-dashboard") from None
+        try:  # a file that is not a study database fails here, in one line, not inside the server
+            storage_obj = open_storage(storage)
+            names = optuna.get_all_study_names(storage=storage_obj)
+        except StudyError as exc:
+            raise CLIError(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy/Optuna errors of a broken database
+            raise CLIError(f"{storage} is not a readable study database ({str(exc).splitlines()[0][:200]})") from None
+        if args.study and not args.storage and args.study not in names:
+            raise CLIError(f"no study {args.study!r} in {storage}; stored: {', '.join(names) or 'none'}")
+        try:  # the address must be free and bindable before "serving" is printed
+            family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise CLIError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc} (valid: a free port "
+                           f"of this machine's address, e.g. --port 8081)") from None
         print(f"serving {storage} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
         try:
-            run_server(storage, host=args.host, port=args.port)
+            run_server(storage_obj, host=args.host, port=args.port)
         except KeyboardInterrupt:
             pass
         return 0

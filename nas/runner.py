@@ -300,7 +300,10 @@ def run_trials(
                         stats["failed"] += 1
                         logger.info("trial %d failed: %s", number, payload)
                     if on_update:
-                        on_update({**stats, "trial": number, "status": status})
+                        update = {**stats, "trial": number, "status": status}
+                        if status != "ok":
+                            update["reason"] = str(payload)
+                        on_update(update)
             if stats["failed"] >= max_failures and stats["total_complete"] < target:
                 logger.warning(
                     "stopped after %d failed trials in this run (limit %d); see fail_reason in trials.csv",

@@ -241,7 +241,11 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
     try:
         return _rdb_storage(storage) if "://" in storage else storage
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for bad URLs
-        raise StudyError(f"cannot open storage {storage!r}: {str(exc).splitlines()[0]}") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "file is not a database" in reason or "database disk image is malformed" in reason:
+            raise StudyError(f"cannot open storage {storage!r}: the file is not a readable study database "
+                             f"({reason}); give the study.db a search wrote, or another --storage") from None
+        raise StudyError(f"cannot open storage {storage!r}: {reason}") from None
 
 
 def load_study(storage: str, name: str | None = None) -> optuna.Study:

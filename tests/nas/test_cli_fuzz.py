@@ -113,3 +113,41 @@ def test_malformed_invocation_is_one_clear_line(base, bad, tmp_path, monkeypatch
     assert "Traceback" not in captured.err
     left = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")]
     assert not left, f"left behind: {left}"
+
+
+# ------------------------------------------------------------------------------------ broken databases, busy ports
+@pytest.mark.parametrize("content", [b"\x00\x01garbage" * 300, b"hello, this is text\n"])
+@pytest.mark.parametrize("command", [["dashboard"], ["validate"], ["report"], ["diagnose", "--trial", "0"]])
+def test_a_file_that_is_not_a_study_database_is_one_line(tmp_path, capsys, content, command):
+    db = tmp_path / "runs" / "g" / "study.db"
+    db.parent.mkdir(parents=True)
+    db.write_bytes(content)
+    code = main([*command, "--study", "g", "--runs-dir", str(tmp_path / "runs")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "not a readable study database" in err[0]
+    assert db.read_bytes() == content  # untouched
+
+
+def test_storage_path_that_does_not_exist_is_not_created(tmp_path, capsys):
+    missing = tmp_path / "nothing" / "study.db"
+    for command in (["dashboard"], ["validate"], ["report"]):
+        assert main([*command, "--storage", f"sqlite:///{missing}"]) == 2
+        assert "no study database at" in capsys.readouterr().err
+    assert not missing.parent.exists()
+
+
+def test_dashboard_on_a_busy_port_is_one_line(tmp_path, capsys):
+    import socket
+
+    import optuna
+
+    db = tmp_path / "runs" / "s" / "study.db"
+    db.parent.mkdir(parents=True)
+    optuna.create_study(study_name="s", storage=f"sqlite:///{db}")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code = main(["dashboard", "--study", "s", "--runs-dir", str(tmp_path / "runs"), "--port", str(port)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and f"cannot serve on 127.0.0.1:{port}" in err[0]
