@@ -518,6 +518,19 @@ def _run_search(args, space, settings, objectives, constraints, storage, out_dir
     return 0 if stats["total_complete"] >= args.trials else 1
 
 
+def _print_best_validated(study) -> bool:
+    """Print the validated trial with the best test accuracy; False when no trial is validated."""
+    from .validate import validation_results
+
+    results = {n: r for n, r in validation_results(study).items() if isinstance(r.get("val_best_acc"), (int, float))}
+    if not results:
+        return False
+    n, r = max(results.items(), key=lambda item: (item[1]["val_best_acc"], -item[0]))
+    print(f"best validated trial: {n}, test accuracy {r['val_best_acc']:.4f} (best epoch; final "
+          f"{_fmt(r.get('val_final_acc'))}) after {r.get('val_epochs')} epoch(s)")
+    return True
+
+
 def _tick(bar):
     """Refresh ``bar`` every second from a daemon thread (its elapsed time moves while a trial runs);
     returns the event that stops it."""
@@ -790,6 +803,11 @@ class Validate(_Command):
             study = load_study(storage, args.study)
         except ValidationError as exc:
             raise CLIError(str(exc)) from None
+        from .study import complete_trials
+
+        if not complete_trials(study):
+            raise CLIError(f"study {study.study_name!r} has no complete trial to validate: run (or continue) "
+                           f"`python -m nas search --study {study.study_name}` first")
         out_dir = Path(args.runs_dir) / study.study_name
         _check_writable(out_dir)
         options = ValidateOptions(epochs=args.epochs, top=args.top, n_random=args.random, workers=args.workers,
@@ -820,6 +838,7 @@ class Validate(_Command):
         finally:
             if bar is not None:
                 bar.close()
+        _print_best_validated(study)
         print(f"trained {stats['trained']} trial(s) ({stats['diverged']} diverged, {stats['failed']} failed); "
               f"results in {out_dir / 'validation.csv'}; next: python -m nas report --study {study.study_name}"
               + (f" --runs-dir {args.runs_dir}" if args.runs_dir != "runs" else ""))
@@ -854,6 +873,10 @@ class Report(_Command):
             raise CLIError(str(exc)) from None
         print(result.text)
         print(f"\nreport: {result.html}\ncorrelations: {result.csv}\nplots: {result.plots_dir} ({len(result.plots)} PNG)")
+        if not _print_best_validated(study):
+            print(f"no validated trial in study {study.study_name!r}: every correlation above is undefined; train some "
+                  f"with `python -m nas validate --study {study.study_name}` first", file=sys.stderr)
+            return 1
         return 0
 
 

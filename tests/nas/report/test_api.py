@@ -70,3 +70,31 @@ def test_report_without_validation_counts_and_does_not_crash(tmp_path, validated
     assert result.html.exists() and result.csv.exists()
     assert (result.table["n"] == 0).all() and result.table["note"].str.startswith("undefined").all()
     assert (tmp_path / "bare" / "plots" / "pareto.png").exists()
+
+
+def test_report_cli_names_the_best_validated_trial_or_says_why_there_is_none(tmp_path, validated_study, capsys):
+    from nas.cli import main
+    from nas.validate import validation_results
+
+    study = validated_study(tmp_path, "named", n=4)
+    assert main(["report", "--study", "named", "--runs-dir", str(tmp_path)]) == 0
+    results = validation_results(study)
+    best = max(results, key=lambda n: (results[n]["val_best_acc"], -n))
+    assert f"best validated trial: {best}, test accuracy {results[best]['val_best_acc']:.4f}" in capsys.readouterr().out
+    validated_study(tmp_path, "bare2", n=3, validate=False)
+    assert main(["report", "--study", "bare2", "--runs-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no validated trial in study 'bare2'" in err and "python -m nas validate --study bare2" in err
+
+
+def test_validate_without_a_complete_trial_is_one_line(tmp_path, capsys):
+    import optuna
+
+    from nas.cli import main
+
+    db = tmp_path / "empty" / "study.db"
+    db.parent.mkdir(parents=True)
+    optuna.create_study(study_name="empty", storage=f"sqlite:///{db}")
+    assert main(["validate", "--study", "empty", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no complete trial to validate" in err[0]
