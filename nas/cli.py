@@ -410,8 +410,10 @@ def _run_budget_search(args, space, settings, objectives, constraints, storage, 
                                                                              e["plan"].rung_costs)) + ")")
         elif kind == "rung":
             state.update(rung=e["rung"], done=0)
-            bar.write(f"rung {e['rung']}: {e['count']} candidate(s) at {format_duration(e['elapsed'])}; "
-                      f"plan now {e['plan'].describe()}")
+            k = ("init", "early", "short", "full").index(e["rung"])
+            bar.write(f"rung {e['rung']}: {e['count']} candidate(s) at {format_duration(e['elapsed'])}; plan now "
+                      f"{e['plan'].describe().split(', expected')[0]}, expected to end in "
+                      f"{format_duration(e['plan'].expected_from(k))}")
         elif kind == "fail":
             state["failed"] += 1
             bar.write(f"trial {e['trial']} failed at rung {e['rung']}: {e['reason'][:300]}")
@@ -617,6 +619,10 @@ class Score(_Command):
         except TrialFailed as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        if not args.early_steps:  # nothing was trained: no early values to show as if measured
+            for key in ("loss_early", "loss_drop", "train_loss_first", "train_loss_last", "train_kappa_w", "loss_curve",
+                        "train_loss_smooth_min", "time_train", "time_score_early"):
+                result.pop(key, None)
         if args.json:
             print(json.dumps({"config": config, **result}, indent=1, default=str))
             return 0

@@ -123,6 +123,10 @@ class Plan:
         """Expected wall time: each rung's candidates in waves of ``workers``."""
         return sum(waves_time(n, c, self.workers) for n, c in zip(self.counts, self.rung_costs))
 
+    def expected_from(self, rung: int) -> float:
+        """Expected wall time of rungs ``rung`` and later."""
+        return sum(waves_time(n, c, self.workers) for n, c in list(zip(self.counts, self.rung_costs))[rung:])
+
     def describe(self) -> str:
         """One line: ``init 81 -> early 27 -> short 9 (1 ep) -> full 3 (10 ep), expected 14m10s``."""
         parts = []

@@ -7,6 +7,7 @@ failing, and the test says which. Every case fails at parse time or before any f
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -151,3 +152,14 @@ def test_dashboard_on_a_busy_port_is_one_line(tmp_path, capsys):
         code = main(["dashboard", "--study", "s", "--runs-dir", str(tmp_path / "runs"), "--port", str(port)])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and f"cannot serve on 127.0.0.1:{port}" in err[0]
+
+
+def test_score_without_early_steps_shows_no_early_values(capsys):
+    base = ["score", "--dataset", "synthetic", "--config", '{"blocks": 1, "width": 8}', "--metrics", "params",
+            "--probe-size", "16"]
+    assert main([*base, "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)
+    assert "loss_init" in values and not {"loss_early", "loss_drop", "train_loss_last"} & set(values)
+    assert main([*base, "--json", "--early-steps", "2"]) == 0
+    values = json.loads(capsys.readouterr().out)
+    assert {"loss_early", "loss_drop", "train_loss_last"} <= set(values)
