@@ -414,6 +414,9 @@ def _run_budget_search(args, space, settings, objectives, constraints, storage, 
             bar.write(f"rung {e['rung']}: {e['count']} candidate(s) at {format_duration(e['elapsed'])}; plan now "
                       f"{e['plan'].describe().split(', expected')[0]}, expected to end in "
                       f"{format_duration(e['plan'].expected_from(k))}")
+        elif kind == "shorten":
+            bar.write(f"no finalist finishes {e['was']} epochs in the time left: trial {e['trial']} trains "
+                      f"{e['epochs']} epoch(s) instead (from scratch, a shorter schedule)")
         elif kind == "fail":
             state["failed"] += 1
             bar.write(f"trial {e['trial']} failed at rung {e['rung']}: {e['reason'][:300]}")

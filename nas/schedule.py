@@ -622,24 +622,26 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
             run.event("plan", plan=run.plan, recovered=recovered)
             target = run.plan.counts[0]
 
-            def rung0_done() -> bool:  # the planned count, or no time left for one more wave before the later rungs
+            def rung0_done() -> bool:
+                """Rung 0 goes on while the plan, re-fitted to the time left and the costs measured so far,
+                still has room for more candidates before the later rungs."""
                 nonlocal target
-                if run.asked % (4 * run.workers) == 0:  # re-plan with the costs measured so far (warm workers)
-                    costs = run.costs()
-                    # the time left, plus what the candidates asked so far cost at today's estimate
-                    horizon = max(0.0, run.left()) + waves_time(run.asked, costs[0], run.workers)
-                    try:
-                        fresh = plan(horizon, costs, run.workers, budget.eta, cap, run.full_epochs,
-                                     min(budget.short_epochs, run.full_epochs))
-                        run.plan, target = fresh, max(run.asked, fresh.counts[0])
-                    except BudgetError:
-                        pass
-                if run.asked >= target:
+                if cap is not None and run.asked >= cap:
                     return True
                 costs = run.costs()
                 later = dataclasses.replace(run.plan, costs=costs)
                 need = sum(waves_time(n, c, run.workers) for n, c in zip(later.counts[1:], later.rung_costs[1:]))
-                return run.left() * (1 - RESERVE) - need < costs[0]
+                tight = run.left() * (1 - RESERVE) - need < costs[0]
+                if tight or run.asked % (4 * run.workers) == 0:
+                    # the time left, plus what the candidates asked so far cost at today's estimate
+                    horizon = max(0.0, run.left()) + waves_time(run.asked, costs[0], run.workers)
+                    try:
+                        run.plan = plan(horizon, costs, run.workers, budget.eta, cap, run.full_epochs,
+                                        min(budget.short_epochs, run.full_epochs))
+                    except BudgetError:
+                        return True  # not even the smallest chain fits any more: go on with what there is
+                    target = run.plan.counts[0]
+                return run.asked >= target
 
             run.run_jobs(executor, {}, handle, more=ask, stop_when=rung0_done)
             run.stats["rungs"][RUNGS[0]] = len(cohort)
@@ -654,8 +656,16 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
                 fits = None
                 if k == 3:  # each finalist's rest of training, from its own short rung when it ran
                     fits = [_rest_cost(run, n) <= max(0.0, run.left()) * (1 - RESERVE) for n in survivors]
-                    if not any(fits):  # end late rather than empty: the best one still trains
-                        fits = None
+                    if not any(fits):
+                        # none finishes its --epochs in time: the best one trains fewer epochs, from scratch
+                        # (a shorter cosine schedule), as many as fit; it says so
+                        best_n = survivors[promote(scores, 1)[0]]
+                        per_epoch = _epoch_cost(run, best_n)
+                        epochs = int(max(0.0, run.left()) * (1 - RESERVE) // per_epoch) if per_epoch > 0 else 0
+                        if 1 <= epochs < run.full_epochs:
+                            run.event("shorten", trial=best_n, epochs=epochs, was=run.full_epochs)
+                            run.full_epochs = epochs
+                        fits = [n == best_n for n in survivors]
                 chosen = [survivors[j] for j in promote(scores, run.plan.counts[k], fits)]
                 for n, sc in zip(survivors, scores):
                     run.trials[n].set_user_attr(f"score@{RUNGS[prev]}", float(sc) if _finite(sc) else None)
@@ -683,6 +693,14 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
         finally:
             executor.shutdown()
     return run.stats
+
+
+def _epoch_cost(run: _BudgetRun, number: int) -> float:
+    """Seconds per epoch of one candidate: from its short rung when it ran, else the plan's estimate."""
+    short = run.seconds.get(2, {}).get(number)
+    if short is not None and run.budget.short_epochs > 0:
+        return short / run.budget.short_epochs
+    return run.plan.rung_costs[3] / max(1, run.full_epochs)
 
 
 def _rest_cost(run: _BudgetRun, number: int) -> float:
