@@ -180,6 +180,20 @@ def _metrics(text: str | None, extra: Sequence[str] = ()) -> list[str]:
     return list(dict.fromkeys([*names, *extra]))
 
 
+def _remove_if_empty(folder: Path) -> None:
+    """Remove the study folder ``folder`` when it holds nothing, then the runs directory above it when that is
+    empty too (a run that failed to open its storage leaves nothing behind)."""
+    try:
+        folder = Path(folder).resolve()
+        for f in (folder, folder.parent):
+            if f.is_dir() and not any(f.iterdir()) and f != Path.cwd().resolve():
+                f.rmdir()
+            else:
+                break
+    except OSError:
+        pass
+
+
 def _check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -378,6 +392,7 @@ def _run_budget_search(args, space, settings, objectives, constraints, storage, 
     try:
         study = open_study(study_name, storage, objectives, constraints, args.sampler, args.seed, settings)
     except StudyError as exc:
+        _remove_if_empty(out_dir)  # an unreachable or wrong storage leaves no empty study folder behind
         raise CLIError(str(exc)) from None
     workers = args.workers or default_workers(args.trials_per_gpu)
     device = resolve_device(None)
@@ -476,6 +491,7 @@ def _run_search(args, space, settings, objectives, constraints, storage, out_dir
     try:
         study = open_study(study_name, storage, objectives, constraints, args.sampler, args.seed, settings)
     except StudyError as exc:
+        _remove_if_empty(out_dir)  # an unreachable or wrong storage leaves no empty study folder behind
         raise CLIError(str(exc)) from None
     print(f"study {study_name!r} in {storage}  (resume: rerun with --study {study_name})")
     run = SearchSettings(

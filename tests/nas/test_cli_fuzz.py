@@ -51,7 +51,8 @@ for opt, bad_values in {
 # --- search: names, URLs, structured values
 for v in ["", "../../x", "a/b", "..", ".hidden", "x" * 200, "a b", "-x"]:
     add(SEARCH, f"--study={v}")
-for v in ["sqlite://", "sqlite:///:memory:", "some/path.txt", "study.db", "://x", "1sqlite://x"]:
+for v in ["sqlite://", "sqlite:///:memory:", "some/path.txt", "study.db", "://x", "1sqlite://x",
+          "postgresql://nobody@127.0.0.1:1/none", "nosuchdialect://x/y"]:
     add(SEARCH, f"--storage={v}")
 for opt, v in [("--space", "nope"), ("--dataset", "imagenet"), ("--objectives", "kappa:min"),
                ("--objectives", "kappa_w:up"), ("--objectives", ",,,"), ("--constraint", "rank_input<0.15"),
