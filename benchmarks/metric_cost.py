@@ -169,12 +169,14 @@ def main() -> None:
                                            bn_mode=args.bn_mode), dev, args.reps)
     print(f"\nthesis suite ({len(objectives.DEFAULT_METRICS)} metrics, one shared probe): {suite:.3f} s = "
           f"{suite / step:.2f}x a training step (target <= 6x)")
-    from nas.study import combined_metrics  # the metrics a default search scores at rung 0
+    from nas.study import budget_metrics, combined_metrics
 
-    rung0 = combined_metrics()
-    r0 = timed(lambda: objectives.score(model, x, y, metrics=rung0, bn_mode=args.bn_mode), dev, args.reps)
-    print(f"search rung 0, the combined score's init metrics ({', '.join(rung0)}; one shared probe): "
-          f"{r0:.3f} s = {r0 / step:.2f}x a training step (target <= 2x)")
+    for label, names in (("budget search rung 0 (BUDGET_INIT_FEATURES' metrics)", budget_metrics()),
+                         ("proxy-only search (the combined score's init metrics)", combined_metrics())):
+        r0 = timed(lambda names=names: objectives.score(model, x, y, metrics=names, bn_mode=args.bn_mode), dev,
+                   args.reps)
+        print(f"{label}: {', '.join(names)}; one shared probe: {r0:.3f} s = {r0 / step:.2f}x a training step"
+              + (" (target <= 2x)" if "rung 0" in label else ""))
     everything = timed(lambda: objectives.score(model, x, y, metrics=registry.names()), dev, 1)
     print(f"every registered metric ({len(registry.names())}): {everything:.3f} s = {everything / step:.2f}x")
     # the tracker's own cost, timed call by call inside real training steps (robust to machine noise)
