@@ -378,44 +378,31 @@ def _check_budget_objectives(objectives) -> None:
 
 
 def _run_budget_search(args, space, settings, objectives, constraints, storage, out_dir, study_name, data) -> int:
-    import threading
 
     import optuna
     from tqdm.auto import tqdm
 
-    from .runner import SearchSettings, default_workers
+    from .runner import default_workers
     from .schedule import BudgetError, BudgetSettings, format_duration, run_budget
-    from .study import StudyError, export_trials, open_study
+    from .study import export_trials
     from .training import resolve_device
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = open_study(study_name, storage, objectives, constraints, args.sampler, args.seed, settings)
-    except StudyError as exc:
-        _remove_if_empty(out_dir)  # an unreachable or wrong storage leaves no empty study folder behind
-        raise CLIError(str(exc)) from None
+    study = _open_search_study(args, study_name, storage, objectives, constraints, settings, out_dir)
     workers = args.workers or default_workers(args.trials_per_gpu)
     device = resolve_device(None)
     bounds = ", ".join(f"{k} {v}" for k, v in settings["bounds"].items()) or "full space"
     print(f"study {study_name!r} in {storage}")
     print(f"budget search: dataset {settings['dataset']} ({data.train_x.shape[0]} train / {data.test_x.shape[0]} test), "
           f"device {device.type}, workers {workers}, budget {format_duration(args.budget_s)}, bounds: {bounds}")
-    run = SearchSettings(
-        space=args.space, bounds=settings["bounds"], dataset=settings["dataset"], data_dir=args.data_dir,
-        metrics=settings["metrics"], early_steps=args.early_steps, probe_size=args.probe_size, seed=args.seed,
-        metric_options={"group_size": args.group_size}, trials=args.trials or 0, workers=workers,
-        trials_per_gpu=args.trials_per_gpu, trial_timeout=args.trial_timeout, max_failures=args.max_failures,
-    )
+    run = _search_settings(args, settings, trials=args.trials or 0, workers=workers)
     budget = BudgetSettings(budget=args.budget_s, full_epochs=args.epochs, eta=args.eta, max_candidates=args.trials)
     bar = tqdm(total=round(args.budget_s), unit="s", disable=args.no_progress, dynamic_ncols=True,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}]{postfix}")
     state = {"rung": "init", "done": 0, "failed": 0, "best": None, "t0": time.monotonic()}
-    stop = threading.Event()
 
-    def tick() -> None:  # the bar moves every second, also while a long job runs
-        while not stop.wait(1.0):
-            bar.n = min(bar.total, round(time.monotonic() - state["t0"]))
-            bar.refresh()
+    def elapsed() -> None:  # the bar counts the budget's seconds
+        bar.n = min(bar.total, round(time.monotonic() - state["t0"]))
 
     def on_event(e: dict[str, Any]) -> None:
         kind = e["kind"]
@@ -440,8 +427,7 @@ def _run_budget_search(args, space, settings, objectives, constraints, storage, 
         bar.set_description_str(f"rung {state['rung']}")
         bar.set_postfix_str(f"done {state['done']}, failed {state['failed']}", refresh=False)
 
-    ticker = threading.Thread(target=tick, daemon=True)
-    ticker.start()
+    stop = _tick(bar, elapsed)
     interrupted, stats = False, None
     try:
         stats = run_budget(study, space, run, budget, objectives, constraints, out_dir, data.input_shape,
@@ -454,7 +440,7 @@ def _run_budget_search(args, space, settings, objectives, constraints, storage, 
         raise CLIError(str(exc)) from None
     finally:
         stop.set()
-        bar.n = min(bar.total, round(time.monotonic() - state["t0"]))
+        elapsed()
         bar.close()
         csv = export_trials(study, out_dir / "trials.csv")
     if interrupted:
@@ -484,22 +470,13 @@ def _run_search(args, space, settings, objectives, constraints, storage, out_dir
     import optuna
     from tqdm.auto import tqdm
 
-    from .runner import SearchSettings, run_trials
-    from .study import StudyError, complete_trials, export_trials, open_study
+    from .runner import run_trials
+    from .study import complete_trials, export_trials
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = open_study(study_name, storage, objectives, constraints, args.sampler, args.seed, settings)
-    except StudyError as exc:
-        _remove_if_empty(out_dir)  # an unreachable or wrong storage leaves no empty study folder behind
-        raise CLIError(str(exc)) from None
+    study = _open_search_study(args, study_name, storage, objectives, constraints, settings, out_dir)
     print(f"study {study_name!r} in {storage}  (resume: rerun with --study {study_name})")
-    run = SearchSettings(
-        space=args.space, bounds=settings["bounds"], dataset=settings["dataset"], data_dir=args.data_dir,
-        metrics=settings["metrics"], early_steps=args.early_steps, probe_size=args.probe_size, seed=args.seed,
-        metric_options={"group_size": args.group_size}, trials=args.trials, workers=args.workers,
-        trials_per_gpu=args.trials_per_gpu, trial_timeout=args.trial_timeout, max_failures=args.max_failures,
-    )
+    run = _search_settings(args, settings, trials=args.trials, workers=args.workers)
     already = len(complete_trials(study))
     bar = tqdm(total=args.trials, initial=min(already, args.trials), unit="trial", disable=args.no_progress,
                dynamic_ncols=True)
@@ -552,15 +529,40 @@ def _print_best_validated(study) -> bool:
     return True
 
 
-def _tick(bar):
-    """Refresh ``bar`` every second from a daemon thread (its elapsed time moves while a trial runs);
-    returns the event that stops it."""
+def _open_search_study(args, study_name, storage, objectives, constraints, settings, out_dir):
+    """Create or resume the search's study; a storage that cannot be opened leaves no empty study folder."""
+    from .study import StudyError, open_study
+
+    try:
+        return open_study(study_name, storage, objectives, constraints, args.sampler, args.seed, settings)
+    except StudyError as exc:
+        _remove_if_empty(out_dir)
+        raise CLIError(str(exc)) from None
+
+
+def _search_settings(args, settings, trials: int, workers: int | None):
+    """The runner's :class:`nas.runner.SearchSettings` of a search command (both modes)."""
+    from .runner import SearchSettings
+
+    return SearchSettings(
+        space=args.space, bounds=settings["bounds"], dataset=settings["dataset"], data_dir=args.data_dir,
+        metrics=settings["metrics"], early_steps=args.early_steps, probe_size=args.probe_size, seed=args.seed,
+        metric_options={"group_size": args.group_size}, trials=trials, workers=workers,
+        trials_per_gpu=args.trials_per_gpu, trial_timeout=args.trial_timeout, max_failures=args.max_failures,
+    )
+
+
+def _tick(bar, update=None):
+    """Refresh ``bar`` every second from a daemon thread (its elapsed time moves while a trial runs), after
+    ``update()`` when given; returns the event that stops it."""
     import threading
 
     stop = threading.Event()
 
     def run() -> None:
         while not stop.wait(1.0):
+            if update is not None:
+                update()
             bar.refresh()
 
     if not bar.disable:
