@@ -8,6 +8,9 @@
   ``torch.func.functional_call`` on its own (detached) parameters and *cloned* buffers, so a train-mode
   BatchNorm pass cannot update the caller's running statistics.
 * :func:`trainable_parameters`: the detached trainable parameters, in ``named_parameters`` order.
+* :func:`activation_calls`: the inputs of functional ReLU calls (``F.relu``, ``torch.relu``,
+  ``x.relu()``, ...) made outside activation modules, for metrics that read activations from models
+  written without ``nn.ReLU`` modules.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Iterable, Iterator
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.overrides import TorchFunctionMode
 
 __all__ = ["hooked", "restored_training", "eval_mode", "cloned_buffers", "functional_forward",
-           "trainable_parameters"]
+           "trainable_parameters", "activation_calls", "RELU_FUNCTIONS"]
 
 HOOK_KINDS = ("forward", "forward_pre")
 
@@ -80,3 +86,51 @@ def functional_forward(model: nn.Module, inputs: Tensor, params: dict[str, Tenso
     if params is None:
         params = trainable_parameters(model)
     return functional_call(model, (params, cloned_buffers(model)), (inputs,), strict=False)
+
+
+#: The functional forms of the ReLU family a model may call instead of holding ``nn.ReLU`` modules.
+RELU_FUNCTIONS = frozenset({
+    F.relu, F.relu_, F.relu6, F.leaky_relu, F.leaky_relu_,
+    torch.relu, torch.relu_, Tensor.relu, Tensor.relu_,
+})
+
+
+class _ActivationCalls(TorchFunctionMode):
+    """Calls ``callback(input)`` for every call of :data:`RELU_FUNCTIONS` made while ``depth[0] == 0``."""
+
+    def __init__(self, callback: Callable[[Tensor], None], depth: list[int]) -> None:
+        super().__init__()
+        self.callback, self.depth = callback, depth
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in RELU_FUNCTIONS and self.depth[0] == 0 and args and isinstance(args[0], Tensor):
+            self.callback(args[0])  # before the call: an in-place relu_ would overwrite its input
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def activation_calls(callback: Callable[[Tensor], None], modules: Iterable[nn.Module] = ()) -> Iterator[None]:
+    """Inside the block, ``callback(x)`` receives the input ``x`` of every functional ReLU call.
+
+    Models often write ``F.relu(x)`` (or ``torch.relu``, ``x.relu()``) in ``forward`` instead of holding
+    ``nn.ReLU`` modules; forward hooks cannot see those. A :class:`~torch.overrides.TorchFunctionMode`
+    intercepts the calls listed in :data:`RELU_FUNCTIONS`. Calls made *inside* one of ``modules`` (the
+    activation modules the metric already hooks: ``nn.ReLU.forward`` itself calls ``F.relu``) are skipped,
+    so no unit is counted twice.
+
+    Args:
+        callback: receives the (detached by the caller if needed) input tensor of each call.
+        modules: activation modules whose own forward passes are already observed by hooks.
+    """
+    depth = [0]
+
+    def enter(module: nn.Module, args: tuple) -> None:
+        depth[0] += 1
+
+    def leave(module: nn.Module, args: tuple, out: Tensor) -> None:
+        depth[0] -= 1
+
+    modules = list(modules)
+    with hooked(((m, enter) for m in modules), kind="forward_pre"), hooked((m, leave) for m in modules), \
+            _ActivationCalls(callback, depth):
+        yield

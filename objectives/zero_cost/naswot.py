@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core.hooks import hooked
+from ..core.hooks import activation_calls, hooked
 from ..registry import register_metric
 from ._harness import LossFn, _Functional
 
@@ -54,7 +54,9 @@ def naswot(
     """NASWOT: ``log |det K_H|`` of the Hamming-similarity kernel of the binary ReLU codes.
 
     Every activation module — a leaf module whose class name contains "ReLU", so ``nn.ReLU`` and the
-    project's ``CReLU`` — records the binary code ``c = 1[input > 0]`` of each example (flattened over
+    project's ``CReLU`` — and every functional ReLU call made outside such a module (``F.relu``,
+    ``torch.relu``, ``x.relu()``, leaky and ReLU6 forms: models written without activation modules,
+    intercepted by :func:`~objectives.core.hooks.activation_calls`) records the binary code ``c = 1[input > 0]`` of each example (flattened over
     units), each unit once; over all such modules,
     ``K_H = sum c c^T + (1 - c)(1 - c)^T``, i.e. ``K_H[i, j]`` = number of units on which examples ``i``
     and ``j`` agree (Mellor et al., "Neural Architecture Search without Training", ICML 2021, eq. 2). The
@@ -86,7 +88,7 @@ def naswot(
         ``log det K_H``, or ``-inf`` when ``K_H`` is singular.
 
     Raises:
-        ValueError: the model has no module whose class name contains "ReLU" (the kernel would be 0).
+        ValueError: the forward pass made no ReLU activation, as module or function (the kernel would be 0).
 
     Example::
 
@@ -94,8 +96,6 @@ def naswot(
     """
     del targets, loss_fn
     relus = _relu_modules(model)
-    if not relus:
-        raise ValueError("naswot needs ReLU modules (class name containing 'ReLU'); the model has none")
     x = inputs.detach()
     if random_inputs:
         gen = torch.Generator().manual_seed(seed)
@@ -103,9 +103,12 @@ def naswot(
     n = x.shape[0]
     kernel = torch.zeros((n, n), dtype=torch.float64, device=x.device)
 
-    def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
-        nonlocal kernel
-        codes = args[0].detach().reshape(n, -1) > 0
+    layers = 0
+
+    def add(pre_activation: Tensor) -> None:
+        nonlocal kernel, layers
+        layers += 1
+        codes = pre_activation.detach().reshape(n, -1) > 0
         units = codes.shape[1]
         # c c^T + (1 - c)(1 - c)^T = 2 c c^T - s 1^T - 1 s^T + units, s = c 1 (active units per example):
         # one matmul. Its entries are integers <= units, exact in float32 below 2^24 (float64 beyond).
@@ -115,8 +118,14 @@ def naswot(
             gram = (c @ c.T).double()
         kernel = kernel + 2.0 * gram - active[:, None] - active[None, :] + float(units)
 
-    with torch.no_grad(), hooked((m, hook) for m in relus):
+    def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
+        add(args[0])
+
+    with torch.no_grad(), hooked((m, hook) for m in relus), activation_calls(add, relus):
         _Functional(model)(x)
+    if layers == 0:
+        raise ValueError("naswot needs ReLU activations (modules whose class name contains 'ReLU', or "
+                         "F.relu / torch.relu calls); the model has none")
     sign, logdet = torch.linalg.slogdet(kernel)
     # K_H has integer entries, so a nonsingular K_H has det >= 1: anything below 1/2 is rounding around 0
     if sign <= 0 or not bool(logdet >= _HALF_LOG):

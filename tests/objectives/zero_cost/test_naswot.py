@@ -115,3 +115,66 @@ def test_naswot_random_inputs_seeded(mlp, batch):
 def test_naswot_without_relu_raises(batch):
     with pytest.raises(ValueError, match="ReLU"):
         zc.naswot(nn.Sequential(nn.Linear(3, 2), nn.Tanh()), *batch((3,)))
+
+
+class _ModuleNet(nn.Module):
+    """Two hidden layers with ``nn.ReLU`` modules (one of them in place)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(6, 9), nn.Linear(9, 7), nn.Linear(7, 3)
+        self.act1, self.act2 = nn.ReLU(), nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.fc3(self.act2(self.fc2(self.act1(self.fc1(x)))))
+
+
+class _FunctionalNet(_ModuleNet):
+    """The same network calling the functional forms (each a different spelling)."""
+
+    def __init__(self, second: str) -> None:
+        super().__init__()
+        self.second = second
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x))
+        z = self.fc2(h)
+        h = {"torch.relu": torch.relu, "method": lambda t: t.relu(), "inplace": F.relu_,
+             "leaky": lambda t: F.leaky_relu(t, 0.01)}[self.second](z)
+        return self.fc3(h)
+
+
+def _hand_kernel_logdet(pre_activations):
+    """log det of sum_l c c^T + (1-c)(1-c)^T over the layers' pre-activations, in numpy."""
+    n = pre_activations[0].shape[0]
+    k = np.zeros((n, n))
+    for z in pre_activations:
+        c = (z.reshape(n, -1).numpy() > 0).astype(float)
+        k += c @ c.T + (1 - c) @ (1 - c).T
+    return np.linalg.slogdet(k)[1]
+
+
+@pytest.mark.parametrize("second", ["torch.relu", "method", "inplace", "leaky"])
+def test_naswot_sees_functional_relu_calls(second):
+    torch.manual_seed(0)
+    functional = _FunctionalNet(second)
+    modular = _ModuleNet()
+    modular.load_state_dict(functional.state_dict())
+    x = torch.randn(12, 6)
+    y = torch.zeros(12, dtype=torch.long)
+    with torch.no_grad():
+        z1 = functional.fc1(x)
+        z2 = functional.fc2(torch.relu(z1))
+    expected = _hand_kernel_logdet([z1, z2])
+    assert zc.naswot(functional, x, y) == pytest.approx(expected, rel=1e-9)
+    # the nn.ReLU modules' own F.relu calls are not counted a second time
+    assert zc.naswot(modular, x, y) == pytest.approx(expected, rel=1e-9)
+
+
+def test_naswot_functional_interception_ends_with_the_call():
+    from objectives.core.hooks import activation_calls
+    seen = []
+    with activation_calls(seen.append):
+        F.relu(torch.ones(2))
+    F.relu(torch.ones(3))
+    assert [t.shape[0] for t in seen] == [2]
