@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -691,10 +692,93 @@ class Spaces(_Command):
         return 0
 
 
+def _metric_name(text: str) -> str:
+    from objectives import registry
+
+    if text not in registry.names():
+        raise argparse.ArgumentTypeError(f"unknown metric {text!r} (valid: {', '.join(registry.names())})")
+    return text
+
+
+def _short_citation(citation: str) -> str:
+    """'Lee & Ham, AZ-NAS: ..., CVPR 2024 (...)' -> 'Lee & Ham 2024': the authors (three or more become
+    'First et al.') and the first publication year, when the citation has one."""
+    import re
+
+    parts = [p.strip() for p in re.sub(r"^.*baseline of ", "", citation).split(",")]
+    authors = [re.sub(r"\s*\(?\d{4}\)?$", "", parts[0])]
+    if "et al" not in authors[0] and "&" not in authors[0]:
+        for part in parts[1:]:
+            if ":" in part or len(part.split()) > 3 or not part[:1].isupper():
+                break
+            authors.append(part)
+            if "&" in part:
+                break
+    names = sum(len(a.split("&")) for a in authors)
+    author = authors[0] if names <= 2 or "et al" in authors[0] else f"{authors[0]} et al."
+    if names == 2 and len(authors) == 2:
+        author = f"{authors[0]} & {authors[1]}"
+    year = re.search(r"(?<![\d.:])(19|20)\d{2}(?![\d.])", citation)
+    return f"{author} {year.group(0)}" if year else author
+
+
+def _width() -> int:
+    """The terminal's width, kept between 100 and 200 columns (160 when not a terminal)."""
+    import shutil
+
+    return max(100, min(200, shutil.get_terminal_size((160, 24)).columns))
+
+
+def _table_with_text(rows: list[list[Any]], header: list[str], texts: list[str], title: str, width: int) -> str:
+    """A table whose last column is free text, kept within ``width`` columns.
+
+    When the fixed columns leave room for at least 30 characters the text is the last column, cut with '…';
+    otherwise each row is followed by its text on an indented line of its own.
+    """
+    def cut(text: str, room: int) -> str:
+        return text if len(text) <= room else text[:room - 1] + "…"
+
+    fixed = _table(rows, header).splitlines()
+    room = width - max(len(line) for line in fixed) - 2
+    if room >= 30:
+        return _table([r + [cut(t, room)] for r, t in zip(rows, texts)], header + [title])
+    out = fixed[:2]
+    for line, text in zip(fixed[2:], texts):
+        out += [line, "    " + cut(text, width - 4)]
+    return "\n".join(out)
+
+
+def _say(text: str) -> None:
+    """Print prose wrapped to the terminal's width (leading blank lines kept)."""
+    import textwrap
+
+    stripped = text.lstrip("\n")
+    print("\n" * (len(text) - len(stripped)) + textwrap.fill(stripped, _width()))
+
+
+def _print_metric(entry) -> int:
+    """`objectives METRIC`: the registry entry and the function's whole docstring (the math)."""
+    import inspect
+
+    print(f"{entry.name}  ({entry.family}, {entry.file})")
+    print(f"  paper direction: {entry.hypothesis}    cost: {entry.cost}    needs: "
+          f"{', '.join(sorted(entry.needs)) or '-'}")
+    for phase, m in sorted(entry.measured.items()):
+        stable = {True: "", False: " (unstable: the other lab disagrees)", None: ""}[m.stable]
+        print(f"  measured ({phase}): {m.direction}, Kendall tau {m.tau:+.2f} over {m.n} configs of {m.lab}{stable}")
+    print(f"  citation: {entry.citation}")
+    print()
+    print(inspect.getdoc(entry.fn) or "(no docstring)")
+    return 0
+
+
 class Objectives(_Command):
     """List every metric with its direction, cost class, needs and source (--verbose: family, file, test)."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("metric", nargs="?", type=_metric_name, default=None,
+                       help="print one metric's full documentation (definition, math, direction, cost, citation, "
+                            "measured evidence) instead of the table")
         p.add_argument("--filter", default=None, help="fnmatch pattern on names, e.g. 'rank_*' (default: all)")
         p.add_argument("--family", default=None, choices=("thesis", "zero_cost", "noise"),
                        help="only the metrics of one family (folder of objectives/)")
@@ -727,26 +811,32 @@ class Objectives(_Command):
             return 0
 
         entries = [registry.get(n) for n in registry.names(args.filter, family=args.family)]
+        if args.metric:
+            return _print_metric(registry.get(args.metric))
         if args.verbose:
-            rows = [[e.name, e.direction, e.cost, e.family, e.file, e.test] for e in entries]
-            print(_table(rows, ["metric", "direction", "cost", "family", "file", "test"]))
+            rows = [[e.name, e.direction, e.cost, ",".join(sorted(e.needs)) or "-", e.family, e.file, e.test]
+                    for e in entries]
+            print(_table(rows, ["metric", "direction", "cost", "needs", "family", "file", "test"]))
         else:
             def measured(e, phase: str) -> str:
                 m = e.measured.get(phase)
                 if m is None:
                     return "-"
                 flag = {True: "", False: " unstable", None: ""}[m.stable]
-                return f"{m.direction[:3]} tau {m.tau:+.2f} n {m.n}{flag}"
+                return f"{m.direction[:3]} {m.tau:+.2f}{flag}"
 
             rows = [[e.name, e.hypothesis[:3], measured(e, "init"), measured(e, "early"), e.cost,
-                     ",".join(sorted(e.needs)) or "-", e.citation] for e in entries]
-            print(_table(rows, ["metric", "paper", "measured at init", "after early steps", "cost", "needs",
-                                "definition"]))
+                     _short_citation(e.citation)] for e in entries]
+            headers = ["metric", "paper", "at init", "after early", "cost", "source"]
+            print(_table_with_text(rows, headers, [e.summary.rstrip(":").strip() for e in entries], "definition",
+                                   _width()))
             labs = sorted({m.lab for e in entries for m in e.measured.values()})
-            print("\npaper: the direction the metric's paper argues for (a hypothesis); measured: the direction "
+            _say("\npaper: the direction the metric's paper argues for (a hypothesis); measured: the direction "
                   "that ranks trained accuracy on the proxy lab (" + (", ".join(labs) or "none yet") +
-                  "), with Kendall tau and the number of configs (benchmarks/proxy_lab.py).")
-        print("\nUse a metric as an objective KEY (at init) or KEY@early; derived keys: loss_drop, loss_early, train_kappa_w, "
+                  f"), at init and after the early steps, with Kendall tau (n {max((m.n for e in entries for m in e.measured.values()), default=0)} configs; benchmarks/proxy_lab.py); unstable: the other lab measured the opposite sign. "
+                  "`objectives METRIC` prints a metric's full definition, math and citation; --verbose its "
+                  "needs, files and tests.")
+        _say("\nUse a metric as an objective KEY (at init) or KEY@early; derived keys: loss_drop, loss_early, train_kappa_w, "
               "train_loss_smooth_min, relative_step, relative_gradient_change, params, flops. `objectives --combined` "
               "shows the combined gradnas score.")
         return 0
@@ -1040,6 +1130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler.take_action(args))
+    except BrokenPipeError:  # `nas objectives | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except CLIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

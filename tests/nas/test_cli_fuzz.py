@@ -91,6 +91,7 @@ add(DIAGNOSE, "--trial", "3")  # --trial without --study
 # --- top level
 add(["bogus"])
 add(["objectives", "--family", "nope"])
+add(["objectives", "kapa_w"])
 add(["spaces", "nope"])
 
 

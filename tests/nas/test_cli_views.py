@@ -1,0 +1,56 @@
+"""The CLI's read-only views: `objectives` table and detail page (widths, columns, the math reachable)."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+from nas.cli import _short_citation, main
+from objectives import registry
+
+
+@pytest.mark.parametrize("columns", ["80", "160", "400"])
+def test_objectives_table_fits_the_terminal_and_defines_not_cites(columns, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", columns)
+    assert main(["objectives"]) == 0
+    out = capsys.readouterr().out
+    width = max(100, min(200, int(columns)))
+    assert max(len(line) for line in out.splitlines()) <= width
+    header = out.splitlines()[0]
+    assert "source" in header and ("definition" in header) == (int(columns) >= 160)
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("kappa_w "))
+    row = lines[at] + " " + lines[at + 1]
+    assert "Nelson 2022" in row
+    # the definition column holds the docstring's summary, not the citation's title
+    assert "Step-consistency" in row and "Gradient Step-Consistency and Batch-Dissonance" not in row
+
+
+def test_objectives_metric_prints_its_whole_docstring(capsys):
+    assert main(["objectives", "kappa_x"]) == 0
+    out = capsys.readouterr().out
+    assert inspect.getdoc(registry.get("kappa_x").fn) in out
+    assert "citation: Nelson" in out and "paper direction: minimize" in out
+
+
+@pytest.mark.parametrize("citation, short", [
+    ("Lee & Ham, AZ-NAS: Assembling Zero-Cost Proxies, CVPR 2024 (cvlab-yonsei/AZ-NAS)", "Lee & Ham 2024"),
+    ("Nelson, Gradient Step-Consistency and Batch-Dissonance, BYU MS thesis 2022, Def. 3.4", "Nelson 2022"),
+    ("Wu, Luo, Zhang, Wang & Yang, Revisiting the Characteristics of SGN, Sec. 4", "Wu et al."),
+    ("Mellor et al., NAS without Training, arXiv:2006.04647v1 (2020); Abdelfattah et al., ICLR 2021",
+     "Mellor et al. 2020"),
+    ("FLOPs baseline of Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021", "Abdelfattah et al. 2021"),
+    ("Roy & Roy, Layer-Dependent Structure in Gradient Noise", "Roy & Roy"),
+])
+def test_short_citation(citation, short):
+    assert _short_citation(citation) == short
+
+
+def test_objectives_piped_into_head_exits_quietly():
+    proc = subprocess.run(f"{sys.executable} -m nas objectives | head -1", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.startswith("metric")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
