@@ -667,7 +667,8 @@ class Spaces(_Command):
     """List the registered search spaces, or show one space's dimensions."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("name", nargs="?", help="a space to describe (default: list them all)")
+        p.add_argument("name", nargs="?", help="a space to describe: its dimensions, then its documentation "
+                                               "(building rules, initialization, math) (default: list them all)")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from search_spaces import get_space, list_spaces
@@ -689,7 +690,25 @@ class Spaces(_Command):
             rows.append([d["name"], d["type"], domain, d.get("default"), "fixed" if d.get("fixed") else "searched",
                          d.get("description", "")])
         print(_table(rows, ["dimension", "type", "domain", "default", "", "description"]))
+        print()
+        print(_space_doc(space))
         return 0
+
+
+def _space_doc(space) -> str:
+    """A space's class docstring, its model's (initialization rules) and, for spaces with a CReLU choice,
+    the CReLU / looks-linear math of :mod:`search_spaces.layers`."""
+    import inspect
+
+    import search_spaces.layers as layers
+
+    parts = [inspect.getdoc(type(space)) or ""]
+    model_cls = getattr(type(space), "model_class", None)
+    if model_cls is not None and inspect.getdoc(model_cls):
+        parts.append(f"{model_cls.__name__}: " + inspect.getdoc(model_cls))
+    if any(d["name"] == "activation" and "crelu" in d.get("choices", ()) for d in space.dimensions()):
+        parts.append(inspect.getdoc(layers))
+    return "\n\n".join(p for p in parts if p)
 
 
 def _metric_name(text: str) -> str:
@@ -1097,6 +1116,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m nas",
         description="gradnas: architecture and hyperparameter search by gradient metrics.",
+        epilog="Documentation: `python -m nas objectives METRIC` prints a metric's definition and math, "
+               "`python -m nas spaces SPACE` a space's dimensions, building rules and math, "
+               "`python -m nas objectives --combined` the combined score; COMMAND --help for each command. "
+               "-v logs each trial's failure reason; see README.md, Troubleshooting.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log trial failures and progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -214,7 +214,7 @@ def training_dimensions(*, batch_size: int = 128, lr: float = 0.1, grad_transfor
     Searched: ``batch_size`` 32–512 (log), ``lr`` 1e-3–1 (log), and with ``grad_transform=True`` the
     gradient transform applied before each optimizer step: ``none`` | ``gan`` (Gradient Autoscaled
     Normalization, paper 002) | ``gc`` (gradient centralization) | ``zscore``. Fixed defaults stored in
-    every config (``gradnas/DESIGN.md`` §5): ``optimizer`` ``"sgd"``, ``momentum`` 0.9,
+    every config: ``optimizer`` ``"sgd"``, ``momentum`` 0.9,
     ``weight_decay`` 5e-4.
     """
     transform = [categorical("grad_transform", GRAD_TRANSFORMS, default="none",

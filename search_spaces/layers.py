@@ -9,7 +9,7 @@ Def. 3.8-3.9)::
     W_LL CReLU(x) = W relu(x) - W relu(-x) = W x    (exactly linear at initialization)
 
 .. note::
-    Sign convention. ``gradnas/DESIGN.md`` §5 writes CReLU as ``concat(relu(x), -relu(-x))`` *and* the
+    Sign convention. The project's first design notes wrote CReLU as ``concat(relu(x), -relu(-x))`` *and* the
     mirrored blocks as ``[W, -W]``; these two together give ``W relu(x) + W relu(-x) = W |x|``, which
     is not linear. We follow Shang et al. (2016, "Understanding and Improving Convolutional Neural
     Networks via Concatenated Rectified Linear Units", ICML, arXiv:1603.05201) for CReLU,

@@ -76,7 +76,7 @@ class MLP(nn.Module):
 
 @register_space("mlp_looks_linear")
 class MLPLooksLinearSpace(SearchSpace):
-    """Deep fully connected space (``gradnas/DESIGN.md`` §5).
+    """Deep fully connected space.
 
     Fields (searched): ``depth`` 2-200 linear layers (log), ``width`` 32-1024 (log), ``activation``
     relu | crelu, ``init`` orthogonal | looks_linear (asked only when the activation is crelu; with relu
@@ -86,6 +86,9 @@ class MLPLooksLinearSpace(SearchSpace):
 
     Rule: ``init="looks_linear"`` requires ``activation="crelu"`` (:class:`ConfigError` otherwise).
     """
+
+    #: The network class :meth:`build` returns (its docstring: the building and initialization rules).
+    model_class = MLP
 
     smoke_bounds = {"depth": (2, 12), "width": (32, 64)}
 

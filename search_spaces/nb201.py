@@ -289,7 +289,7 @@ class ArchDimension(Dimension):
 
 @register_space("nb201")
 class NB201Space(SearchSpace):
-    """NAS-Bench-201 cell space (``gradnas/DESIGN.md`` §5): compare proxies with published numbers.
+    """NAS-Bench-201 cell space: compare proxies with published numbers.
 
     Fields: ``arch`` (searched as 6 categorical edges ``edge_01, edge_02, edge_12, edge_03, edge_13,
     edge_23`` over :data:`OPS`), ``batch_size`` 32-512 (log), ``lr`` 1e-3-1 (log); fixed: ``channels`` 16,
@@ -299,6 +299,9 @@ class NB201Space(SearchSpace):
 
     Narrow with e.g. ``get_space("nb201", arch=["nor_conv_3x3", "skip_connect"], channels=8, cells=1)``.
     """
+
+    #: The network class :meth:`build` returns (its docstring: the building and initialization rules).
+    model_class = NB201Network
 
     smoke_bounds = {"channels": 8, "cells": 1}
 

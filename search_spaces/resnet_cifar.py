@@ -148,7 +148,7 @@ class ResNetCifar(nn.Module):
 
 @register_space("resnet_cifar")
 class ResNetCifarSpace(SearchSpace):
-    """CIFAR ResNet space (``gradnas/DESIGN.md`` §5), the flagship space.
+    """CIFAR ResNet space, the flagship space.
 
     Fields (searched): ``blocks`` 1-9 per stage (depth ``6 * blocks + 2``: 8-56), ``width`` 8-64 (log),
     ``skip`` True/False, ``norm`` bn | gn | ln | none, ``activation`` relu | crelu, ``batch_size`` 32-512
@@ -159,6 +159,9 @@ class ResNetCifarSpace(SearchSpace):
     Narrow it for fast tests with ``get_space("resnet_cifar", width=(8, 16), blocks=(1, 2))``.
     See :class:`ResNetCifar` for the initialization rules.
     """
+
+    #: The network class :meth:`build` returns (its docstring: the building and initialization rules).
+    model_class = ResNetCifar
 
     smoke_bounds = {"blocks": (1, 2), "width": (8, 16)}
     cpu_bounds = {"blocks": (1, 2), "width": (8, 16), "batch_size": (32, 128)}

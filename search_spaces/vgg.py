@@ -82,13 +82,16 @@ class VGG(nn.Module):
 
 @register_space("vgg")
 class VGGSpace(SearchSpace):
-    """VGG space (``gradnas/DESIGN.md`` §5).
+    """VGG space.
 
     Fields (searched): ``layout`` vgg11 | vgg13 | vgg16 | vgg19, ``width_mult`` 0.125 | 0.25 | 0.5 | 1.0,
     ``norm`` bn | gn | ln | none, ``batch_size`` 32-512 (log), ``lr`` 1e-3-1 (log). Fixed: ``optimizer``
     "sgd", ``momentum`` 0.9, ``weight_decay`` 5e-4. Defaults: VGG-16-BN at full width (paper 002's
     backbone; 14,728,266 parameters for 10 classes), batch 128, lr 0.05.
     """
+
+    #: The network class :meth:`build` returns (its docstring: the building and initialization rules).
+    model_class = VGG
 
     smoke_bounds = {"width_mult": (0.125,)}
 

@@ -54,3 +54,24 @@ def test_objectives_piped_into_head_exits_quietly():
                           text=True, timeout=120)
     assert proc.stdout.startswith("metric")
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+@pytest.mark.parametrize("space", ["resnet_cifar", "mlp_looks_linear", "vgg", "nb201"])
+def test_spaces_show_their_math_and_no_missing_documents(space, capsys):
+    assert main(["spaces", space]) == 0
+    out = capsys.readouterr().out
+    assert "DESIGN.md" not in out
+    from search_spaces import get_space
+    cls = type(get_space(space))
+    assert inspect.getdoc(cls) in out and inspect.getdoc(cls.model_class) in out
+    if space in ("resnet_cifar", "mlp_looks_linear"):  # the spaces with a CReLU choice carry its math
+        assert "W_LL CReLU(x) = W relu(x) - W relu(-x) = W x" in out
+
+
+def test_help_names_where_the_documentation_is(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "objectives METRIC" in out and "spaces SPACE" in out and "Troubleshooting" in out
+    assert main(["spaces"]) == 0
+    assert "DESIGN.md" not in capsys.readouterr().out

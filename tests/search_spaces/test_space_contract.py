@@ -122,7 +122,7 @@ def test_dimensions_describe_every_field(name):
         elif d["type"] == "categorical":
             assert d["default"] in d["choices"]
     fixed = {d["name"]: d["default"] for d in dims if d["fixed"]}
-    # the training defaults of gradnas/DESIGN.md section 5, stored in every config
+    # the training defaults (search_spaces._base.training_dimensions), stored in every config
     assert fixed["optimizer"] == "sgd" and fixed["momentum"] == 0.9 and fixed["weight_decay"] == 5e-4
     searched = {d["name"]: d for d in dims if not d["fixed"]}
     bs, lr = searched["batch_size"], searched["lr"]
