@@ -222,6 +222,26 @@ def _plots(out: Path, s: dict[str, Any], spec0, spec1) -> list[str]:
     return names
 
 
+#: The source papers the diagnostics test, named where the table cites them.
+PAPERS = {
+    "000": "paper 000, Roy & Roy, Layer-Dependent Structure in Gradient Noise of Small ConvNets",
+    "001": "paper 001, Xie et al., On the Overlooked Structure of Stochastic Gradients",
+    "002": "paper 002, Gradient Autoscaled Normalization",
+    "003": "paper 003, Wu et al., Revisiting the Characteristics of Stochastic Gradient Noise and Dynamics",
+}
+
+#: What each column of :func:`format_table` means (printed under the table).
+COLUMN_LEGEND = [
+    "columns: size = weights in the layer; norm@0 = mean minibatch-gradient norm ||g_l|| at init; "
+    "norm = its mean over the training steps;",
+    "  cv = coefficient of variation (std / mean) of ||g_l|| over the steps (paper 000 Table 1: rises with depth);",
+    "  cos(seeds) = mean cosine between this layer's gradients at init of differently seeded nets, [95% bootstrap CI];",
+    "  chance = E|cos| of two random directions of this size (the level of unrelated gradients; paper 000 Table 2);",
+    "  gauss%0 / gauss% = percent of the layer's sampled weights whose gradient noise passes the Shapiro-Wilk test "
+    "at init / after the steps (paper 003).",
+]
+
+
 def format_table(s: dict[str, Any]) -> str:
     """The terminal report: one row per layer, then the whole-model figures."""
     def f(v: Any, spec: str = ".3g") -> str:
@@ -236,12 +256,14 @@ def format_table(s: dict[str, Any]) -> str:
             f"{f(r['align_cos'], '.3f'):>6s} [{f(ci[0], '.2f')},{f(ci[1], '.2f')}] {f(r['chance'], '.4f'):>7s} "
             f"{f(r['gauss_init'], '.0f'):>7s} {f(r['gauss_after'], '.0f'):>7s}")
     lines.append("")
+    lines += COLUMN_LEGEND
+    lines.append("")
     t = s.get("norm_depth_trend")
     lines.append(f"norm depth trend: Spearman {f(t and t['spearman'], '+.2f')}, log-slope {f(t and t['log_slope'], '+.2f')}"
-                 "  (paper 000: norms fall with depth -> negative)")
+                 f"  ({PAPERS['000']}: norms fall with depth -> negative)")
     g = s.get("global_std") or {}
     lines.append(f"global gradient std s_t: {f(g.get('global_std_first'))} -> {f(g.get('global_std_last'))}, "
-                 f"Spearman vs step {f(g.get('global_std_spearman'), '+.2f')}  (paper 002: decreasing)")
+                 f"Spearman vs step {f(g.get('global_std_spearman'), '+.2f')}  ({PAPERS['002']}: decreasing)")
     for key, label in (("spectrum_init", "init"), ("spectrum_after", "after")):
         sp = s.get(key)
         if sp:

@@ -49,7 +49,7 @@ import optuna
 
 from ..validate import study_settings
 from .gather import gather
-from .html import render_html, terminal_table
+from .html import legend, render_html, terminal_table
 from .plots import write_plots
 from .stats import (
     ACCURACY, ALPHA, COLUMNS, CONVERGED, DERIVED_DIRECTIONS, MIN_N, correlate, correlation_table, key_direction,
@@ -114,7 +114,7 @@ def write_report(study: optuna.Study, out_dir: str | Path, epochs: int | None = 
     tmp = csv.with_suffix(".csv.tmp")
     table.to_csv(tmp, index=False)
     tmp.replace(csv)
-    k_note = f"{k}" if k is not None else "max(1, n//4)"
+    k_note = f"{k}" if k is not None else "n/4"
     plots = write_plots(data, out_dir / "plots")
     page = out_dir / "report.html"
     tmp = page.with_suffix(".html.tmp")
@@ -125,6 +125,6 @@ def write_report(study: optuna.Study, out_dir: str | Path, epochs: int | None = 
             + ("".join(f"  FAIL x{n}: {r}\n" for r, n in data.fail_reasons))
             + f"\nCorrelation with validated accuracy ({ACCURACY}) and convergence over n validated trials "
               f"(ns: Kendall p > {ALPHA}; undefined: n < {MIN_N} or a constant column):\n"
-            + terminal_table(rows, k_note))
+            + terminal_table(rows, k_note) + "\n" + legend(k))
     return ReportResult(html=page, csv=csv, plots_dir=out_dir / "plots", plots=plots, table=table,
                         counts=data.counts, text=text)

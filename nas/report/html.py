@@ -43,7 +43,7 @@ def terminal_table(rows: list[dict[str, Any]], k_note: str) -> str:
             return "undefined"
         return _signed3(r[stat]) + (" ns" if r["kendall_p"] > ALPHA else "")
 
-    header = ["metric", "role", "dir", "n", "tau(acc)", "p", "rho(acc)", "tau(conv)", "p", f"top-k {k_note}"]
+    header = ["metric", "role", "dir", "n", "tau(acc)", "p", "rho(acc)", "tau(conv)", "p", "top-k"]
     lines = []
     for key, d in by_key.items():
         a, c = d[ACCURACY], d[CONVERGED]
@@ -57,6 +57,21 @@ def terminal_table(rows: list[dict[str, Any]], k_note: str) -> str:
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def legend(k: int | None) -> str:
+    """What the terminal table's columns mean (printed under it)."""
+    kk = f"k = {k}" if k is not None else "k = n/4 rounded down, at least 1 (set with --top-k)"
+    return "\n".join([
+        "columns: role = objective or constraint of the search (blank: only measured); dir = the direction the "
+        "metric is ranked in (its paper's; a negative tau says the opposite direction ranks accuracy better);",
+        "  n = validated trials with a value; tau(acc) / rho(acc) = Kendall tau / Spearman rho of the metric, in "
+        "its direction, against validated accuracy (+1: it orders the trials exactly as accuracy does);",
+        "  p = Kendall's two-sided p-value (ns: p > 0.05); tau(conv) = Kendall tau against convergence (1 when the "
+        "trial's final train loss is below 0.5 ln(classes), else 0);",
+        f"  top-k = hits/k: how many of the metric's k best trials are among the k most accurate ({kk}); a random "
+        "ranking hits k*k/n on average.",
+    ])
 
 
 _CSS = """

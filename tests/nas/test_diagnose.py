@@ -17,6 +17,10 @@ def test_diagnose_writes_summary_and_plots(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "cos(seeds)" in text and "SGN Gaussianity init" in text and "spectrum init" in text
+    header = next(line for line in text.splitlines() if line.startswith("layer "))
+    for column in header.split()[1:]:  # each column is defined under the table
+        assert f"{column} =" in text or f"{column} /" in text, column
+    assert "paper 000, Roy & Roy" in text
     s = json.loads((out / "summary.json").read_text())
     assert s["steps_done"] == 4 and not s["diverged"]
     assert len(s["layers"]) >= 4

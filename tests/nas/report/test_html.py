@@ -34,3 +34,14 @@ def test_html_embeds_every_plot_as_a_png(reported):
             assert base64.b64decode(payload).startswith(b"\x89PNG\r\n\x1a\n")
         else:
             assert (folder / src).is_file(), src
+
+
+def test_terminal_table_headers_are_each_explained_below_it(reported):
+    out = reported.out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("metric ") and "tau(acc)" in line)
+    headers = lines[at].split()
+    legend = "\n".join(lines[at + 2:])
+    assert "max(1, n//4)" not in out
+    for h in headers[1:]:  # every column but the metric's name is defined in the legend
+        assert f"{h} =" in legend or f"{h} /" in legend, h
