@@ -477,6 +477,8 @@ def _run_search(args, space, settings, objectives, constraints, storage, out_dir
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _open_search_study(args, study_name, storage, objectives, constraints, settings, out_dir)
     print(f"study {study_name!r} in {storage}  (resume: rerun with --study {study_name})")
+    from .study import is_feasible
+
     run = _search_settings(args, settings, trials=args.trials, workers=args.workers)
     already = len(complete_trials(study))
     bar = tqdm(total=args.trials, initial=min(already, args.trials), unit="trial", disable=args.no_progress,
@@ -489,8 +491,8 @@ def _run_search(args, space, settings, objectives, constraints, storage, out_dir
         if status["status"] == "ok":
             bar.update(1)
             t = study.trials[status["trial"]]
-            # the same "best" as the printed Pareto front: feasible trials only
-            for o, v in zip(objectives, (t.values or []) if t.user_attrs.get("feasible", True) else []):
+            # the same "best" as the printed Pareto front and the dashboard: feasible trials only
+            for o, v in zip(objectives, (t.values or []) if is_feasible(t) else []):
                 cur = best.get(o.key)
                 better = cur is None or (v < cur if o.direction == "minimize" else v > cur)
                 best[o.key] = v if better else cur
@@ -572,15 +574,14 @@ def _tick(bar, update=None):
 
 
 def _print_front(study, objectives) -> None:
-    from .study import complete_trials, pareto_front
+    from .study import best_trials, complete_trials
 
     done = complete_trials(study)
     if not done:
         print("no complete trials yet")
         return
-    front, note = study.best_trials, "feasible"
-    if not front:  # Optuna's best_trials keeps feasible trials only
-        front, note = pareto_front(done, study.directions), "no trial satisfies the constraints; unconstrained"
+    front, feasible = best_trials(done, study.directions)  # the dashboard shows the same trials
+    note = "feasible" if feasible else "no trial satisfies the constraints; unconstrained"
     rows = []
     for t in sorted(front, key=lambda t: t.values[0]):
         cfg = t.user_attrs.get("config", {})
@@ -900,8 +901,11 @@ class Dashboard(_Command):
             raise CLIError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc} (valid: a free port "
                            f"of this machine's address, e.g. --port 8081)") from None
         print(f"serving {storage} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+        from .dashboard import feasible_best
+
         try:
-            run_server(storage_obj, host=args.host, port=args.port)
+            with feasible_best(storage_obj):
+                run_server(storage_obj, host=args.host, port=args.port)
         except KeyboardInterrupt:
             pass
         return 0

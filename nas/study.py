@@ -40,7 +40,7 @@ __all__ = [
     "StudyError", "Objective", "Constraint", "DEFAULT_OBJECTIVES", "DEFAULT_CONSTRAINTS", "SAMPLERS",
     "DEFAULT_EARLY_STEPS", "default_objectives", "combined_metrics", "budget_objectives", "budget_metrics",
     "parse_objectives", "parse_constraint", "metric_of", "default_storage", "open_storage", "open_study", "load_study",
-    "make_sampler", "recover_stale_trials", "tell_result", "store_values", "tell_values", "tell_failure", "export_trials",
+    "make_sampler", "best_trials", "is_feasible", "constraint_values", "recover_stale_trials", "tell_result", "store_values", "tell_values", "tell_failure", "export_trials",
     "complete_trials", "pareto_front", "nondominated_ranks", "signed_values", "worst_if_undefined",
 ]
 
@@ -58,6 +58,9 @@ DEFAULT_EARLY_STEPS = 50
 DEFAULT_CONSTRAINTS: tuple[str, ...] = ()
 SAMPLERS = ("nsga2", "tpe", "random")
 _DIRECTIONS = {"min": "minimize", "minimize": "minimize", "max": "maximize", "maximize": "maximize"}
+#: The system attribute where ``Trial.set_constraint`` stores the constraint values (Optuna's key).
+CONSTRAINTS_KEY = "constraints"
+
 #: Violation recorded for a constraint whose value is missing or not finite.
 _VIOLATED = 1e9
 
@@ -344,6 +347,39 @@ def nondominated_ranks(
             ranks[i] = rank
         left -= front
     return ranks
+
+
+def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    """Optuna's definition: every constraint value stored by ``Trial.set_constraint`` is <= 0 (a trial
+    without constraints is feasible)."""
+    return all(v <= 0 for v in constraint_values(trial).values())
+
+
+def constraint_values(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """A trial's constraint values by name: Optuna >= 5 stores each as system attr ``constraints:<name>``;
+    older studies hold one list ``constraints`` (named by position)."""
+    values = {str(i): v for i, v in enumerate(trial.system_attrs.get(CONSTRAINTS_KEY) or [])}
+    prefix = CONSTRAINTS_KEY + ":"
+    values.update((k[len(prefix):], v) for k, v in trial.system_attrs.items() if k.startswith(prefix))
+    return values
+
+
+def best_trials(
+    trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
+) -> tuple[list[optuna.trial.FrozenTrial], bool]:
+    """The one definition of a study's best trials, shared by the CLI's front, its progress bar and the
+    dashboard: the non-dominated complete trials among the feasible ones (``Study.best_trials``; with one
+    objective, the single best). When no complete trial is feasible, the non-dominated ones among all
+    complete trials, and the second value is False.
+    """
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.values is not None]
+    feasible = [t for t in done if is_feasible(t)]
+    pool = feasible or done
+    front = pareto_front(pool, directions)
+    if len(directions) == 1 and front:
+        sign = 1 if directions[0] == optuna.study.StudyDirection.MINIMIZE else -1
+        front = [min(front, key=lambda t: (sign * t.values[0], t.number))]
+    return front, bool(feasible) or not done
 
 
 def pareto_front(
