@@ -94,6 +94,20 @@ def _storage_url(text: str) -> str:
     return url
 
 
+def _ray_address(text: str) -> str:
+    """An argparse ``type``: ``auto``, ``local``, ``HOST:PORT`` or ``ray://HOST:PORT`` of a Ray cluster's head."""
+    t = (text or "").strip()
+    if t in ("auto", "local"):
+        return t
+    body = t[len("ray://"):] if t.startswith("ray://") else t
+    host, sep, port = body.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535 or not host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Ray address (valid: auto, HOST:PORT of the head "
+                                         f"node, e.g. 10.0.0.1:6379, or ray://HOST:10001)")
+    _host(host.strip("[]"))
+    return t
+
+
 def _port(text: str) -> int:
     return _int(1, 65535)(text)
 
@@ -277,6 +291,11 @@ class Search(_Command):
         p.add_argument("--sampler", default="nsga2", help="nsga2 | tpe | random (default: %(default)s)")
         p.add_argument("--workers", type=_int(1, MAX_WORKERS), default=None, help="parallel trials; 1 runs in process without Ray (default: GPUs x --trials-per-gpu, else CPU cores)")
         p.add_argument("--trials-per-gpu", type=_int(1, 64), default=1, help="trials sharing one GPU (default: %(default)s)")
+        p.add_argument("--threads", type=_int(1, 1024), default=1, help="torch threads of every trial, whatever runs it (in process, a Ray worker, another node), so a trial's values do not depend on --workers; stored with the study (default: %(default)s)")
+        p.add_argument("--ray-address", type=_ray_address, default=os.environ.get("RAY_ADDRESS") or None, metavar="ADDRESS",
+                       help="run the trials on an existing Ray cluster: 'auto' (a `ray start` cluster on this machine) or HOST:PORT of its head; --workers then defaults to the cluster's GPUs x --trials-per-gpu, else its CPUs (default: $RAY_ADDRESS, else a private Ray instance, or in process with --workers 1)")
+        p.add_argument("--stale-grace", type=_seconds, default=None, metavar="SECONDS",
+                       help="another driver sharing the study takes a running trial for stale (fails it, retries its config and seed) after this long without its driver's heartbeat (default: 120)")
         p.add_argument("--early-steps", type=_int(0, 1_000_000), default=50, help="training steps between the two scorings; their loss curve is the strongest signal measured (default: %(default)s)")
         p.add_argument("--probe-size", type=_int(2, 100_000), default=64, help="examples in the fixed probe batch (default: %(default)s)")
         p.add_argument("--group-size", type=_int(1, 100_000), default=8, help="examples per group for confusion/diversity (default: %(default)s)")
@@ -346,7 +365,7 @@ class Search(_Command):
             "space": args.space, "bounds": space.bounds, "dataset": dataset, "dataset_info": data.describe(),
             "objectives": [str(o) for o in objectives], "constraints": [str(c) for c in constraints],
             "metrics": metrics, "early_steps": args.early_steps, "probe_size": args.probe_size,
-            "group_size": args.group_size, "seed": args.seed,
+            "group_size": args.group_size, "seed": args.seed, "threads": args.threads,
         }
         if budget_mode:
             settings.update(mode="budget", epochs=args.epochs)
@@ -552,6 +571,8 @@ def _search_settings(args, settings, trials: int, workers: int | None):
         metrics=settings["metrics"], early_steps=args.early_steps, probe_size=args.probe_size, seed=args.seed,
         metric_options={"group_size": args.group_size}, trials=trials, workers=workers,
         trials_per_gpu=args.trials_per_gpu, trial_timeout=args.trial_timeout, max_failures=args.max_failures,
+        threads=args.threads, ray_address=args.ray_address,
+        **({"stale_grace": args.stale_grace} if args.stale_grace is not None else {}),
     )
 
 

@@ -12,7 +12,8 @@ Derived values (also usable as objectives or constraints):
 * ``train_loss_first`` / ``train_loss_last``: mean training-batch loss of the first / last 5 steps;
 * ``train_kappa_w``: median in-training step-consistency over the early steps
   (:class:`objectives.InTrainingStepConsistency`);
-* ``params``, ``flops`` (forward FLOPs per example), ``time_*`` (seconds), ``device``;
+* ``params``, ``flops`` (forward FLOPs per example), ``time_*`` (seconds; ``time_data``: loading the
+  dataset, 0 once the worker process has it cached), ``device``;
 * the combined score's derived features (:data:`objectives.combine.DERIVED`) that the values allow:
   ``train_loss_smooth_min`` (lowest moving average of the early-step losses), ``relative_step``
   (``lr * grad_weight_ratio``), ``relative_gradient_change``, ``log_lr``, and their ``@early`` forms.
@@ -45,7 +46,7 @@ EARLY_SUFFIX = "@early"
 #: Values computed by every trial besides the metrics.
 DERIVED_KEYS = (
     "loss_init", "loss_early", "loss_drop", "train_loss_first", "train_loss_last", "train_kappa_w",
-    "params", "flops", "time_build", "time_score_init", "time_train", "time_score_early", "time_total",
+    "params", "flops", "time_data", "time_build", "time_score_init", "time_train", "time_score_early", "time_total",
     *DERIVED, *(f"{k}@early" for k in DERIVED if k != "train_loss_smooth_min"),
 )
 
@@ -71,7 +72,8 @@ class TrialSpec:
         data_seed: seed of the dataset split and the probe batch (fixed per study).
         metric_options: options passed to :func:`objectives.score` (e.g. ``group_size``).
         device: ``"cpu"``, ``"cuda"`` or None (CUDA when visible, else CPU).
-        threads: torch intra-op threads (CPU workers); None leaves torch's default.
+        threads: torch intra-op threads; the search fixes it per study (default 1) so a trial gives the
+            same values in process, on a Ray worker or on another node. None leaves torch's default.
         score_init: score the metrics at initialization too (False: only after the early steps, e.g. a
             second, longer run of a candidate whose init values are known).
         time_steps: with ``early_steps == 0``, time this many training steps after the scoring
@@ -123,11 +125,21 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
         TrialFailed: non-finite loss during the early steps, a bad probe batch, or an out-of-memory
             error (message says which).
     """
-    if spec.threads:
-        torch.set_num_threads(int(spec.threads))
+    if not spec.threads:
+        return _evaluate(spec)
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(spec.threads))
+    try:
+        return _evaluate(spec)
+    finally:  # in process (--workers 1) the driver gets its own thread count back
+        torch.set_num_threads(before)
+
+
+def _evaluate(spec: TrialSpec) -> dict[str, Any]:
     t0 = time.perf_counter()
     device = resolve_device(spec.device)
-    data = load_dataset(spec.dataset, spec.data_dir, seed=spec.data_seed)
+    data = load_dataset(spec.dataset, spec.data_dir, seed=spec.data_seed)  # cached per worker process
+    time_data = time.perf_counter() - t0
     space = get_space(spec.space, **spec.bounds)
     config = space.validate(spec.config)
     model = space.build(config, data.num_classes, data.input_shape, seed=spec.seed).to(device)
@@ -144,7 +156,8 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
         logger.debug("flops unavailable: %s", exc)
         out["flops"] = float("nan")
     t1 = time.perf_counter()
-    out["time_build"] = t1 - t0
+    out["time_data"] = time_data  # loading (or the cached dataset) on this worker
+    out["time_build"] = t1 - t0 - time_data
 
     try:
         errors: dict[str, str] = {}

@@ -375,6 +375,7 @@ class _BudgetRun:
         self.t0 = time.monotonic()
         self.deadline = self.t0 + budget.budget
         self.trials: dict[int, object] = {}  # number -> running optuna.Trial
+        self.heartbeat = None  # nas.study.Heartbeat: claims every asked trial for this driver
         self.values: dict[int, dict] = {}  # number -> every value stored so far
         self.seconds: dict[int, dict[int, float]] = {}  # rung -> number -> job wall seconds
         self.stats = {"failed": 0, "completed": 0, "rungs": {}, "plan": None}
@@ -448,17 +449,22 @@ class _BudgetRun:
 
         from .study import tell_failure
 
+        from .study import trial_seed
+
         for _ in range(20):
             trial = self.study.ask()
+            if self.heartbeat is not None:
+                self.heartbeat.claim(trial)
             try:
                 config = self.space.sample(trial)
             except ConfigError as exc:
                 tell_failure(self.study, trial, f"invalid config: {exc}")
                 self.stats["failed"] += 1
                 continue
-            seed = self.settings.seed + trial.number
+            seed = trial_seed(trial, self.settings.seed)
             trial.set_user_attr("config", config)
             trial.set_user_attr("seed", seed)
+            trial.set_user_attr("threads", self.settings.threads)
             trial.set_user_attr("rung", RUNGS[0])
             self.trials[trial.number] = trial
             self.values[trial.number] = {"config": config, "seed": seed}
@@ -472,7 +478,8 @@ class _BudgetRun:
         s = self.settings
         return TrialSpec(space=s.space, config=config, dataset=s.dataset, bounds=s.bounds, data_dir=s.data_dir,
                          metrics=list(s.metrics), early_steps=0, probe_size=s.probe_size, seed=seed,
-                         data_seed=s.seed, metric_options=dict(s.metric_options), time_steps=self.budget.time_steps)
+                         data_seed=s.seed, metric_options=dict(s.metric_options), time_steps=self.budget.time_steps,
+                         threads=s.threads)
 
     def early_spec(self, number):
         from .evaluate import TrialSpec
@@ -480,7 +487,7 @@ class _BudgetRun:
         s, v = self.settings, self.values[number]
         return TrialSpec(space=s.space, config=v["config"], dataset=s.dataset, bounds=s.bounds, data_dir=s.data_dir,
                          metrics=[], early_steps=s.early_steps, probe_size=s.probe_size, seed=v["seed"],
-                         data_seed=s.seed, score_init=False)
+                         data_seed=s.seed, score_init=False, threads=s.threads)
 
     def train_spec(self, number, stop_after):
         from .training import TrainSpec
@@ -490,7 +497,7 @@ class _BudgetRun:
         return TrainSpec(space=s.space, config=v["config"], dataset=s.dataset, epochs=self.full_epochs,
                          bounds=s.bounds, data_dir=s.data_dir, seed=v["seed"], data_seed=s.seed,
                          checkpoint=str(checkpoint_path(self.out_dir, number)), amp=self.budget.amp, trial=number,
-                         stop_after=stop_after)
+                         stop_after=stop_after, threads=s.threads)
 
     def store(self, number, result: dict) -> None:
         from .study import store_values
@@ -586,13 +593,20 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
     from pathlib import Path
 
     from .runner import make_executor, sigterm_interrupts
-    from .study import recover_stale_trials
+    from .study import Driver, Heartbeat, recover_stale_trials
 
     run = _BudgetRun(study, space, settings, budget, objectives, constraints, Path(out_dir), input_shape, on_event)
     run.train_size = train_size
     run.full_epochs = int(budget.full_epochs)
-    recovered = recover_stale_trials(study)
-    executor = make_executor(run.workers, run_job, settings.trials_per_gpu, settings.trial_timeout)
+    driver = Driver.new()
+    recovered = recover_stale_trials(study, driver, settings.stale_grace)
+    executor = make_executor(run.workers, run_job, settings.trials_per_gpu, settings.trial_timeout,
+                             settings.ray_address)
+    if settings.workers is None:  # a joined cluster runs as many candidates at once as it has workers
+        from .runner import cluster_workers
+
+        run.workers = cluster_workers(executor, settings.trials_per_gpu) or run.workers
+    run.heartbeat = Heartbeat(study, driver, settings.heartbeat_interval).__enter__()
     cap = budget.max_candidates
     pilot = budget.pilot or max(6, 3 * run.workers)
     if cap is not None:
@@ -692,6 +706,7 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
             run.event("done", best=summary)
         finally:
             executor.shutdown()
+            run.heartbeat.__exit__(None, None, None)
     return run.stats
 
 
