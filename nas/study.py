@@ -223,15 +223,18 @@ def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     Two processes opening a new SQLite file at once (a search starting while the dashboard, another
     search or a script opens the same file) race to create the schema; the loser gets "database is
     locked" or "table ... already exists", which is over a moment later. Bad URLs, missing drivers and
-    the like are not operational errors and raise at once.
+    the like are not operational errors and raise at once. On PostgreSQL the loser of the schema race gets
+    a unique violation ("duplicate key ... pg_type") or "already exists" instead: retried the same way.
     """
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     for attempt in range(STORAGE_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(url)
-        except OperationalError as exc:
-            if attempt == STORAGE_ATTEMPTS - 1:
+        except (OperationalError, IntegrityError, ProgrammingError) as exc:
+            racing = isinstance(exc, OperationalError) or any(
+                s in str(exc) for s in ("already exists", "duplicate key", "UniqueViolation"))
+            if not racing or attempt == STORAGE_ATTEMPTS - 1:
                 raise
             logger.info("opening %s failed (%s); retrying", url, str(exc).splitlines()[0])
             time.sleep(STORAGE_BACKOFF_S * 2**attempt)
@@ -584,10 +587,12 @@ def tell_failure(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
 
 
 def export_trials(study: optuna.Study, path: str | Path) -> Path:
-    """Write every trial (all states, params, values, user attributes) to CSV with pandas, atomically."""
+    """Write every trial (all states, params, values, user attributes) to CSV with pandas, atomically
+    (a temporary file of this process's own, so drivers sharing the study can export at once)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     df = study.trials_dataframe(multi_index=False)
-    tmp = path.with_suffix(".csv.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
     df.to_csv(tmp, index=False)
     tmp.replace(path)
     return path
