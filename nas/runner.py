@@ -214,7 +214,8 @@ class _Ray:
             try:
                 status, payload = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - worker crash, OOM kill, ...
-                status, payload = "fail", f"worker error: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                status, payload = "fail", (f"worker error (the worker process or its node died): "
+                                           f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
             out.append((key, status, payload))
         if self.timeout:
             now = time.monotonic()
