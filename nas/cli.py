@@ -305,6 +305,11 @@ class Search(_Command):
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def take_action(self, args: argparse.Namespace) -> int:
+        import torch
+
+        # before any work: a process keeps the oneDNN kernels chosen under its first thread count, so the
+        # driver (which runs the trials itself with --workers 1) uses the trials' count from the start
+        torch.set_num_threads(args.threads)
         from .study import (
             DEFAULT_CONSTRAINTS, SAMPLERS, StudyError, budget_metrics, budget_objectives, combined_metrics,
             default_objectives, metric_of,
@@ -947,6 +952,8 @@ class Validate(_Command):
         p.add_argument("--epochs", type=_int(1, 10000), default=10, help="training epochs per trial (default: %(default)s)")
         p.add_argument("--workers", type=_int(1, MAX_WORKERS), default=None, help="parallel trainings; 1 runs in process without Ray (default: GPUs x --trials-per-gpu, else CPU cores)")
         p.add_argument("--trials-per-gpu", type=_int(1, 64), default=1, help="trainings sharing one GPU (default: %(default)s)")
+        p.add_argument("--ray-address", type=_ray_address, default=os.environ.get("RAY_ADDRESS") or None, metavar="ADDRESS",
+                       help="train on an existing Ray cluster: 'auto' or HOST:PORT of its head (default: $RAY_ADDRESS, else a private Ray instance, or in process with --workers 1)")
         p.add_argument("--seed", type=_int(0, 2**32 - 1), default=None, help="seed of the random choice of trials (default: the study's seed)")
         p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"), help="mixed precision on CUDA (default: %(default)s: bf16 if supported, else fp16; CPU: off)")
         p.add_argument("--data-dir", default="data", help="where torchvision datasets are stored (default: %(default)s)")
@@ -973,7 +980,7 @@ class Validate(_Command):
         _check_writable(out_dir)
         options = ValidateOptions(epochs=args.epochs, top=args.top, n_random=args.random, workers=args.workers,
                                   seed=args.seed, trials_per_gpu=args.trials_per_gpu, data_dir=args.data_dir,
-                                  amp=args.amp)
+                                  amp=args.amp, ray_address=args.ray_address)
         bar = None
 
         def on_plan(plan: dict[str, Any]) -> None:

@@ -275,6 +275,7 @@ class ValidateOptions:
     data_dir: str = "data"
     amp: str = "auto"
     threads: int | None = None
+    ray_address: str | None = None
 
 
 def run_validation(
@@ -344,7 +345,7 @@ def run_validation(
         for t, why in todo
     }
     queue = list(specs)
-    executor = make_executor(workers, train, options.trials_per_gpu)
+    executor = make_executor(workers, train, options.trials_per_gpu, ray_address=options.ray_address)
     in_flight: set[int] = set()
     log = out_dir / "validate.log"
     with sigterm_interrupts():

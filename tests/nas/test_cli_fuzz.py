@@ -45,6 +45,9 @@ for opt, bad_values in {
     "--epochs": ["0", "-1", "x"],
     "--eta": ["1", "0", "x"],
     "--budget": ["soon", "0", "-5m", "5s", "1h-3m", "m"],
+    "--threads": ["0", "-1", "x"],
+    "--ray-address": ["", "nohost", "host:", "host:99999", ":6379", "bad host:6379"],
+    "--stale-grace": ["0", "-5", "x"],
 }.items():
     for v in bad_values:
         add(SEARCH, opt, v)
@@ -77,7 +80,8 @@ add(["dashboard"])  # neither --study nor --storage
 add(DASH)  # no such study database
 # --- validate / report
 for opt, v in [("--top", "0"), ("--top", "-1"), ("--random", "-1"), ("--epochs", "0"), ("--workers", "0"),
-               ("--trials-per-gpu", "0"), ("--seed", "-1"), ("--amp", "fp8"), ("--study", "a/b")]:
+               ("--trials-per-gpu", "0"), ("--seed", "-1"), ("--amp", "fp8"), ("--study", "a/b"),
+               ("--ray-address", "nohost")]:
     add(VALIDATE, opt, v)
 add(VALIDATE)  # no such study database
 for opt, v in [("--epochs", "0"), ("--k", "0"), ("--k", "x"), ("--study", "..")]:
