@@ -105,13 +105,18 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2, help="CPUs of the shared Ray cluster")
     ap.add_argument("--storage", nargs="+", default=["postgresql", "sqlite"], choices=["postgresql", "sqlite"])
+    ap.add_argument("--keep", default=None, help="keep the drivers' logs and SQLite file in this folder")
     ap.add_argument("--csv", type=Path, default=ROOT / "runs" / "drivers_stress.csv")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+        tmp = Path(args.keep) if args.keep else Path(tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
         port = 6390 + os.getpid() % 500
         ray_cli = str(Path(sys.executable).parent / "ray")
+        # loopback only: token authentication (the default of `ray start` since Ray 2.59) is switched off for
+        # this private cluster and its drivers
+        os.environ["RAY_AUTH_MODE"] = "disabled"
         subprocess.run([ray_cli, "start", "--head", f"--port={port}", f"--num-cpus={args.cpus}",
                         "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True)
         address = f"127.0.0.1:{port}"
