@@ -91,7 +91,9 @@ def run(storage: str, kind: str, args, tmp: Path, address: str) -> dict:
     text = "".join(log.read_text() for log in logs)
     return {
         "storage": kind, "drivers": args.drivers, "workers": args.workers, "minutes": args.minutes,
-        "completed": len(complete), "trials": len(trials), "duplicate_numbers": len(numbers) - len(set(numbers)),
+        "completed": len(complete), "trials": len(trials),
+        "failed": sum(t.state.name == "FAIL" for t in trials), "pruned": sum(t.state.name == "PRUNED" for t in trials),
+        "running_at_stop": sum(t.state.name == "RUNNING" for t in trials), "duplicate_numbers": len(numbers) - len(set(numbers)),
         "duplicated_evaluations": dup_evals, "lost_results": text.count("was failed as stale by another driver"),
         "false_interrupted": false_interrupted, "storage_errors": len(ERRORS.findall(text)),
         "exit_codes": " ".join(str(p.returncode) for p in procs),

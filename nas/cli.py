@@ -1137,9 +1137,9 @@ class Reproduce(_Command):
         p.add_argument("--quick", action="store_true",
                        help="small protocol sizes: every claim on a CPU in minutes (default: the full protocol)")
         p.add_argument("--seeds", type=_int(1, 1000), default=None,
-                       help="independent seeds per claim (default: 3 with --quick, else 10)")
+                       help="independent seeds per claim (default: 5 with --quick, else 10)")
         p.add_argument("--population", type=_int(4, 100_000), default=None,
-                       help="networks of the thesis's population claims (default: 16 with --quick, else 96)")
+                       help="networks of the thesis's population claims (default: 48 with --quick, else 96)")
         p.add_argument("--out", default=None, help="output folder (default: runs/reproduce-DATASET[-quick])")
         p.add_argument("--no-progress", action="store_true", help="no progress lines")
 

@@ -106,7 +106,11 @@ def run_claims(keys: Sequence[str], ctx: Context, out_dir: str | Path,
                 m = Measurement(float("nan"), float("nan"), float("nan"), 0, "protocol failed")
                 v, why = "inconclusive", f"the protocol failed: {type(exc).__name__}: {str(exc)[:300]}"
             seconds = time.perf_counter() - t0
-            has_figure = _figure(c, m, out / "figures" / f"{key}.png") if m.n else False
+            try:
+                has_figure = _figure(c, m, out / "figures" / f"{key}.png") if m.n else False
+            except Exception as exc:  # noqa: BLE001 - a figure that cannot be drawn leaves the verdict
+                has_figure = False
+                why += f"; no figure ({type(exc).__name__}: {str(exc)[:100]})"
             row = {"claim": key, "paper": c.paper, "section": c.section, "statement": c.statement,
                    "protocol": c.protocol, "n": m.n, "effect_name": m.effect_name, "effect": m.effect,
                    "ci_low": m.ci_low, "ci_high": m.ci_high, "expect": c.expect, "threshold": c.threshold,

@@ -45,8 +45,8 @@ class Context:
     def make(cls, dataset: str, seeds: int | None, quick: bool, population: int | None = None,
              data_dir: str = "data", progress: Callable[[str], None] | None = None) -> "Context":
         data = load_dataset(dataset, data_dir)
-        return cls(dataset=dataset, data=data, seeds=int(seeds or (3 if quick else 10)), quick=quick,
-                   population=int(population or (16 if quick else 96)), data_dir=data_dir,
+        return cls(dataset=dataset, data=data, seeds=int(seeds or (5 if quick else 10)), quick=quick,
+                   population=int(population or (48 if quick else 96)), data_dir=data_dir,
                    progress=progress or (lambda text: None))
 
     def size(self, quick: int, full: int) -> int:
