@@ -1217,7 +1217,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = cls()
         doc = (cls.__doc__ or "").strip()
         p = sub.add_parser(
-            name, help=re.split(r"\.\s", " ".join(doc.split()))[0].rstrip("."), description=doc,
+            name, help=re.split(r"\.\s", " ".join(doc.split()))[0].rstrip(".").replace("%", "%%"), description=doc,
             parents=[parents[k] for k in cls.parents],
         )
         cmd.add_arguments(p)

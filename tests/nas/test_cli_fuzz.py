@@ -97,6 +97,9 @@ add(["bogus"])
 add(["objectives", "--family", "nope"])
 add(["objectives", "kapa_w"])
 add(["spaces", "nope"])
+for bad in (["--seeds", "0"], ["--seeds", "x"], ["--population", "1"], ["--dataset", "imagenet"], ["nope"],
+            ["--out", "/proc/nope/x"]):
+    add(["reproduce", "--quick"], *bad)
 
 
 def _ids():

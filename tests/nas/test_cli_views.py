@@ -75,3 +75,13 @@ def test_help_names_where_the_documentation_is(capsys):
     assert "objectives METRIC" in out and "spaces SPACE" in out and "Troubleshooting" in out
     assert main(["spaces"]) == 0
     assert "DESIGN.md" not in capsys.readouterr().out
+
+
+def test_every_command_has_a_help_page(capsys):
+    from nas.cli import COMMANDS
+
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0, name
+        assert f"python -m nas {name}" in capsys.readouterr().out
