@@ -223,8 +223,9 @@ def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     Two processes opening a new SQLite file at once (a search starting while the dashboard, another
     search or a script opens the same file) race to create the schema; the loser gets "database is
     locked" or "table ... already exists", which is over a moment later. Bad URLs, missing drivers and
-    the like are not operational errors and raise at once. On PostgreSQL the loser of the schema race gets
-    a unique violation ("duplicate key ... pg_type") or "already exists" instead: retried the same way.
+    the like are not operational errors and raise at once. The loser of the schema race may also get an
+    integrity error (SQLite "UNIQUE constraint failed: alembic_version", PostgreSQL "duplicate key ...
+    pg_type") or "already exists": retried the same way.
     """
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
@@ -232,8 +233,10 @@ def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
         try:
             return optuna.storages.RDBStorage(url)
         except (OperationalError, IntegrityError, ProgrammingError) as exc:
-            racing = isinstance(exc, OperationalError) or any(
-                s in str(exc) for s in ("already exists", "duplicate key", "UniqueViolation"))
+            # opening a storage writes only the schema and its version row: an integrity error there is the
+            # other process's schema (SQLite: "UNIQUE constraint failed: alembic_version"; PostgreSQL:
+            # "duplicate key ... pg_type")
+            racing = isinstance(exc, (OperationalError, IntegrityError)) or "already exists" in str(exc)
             if not racing or attempt == STORAGE_ATTEMPTS - 1:
                 raise
             logger.info("opening %s failed (%s); retrying", url, str(exc).splitlines()[0])
