@@ -214,8 +214,8 @@ def training_dimensions(*, batch_size: int = 128, lr: float = 0.1, grad_transfor
     Searched: ``batch_size`` 32–512 (log), ``lr`` 1e-3–1 (log), and with ``grad_transform=True`` the
     gradient transform applied before each optimizer step: ``none`` | ``gan`` (Gradient Autoscaled
     Normalization, paper 002) | ``gc`` (gradient centralization) | ``zscore``. Fixed defaults stored in
-    every config: ``optimizer`` ``"sgd"``, ``momentum`` 0.9,
-    ``weight_decay`` 5e-4.
+    every config: ``optimizer`` ``"sgd"`` (``"adamw"`` may be set, not searched: paper 002's recipe),
+    ``momentum`` 0.9 (SGD only), ``weight_decay`` 5e-4.
     """
     transform = [categorical("grad_transform", GRAD_TRANSFORMS, default="none",
                              description="gradient transform before each step (gan = paper 002)")]
@@ -223,7 +223,7 @@ def training_dimensions(*, batch_size: int = 128, lr: float = 0.1, grad_transfor
         integer("batch_size", 32, 512, default=batch_size, log=True, description="training batch size"),
         real("lr", 1e-3, 1.0, default=lr, log=True, description="SGD learning rate"),
         *(transform if grad_transform else []),
-        categorical("optimizer", ("sgd",), sampled=False, description="optimizer (fixed)"),
+        categorical("optimizer", ("sgd", "adamw"), sampled=False, description="optimizer (fixed: sgd)"),
         real("momentum", 0.0, 1.0, default=0.9, sampled=False, description="SGD momentum (fixed)"),
         real("weight_decay", 0.0, 1.0, default=5e-4, sampled=False, description="L2 weight decay (fixed)"),
     ]

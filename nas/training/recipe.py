@@ -41,7 +41,9 @@ def make_optimizer(params_or_model: nn.Module | Iterable[Tensor], config: Mappin
     Args:
         params_or_model: a module (its ``parameters()``) or an iterable of parameters.
         config: the candidate's config (validated by its space); only the fields above are read,
-            plus ``optimizer``, which must be ``"sgd"`` when present.
+            plus ``optimizer``: ``"sgd"`` (the default, the recipe every search uses) or ``"adamw"``
+            (``torch.optim.AdamW(lr, weight_decay)``, default betas; ``momentum`` ignored), which no space
+            samples: it is paper 002's experimental recipe, used by ``python -m nas reproduce``.
 
     Returns:
         The optimizer; with a gradient transform, a
@@ -49,24 +51,23 @@ def make_optimizer(params_or_model: nn.Module | Iterable[Tensor], config: Mappin
         transform's state (GAN's exponent), so a resumed training keeps it.
 
     Raises:
-        ValueError: an unknown ``grad_transform`` or an ``optimizer`` other than ``"sgd"``.
+        ValueError: an unknown ``grad_transform`` or ``optimizer``.
 
     Example::
 
         opt = make_optimizer(model, {"lr": 0.05, "grad_transform": "gan"})
     """
     name = str(config.get("optimizer", "sgd")).lower()
-    if name != "sgd":
-        raise ValueError(f"unknown optimizer {config.get('optimizer')!r}; valid: sgd")
+    if name not in ("sgd", "adamw"):
+        raise ValueError(f"unknown optimizer {config.get('optimizer')!r}; valid: sgd, adamw")
     params = params_or_model.parameters() if isinstance(params_or_model, nn.Module) else params_or_model
-    momentum = float(config.get("momentum", DEFAULT_MOMENTUM))
-    opt = torch.optim.SGD(
-        params,
-        lr=float(config.get("lr", DEFAULT_LR)),
-        momentum=momentum,
-        nesterov=momentum > 0,
-        weight_decay=float(config.get("weight_decay", DEFAULT_WEIGHT_DECAY)),
-    )
+    lr = float(config.get("lr", DEFAULT_LR))
+    weight_decay = float(config.get("weight_decay", DEFAULT_WEIGHT_DECAY))
+    if name == "adamw":
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    else:
+        momentum = float(config.get("momentum", DEFAULT_MOMENTUM))
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
     return make_grad_transform(config.get("grad_transform", "none"), opt)
 
 

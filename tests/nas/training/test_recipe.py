@@ -112,6 +112,19 @@ def test_the_transform_runs_before_the_sgd_step():
     torch.testing.assert_close(model.weight.detach(), before - 0.5 * (g - g.mean(dim=1, keepdim=True)))
 
 
+def test_adamw_first_step_is_the_closed_form_after_the_transform():
+    # Adam's first bias-corrected step is lr * g / (|g| + eps); AdamW's decay is decoupled: p * (1 - lr * wd)
+    model = linear()
+    before = model.weight.detach().clone()
+    opt = make_optimizer(model, {"optimizer": "adamw", "lr": 0.01, "weight_decay": 0.1, "grad_transform": "gc"})
+    set_grads(model, seed=4)
+    g = model.weight.grad.clone()
+    opt.step()
+    centred = g - g.mean(dim=1, keepdim=True)
+    expected = before * (1 - 0.01 * 0.1) - 0.01 * centred / (centred.abs() + 1e-8)
+    torch.testing.assert_close(model.weight.detach(), expected)
+
+
 # ------------------------------------------------------------------------------------ resolve_device
 def test_resolve_device():
     default = "cuda" if torch.cuda.is_available() else "cpu"
