@@ -9,7 +9,6 @@ verdict table as ``reproduce.csv``, ``reproduce.json`` and ``reproduce.html`` (o
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import json
 import math

@@ -55,6 +55,9 @@ def test_select_claims_by_paper_prefix_and_key():
         select_claims(["005"])
     papers = {k.split(".")[0] for k in CLAIMS}
     assert papers == {"000", "001", "002", "003", "004"}
+    assert [k[:3] for k in CLAIMS] == sorted(k[:3] for k in CLAIMS)  # registry order: by paper
+    for key, c in CLAIMS.items():  # each claim lives in its paper's module
+        assert c.fn.__module__.endswith(f"protocols.p{key[:3]}")
 
 
 def test_run_claims_writes_every_output_and_resumes(tmp_path, monkeypatch):
