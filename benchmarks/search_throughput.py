@@ -51,7 +51,7 @@ def one_run(workers: int, args, folder: Path) -> dict:
         import ray
 
         t = time.perf_counter()
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
                  object_store_memory=200 * 1024 * 1024)
         ray_start = time.perf_counter() - t
     t = time.perf_counter()

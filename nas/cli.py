@@ -408,7 +408,8 @@ def _run_budget_search(args, space, settings, objectives, constraints, storage, 
     from tqdm.auto import tqdm
 
     from .runner import default_workers
-    from .schedule import BudgetError, BudgetSettings, format_duration, run_budget
+    from .budget import BudgetSettings, run_budget
+    from .schedule import BudgetError, format_duration
     from .study import export_trials
     from .training import resolve_device
 

@@ -185,8 +185,8 @@ class _Ray:
             if address:  # an existing cluster: its resources are its own
                 ray.init(address=address, **common)
                 self.joined = True
-            else:
-                ray.init(num_cpus=max(workers, 1), include_dashboard=False,
+            else:  # "local": a new instance; without an address Ray joins the last cluster started here
+                ray.init(address="local", num_cpus=max(workers, 1), include_dashboard=False,
                          object_store_memory=200 * 1024 * 1024, **common)
         gpus = ray.cluster_resources().get("GPU", 0)
         self.num_gpus = (1.0 / max(1, trials_per_gpu)) if gpus > 0 else 0

@@ -30,8 +30,9 @@ def cluster():
     c.shutdown()
 
 
-def _search(tmp_path: Path, address: str, trials: int, early_steps: int) -> subprocess.Popen:
-    args = ["search", "--space", "resnet_cifar", "--bounds", TINY, "--dataset", "synthetic", "--ray-address", address,
+def _search(tmp_path: Path, address: str | None, trials: int, early_steps: int) -> subprocess.Popen:
+    where = ["--ray-address", address] if address else ["--workers", "2"]
+    args = ["search", "--space", "resnet_cifar", "--bounds", TINY, "--dataset", "synthetic", *where,
             "--study", "ray", "--runs-dir", str(tmp_path), "--trials", str(trials), "--early-steps", str(early_steps),
             "--probe-size", "32", "--group-size", "4", "--metrics", "grad_weight_ratio",
             "--objectives", "grad_weight_ratio:max", "--no-progress"]
@@ -54,6 +55,17 @@ def test_trials_run_on_both_nodes_of_a_joined_cluster(tmp_path, cluster):
     assert len(done) == 6
     assert len({t.user_attrs["node"] for t in done}) == 2  # --workers defaulted to the cluster's 2 CPUs
     assert c.head_node.node_id in {t.user_attrs["node"] for t in done}
+
+
+def test_without_ray_address_a_search_starts_its_own_instance_beside_a_running_cluster(tmp_path, cluster):
+    # ray.init() without an address would join the last cluster started on this machine (and refuse num_cpus)
+    c, worker = cluster
+    proc = _search(tmp_path, None, trials=2, early_steps=3)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    done = [t for t in _trials(tmp_path) if t.state.name == "COMPLETE"]
+    assert len(done) == 2
+    assert not {t.user_attrs["node"] for t in done} & {c.head_node.node_id, worker.node_id}
 
 
 def test_a_node_leaving_fails_its_trial_and_the_search_finishes_on_the_other(tmp_path, cluster):
