@@ -127,3 +127,46 @@ def test_reproduce_all_quick_end_to_end(tmp_path, capsys):
     assert [r["claim"] for r in rows] == list(CLAIMS)
     assert all(r["verdict"] in ("replicated", "not replicated", "inconclusive") for r in rows)
     assert sum(r["seconds"] for r in rows) < 20 * 60
+
+
+def test_training_protocols_compare_each_method_at_its_own_best(tmp_path):
+    # the CReLU claim picks each method's best learning rate per (depth, seed); the GAN claim compares GAN with
+    # the best of the other transforms under AdamW; both effects are the mean of those per-seed differences
+    ctx = Context.make("synthetic", 3, True)
+    rows = {r["claim"]: r for r in run_claims(["004.crelu_looks_linear_trains_deep", "002.gan_not_worse"], ctx,
+                                              tmp_path)}
+    crelu = rows["004.crelu_looks_linear_trains_deep"]
+    assert crelu["n"] == 3, crelu["why"]
+    for depth, a_ll, a_relu, lr_ll, lr_relu in crelu["details"]["rows"]:
+        assert depth == 50 and lr_ll in (0.001, 0.003, 0.01) and lr_relu in (0.001, 0.003, 0.01)
+        assert 0.0 <= a_ll <= 1.0 and 0.0 <= a_relu <= 1.0
+    diffs = [r[1] - r[2] for r in crelu["details"]["rows"]]
+    assert crelu["samples"] == pytest.approx(diffs) and crelu["effect"] == pytest.approx(np.mean(diffs))
+    gan = rows["002.gan_not_worse"]
+    acc = gan["details"]["accuracy"]["adamw"]
+    assert set(acc) == {"none", "gan", "gc", "zscore"} and all(len(v) == 3 for v in acc.values())
+    margins = [acc["gan"][i] - max(acc[t][i] for t in ("none", "gc", "zscore")) for i in range(3)]
+    assert gan["samples"] == pytest.approx(margins) and gan["effect"] == pytest.approx(np.mean(margins))
+
+
+def test_population_protocols_measure_every_config_once_and_resume(tmp_path):
+    keys = ["004.high_rank_input_fails", "004.low_confusion_trains_faster", "004.high_kappa_w_fails"]
+    ctx = Context.make("synthetic", 3, True, population=5)
+    first = {r["claim"]: r for r in run_claims(keys, ctx, tmp_path / "a")}
+    saved = tmp_path / "a" / "population-synthetic-2ep.jsonl"
+    lines = saved.read_text().splitlines()
+    assert len(lines) == 5
+    rows = [json.loads(line) for line in lines]
+    assert all("converged" in r and 0.0 <= r["acc"] <= 1.0 for r in rows)
+    assert len({json.dumps(r["config"], sort_keys=True) for r in rows}) == 5
+    for key in keys:
+        assert "protocol failed" not in first[key]["why"], first[key]["why"]
+    assert first["004.high_kappa_w_fails"]["n"] == sum(isinstance(r.get("train_kappa_w"), float) for r in rows)
+    # a new run in another folder that holds the same population file reads it instead of training again
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / saved.name).write_text(saved.read_text())
+    again = {r["claim"]: r for r in run_claims(keys, Context.make("synthetic", 3, True, population=5), tmp_path / "b")}
+    assert (tmp_path / "b" / saved.name).read_text().splitlines() == lines
+    for key in keys:
+        assert again[key]["n"] == first[key]["n"]
+        assert again[key]["effect"] == first[key]["effect"] or (again[key]["effect"] is None is first[key]["effect"])

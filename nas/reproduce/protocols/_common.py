@@ -42,7 +42,7 @@ def trained_profiles(ctx: Context) -> list[dict[str, Any]]:
 
 
 def train_config(ctx: Context, config: dict[str, Any], seed: int, epochs: int) -> dict[str, Any]:
-    from ..training import TrainSpec, train
+    from ...training import TrainSpec, train
 
     from search_spaces import get_space
 

@@ -13,7 +13,7 @@ from ..registry import Measurement, bootstrap_ci, claim
 from ._common import final_acc, mean_over_seeds
 
 def _deep_mlp(ctx: Context, activation: str, init: str, depth: int, seed: int, lr: float = 0.01) -> dict[str, Any]:
-    from ..training import TrainSpec, train
+    from ...training import TrainSpec, train
 
     from search_spaces import get_space
 
@@ -70,8 +70,8 @@ def _population(ctx: Context) -> list[dict[str, Any]]:
         return ctx.cache["population"]
     import optuna
 
-    from ..evaluate import TrialFailed, TrialSpec, evaluate
-    from ..training import TrainSpec, train
+    from ...evaluate import TrialFailed, TrialSpec, evaluate
+    from ...training import TrainSpec, train
 
     from search_spaces import ConfigError, get_space
 
