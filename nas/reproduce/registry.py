@@ -34,6 +34,8 @@ class Measurement:
         figure: ``draw(ax)`` plotting the evidence on a matplotlib axis (None: no figure).
         details: anything else worth keeping (per-layer values, per-seed numbers, ...), JSON-able.
         note: a remark on the measurement (what was skipped, a degenerate case).
+        inconclusive_because: set when the protocol's premise failed (e.g. no compared network trained above
+            chance): the verdict is then inconclusive whatever the interval, with this reason.
     """
 
     effect: float
@@ -45,6 +47,7 @@ class Measurement:
     figure: Callable[[Any], None] | None = None
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
     note: str = ""
+    inconclusive_because: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +99,8 @@ def verdict(c: Claim, m: Measurement) -> tuple[str, str]:
     if m.n < MIN_N or not (np.isfinite(m.ci_low) and np.isfinite(m.ci_high)):
         return "inconclusive", f"n = {m.n} (at least {MIN_N} needed) or an undefined interval"
     lo, hi = m.ci_low, m.ci_high
+    if m.inconclusive_because:
+        return "inconclusive", f"{m.inconclusive_because} (CI [{lo:+.3g}, {hi:+.3g}])"
     if (c.expect == "positive" and lo > t) or (c.expect == "negative" and hi < t):
         return "replicated", f"the whole CI [{lo:+.3g}, {hi:+.3g}] is {side} {t:g}, as claimed"
     if (c.expect == "positive" and hi < t) or (c.expect == "negative" and lo > t):

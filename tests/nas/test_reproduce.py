@@ -36,6 +36,12 @@ def test_verdict_follows_the_interval(expect, threshold, lo, hi, n, expected):
     assert v == expected and why
 
 
+def test_a_failed_premise_makes_any_interval_inconclusive():
+    m = Measurement(0.3, 0.1, 0.5, 5, "effect", inconclusive_because="nothing trained above chance")
+    v, why = verdict(_claim("positive"), m)
+    assert v == "inconclusive" and why.startswith("nothing trained above chance")
+
+
 def test_bootstrap_of_a_mean_matches_the_normal_interval():
     x = np.random.default_rng(0).normal(1.0, 2.0, size=400)
     value, lo, hi = bootstrap_ci(x, resamples=4000)

@@ -52,6 +52,11 @@ def train_config(ctx: Context, config: dict[str, Any], seed: int, epochs: int) -
     return train(spec)
 
 
+def chance_floor(ctx: Context) -> float:
+    """Accuracy a compared network must reach for an accuracy comparison to mean anything: chance + 10 points."""
+    return 1.0 / ctx.data.num_classes + 0.1
+
+
 def final_acc(result: dict[str, Any]) -> float:
     return float(result["test_acc"][-1]) if result["test_acc"] and not result["diverged"] else 0.0
 

@@ -26,7 +26,7 @@ def norms_fall_with_depth(ctx: Context) -> Measurement:
         ax.set_ylabel("mean ||g_l|| over the steps")
 
     return mean_over_seeds(rhos, "mean Spearman rho(depth, mean layer gradient norm)", figure=draw,
-                            details={"layers": list(runs[0]["profile"].layers)})
+                           details={"layers": list(runs[0]["profile"].layers)})
 
 
 @claim("000.cv_rises_with_depth", paper="000 Roy & Roy", section="Table 1",
@@ -77,7 +77,7 @@ def early_layers_align_more(ctx: Context) -> Measurement:
         ax.legend(fontsize=7)
 
     return mean_over_seeds(diffs, "cos(first layer) - cos(last layer), mean over seed groups", figure=draw,
-                            details={"per_group": layers})
+                           details={"per_group": layers})
 
 
 @claim("000.early_noise_more_anisotropic", paper="000 Roy & Roy", section="Table 3",

@@ -50,7 +50,7 @@ def gaussianity_rises_with_batch(ctx: Context) -> Measurement:
         ax.set_ylabel("Gaussian weights %")
 
     return mean_over_seeds(diffs, "Gaussian % at batch 128 - at batch 8 (points)", figure=draw,
-                            details={"percent": [{str(k): v for k, v in p.items()} for p in pct]})
+                           details={"percent": [{str(k): v for k, v in p.items()} for p in pct]})
 
 
 def _median_ks(hist: Any) -> float:
