@@ -97,7 +97,7 @@ class _BudgetRun:
         self.t0 = time.monotonic()
         self.deadline = self.t0 + budget.budget
         self.trials: dict[int, object] = {}  # number -> running optuna.Trial
-        self.heartbeat = None  # nas.study.Heartbeat: claims every asked trial for this driver
+        self.heartbeat = None  # nas.ownership.Heartbeat: claims every asked trial for this driver
         self.values: dict[int, dict] = {}  # number -> every value stored so far
         self.seconds: dict[int, dict[int, float]] = {}  # rung -> number -> job wall seconds
         self.stats = {"failed": 0, "completed": 0, "rungs": {}, "plan": None}
@@ -171,7 +171,7 @@ class _BudgetRun:
 
         from .study import tell_failure
 
-        from .study import trial_seed
+        from .ownership import trial_seed
 
         for _ in range(20):
             trial = self.study.ask()
@@ -315,7 +315,7 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
     from pathlib import Path
 
     from .runner import make_executor, sigterm_interrupts
-    from .study import Driver, Heartbeat, recover_stale_trials
+    from .ownership import Driver, Heartbeat, recover_stale_trials
 
     run = _BudgetRun(study, space, settings, budget, objectives, constraints, Path(out_dir), input_shape, on_event)
     run.train_size = train_size

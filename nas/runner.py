@@ -24,19 +24,8 @@ import optuna
 from search_spaces import ConfigError
 
 from .evaluate import TrialFailed, TrialSpec, evaluate
-from .study import (
-    HEARTBEAT_INTERVAL_S,
-    STALE_GRACE_S,
-    Constraint,
-    Driver,
-    Heartbeat,
-    Objective,
-    complete_trials,
-    recover_stale_trials,
-    tell_failure,
-    tell_result,
-    trial_seed,
-)
+from .ownership import HEARTBEAT_INTERVAL_S, STALE_GRACE_S, Driver, Heartbeat, recover_stale_trials, trial_seed
+from .study import Constraint, Objective, complete_trials, tell_failure, tell_result
 
 __all__ = ["SearchSettings", "run_trials", "default_workers", "make_executor", "terminate", "sigterm_interrupts"]
 
@@ -303,8 +292,8 @@ def run_trials(
 
     Rerunning continues up to the target (not N more). Several drivers may share the study (same
     storage, e.g. PostgreSQL, one per node): each owns its running trials through heartbeats
-    (:class:`~nas.study.Heartbeat`), fails another's only when that driver is gone
-    (:func:`~nas.study.recover_stale_trials`, checked at start and every heartbeat interval), asks a
+    (:class:`~nas.ownership.Heartbeat`), fails another's only when that driver is gone
+    (:func:`~nas.ownership.recover_stale_trials`, checked at start and every heartbeat interval), asks a
     new trial only while fewer than the target are complete or running, and gives back (PRUNED) a
     trial that turns out to be beyond the target. A retry keeps its trial's config and seed.
 

@@ -22,8 +22,6 @@ import logging
 import math
 import os
 import re
-import socket
-import threading
 import time
 import uuid
 import warnings
@@ -44,7 +42,8 @@ __all__ = [
     "StudyError", "Objective", "Constraint", "DEFAULT_OBJECTIVES", "DEFAULT_CONSTRAINTS", "SAMPLERS",
     "DEFAULT_EARLY_STEPS", "default_objectives", "combined_metrics", "budget_objectives", "budget_metrics",
     "parse_objectives", "parse_constraint", "metric_of", "default_storage", "open_storage", "open_study", "load_study",
-    "make_sampler", "Driver", "Heartbeat", "trial_seed", "best_trials", "is_feasible", "constraint_values", "recover_stale_trials", "tell_result", "store_values", "tell_values", "tell_failure", "export_trials",
+    "make_sampler", "best_trials", "is_feasible", "constraint_values", "tell_result", "store_values", "tell_values",
+    "tell_failure", "export_trials",
     "complete_trials", "pareto_front", "nondominated_ranks", "signed_values", "worst_if_undefined",
 ]
 
@@ -411,137 +410,6 @@ def pareto_front(
 ) -> list[optuna.trial.FrozenTrial]:
     """Non-dominated trials among ``trials`` (constraints ignored), in trial order."""
     return [t for t, r in zip(trials, nondominated_ranks(trials, directions)) if r == 1]
-
-
-#: Trial system attributes of ownership: the driver that runs the trial and its last heartbeat
-#: (``time.time()`` of the driver's machine).
-DRIVER_KEY, HEARTBEAT_KEY = "driver", "heartbeat"
-#: Seconds between a driver's heartbeats, and the silence after which another driver takes a RUNNING
-#: trial for stale (its owner is gone). Drivers' clocks must agree to well within the grace period.
-HEARTBEAT_INTERVAL_S, STALE_GRACE_S = 10.0, 120.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Driver:
-    """The identity of one search driver: ``host:pid:random`` (unique across machines and restarts)."""
-
-    id: str
-
-    @classmethod
-    def new(cls) -> "Driver":
-        return cls(f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
-
-    @staticmethod
-    def alive(driver_id: str) -> bool | None:
-        """Whether the driver ``driver_id`` still runs: known only on its own host (its pid checked),
-        None elsewhere (there, only its heartbeat tells)."""
-        host, _, rest = driver_id.partition(":")
-        pid = rest.partition(":")[0]
-        if host != socket.gethostname() or not pid.isdigit():
-            return None
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # another user's live process
-            return True
-        return True
-
-
-class Heartbeat:
-    """A driver's claim on its running trials: ``claim(trial)`` marks the trial as this driver's and
-    a daemon thread refreshes the heartbeat of every claimed trial each ``interval`` seconds until
-    ``release(number)`` (or the end of the ``with`` block).
-
-    Another driver fails a RUNNING trial only when its owner is gone (:func:`recover_stale_trials`), so
-    several drivers can share one study.
-    """
-
-    def __init__(self, study: optuna.Study, driver: Driver, interval: float = HEARTBEAT_INTERVAL_S) -> None:
-        self.study, self.driver, self.interval = study, driver, float(interval)
-        self._owned: dict[int, int] = {}  # trial number -> trial id
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _beat(self, trial_id: int) -> bool:
-        """Refresh one heartbeat; False once the trial is finished (it needs no more)."""
-        try:
-            self.study._storage.set_trial_system_attr(trial_id, HEARTBEAT_KEY, time.time())
-        except optuna.exceptions.UpdateFinishedTrialError:
-            return False
-        except Exception as exc:  # noqa: BLE001 - a transient storage error: the next beat retries
-            logger.debug("heartbeat of trial id %d failed: %s", trial_id, exc)
-        return True
-
-    def claim(self, trial: optuna.Trial) -> None:
-        storage = self.study._storage
-        storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_KEY, time.time())
-        storage.set_trial_system_attr(trial._trial_id, DRIVER_KEY, self.driver.id)
-        with self._lock:
-            self._owned[trial.number] = trial._trial_id
-
-    def release(self, number: int) -> None:
-        with self._lock:
-            self._owned.pop(number, None)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            with self._lock:
-                owned = list(self._owned.items())
-            for number, trial_id in owned:
-                if not self._beat(trial_id):
-                    self.release(number)
-
-    def __enter__(self) -> "Heartbeat":
-        self._thread = threading.Thread(target=self._run, name="gradnas-heartbeat", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-
-def recover_stale_trials(study: optuna.Study, driver: Driver | None = None, grace: float = STALE_GRACE_S) -> int:
-    """Fail every RUNNING trial whose owner is gone and enqueue its params once, with the same seed.
-
-    A trial's owner is gone when it is another driver (not ``driver``) and either runs on this host
-    and its process has exited, or has sent no heartbeat for ``grace`` seconds (a trial without any
-    heartbeat, e.g. from an older version, counts from its start). A trial that is itself a retry is
-    not enqueued again. Two drivers recovering the same trial at once fail and enqueue it once (the
-    second ``tell`` is refused). Returns the number of trials this call failed.
-    """
-    count = 0
-    now = time.time()
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        owner = t.system_attrs.get(DRIVER_KEY)
-        if driver is not None and owner == driver.id:
-            continue
-        alive = Driver.alive(owner) if owner else None
-        last = t.system_attrs.get(HEARTBEAT_KEY) or (t.datetime_start.timestamp() if t.datetime_start else 0.0)
-        age = now - last
-        if alive or (alive is None and age < grace):
-            continue
-        why = ("exited" if alive is False else f"sent no heartbeat for {age:.0f} s (grace {grace:g} s)")
-        try:
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
-                                               f"interrupted: its driver {owner or '(unknown)'} {why}")
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
-            continue  # finished meanwhile, by its owner or another driver's recovery
-        if t.user_attrs.get("retry_of_trial") is None and t.params:
-            study.enqueue_trial(t.params, user_attrs={"retry_of_trial": t.number, "seed": t.user_attrs.get("seed")})
-        count += 1
-    return count
-
-
-def trial_seed(trial: optuna.Trial, base_seed: int) -> int:
-    """The seed of a trial: a retry keeps the seed of the trial it repeats (enqueued with it); any other
-    trial gets ``base_seed + number``."""
-    seed = trial.user_attrs.get("seed")
-    return int(seed) if seed is not None else base_seed + trial.number
 
 
 def tell_result(

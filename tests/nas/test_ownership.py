@@ -1,4 +1,4 @@
-"""Trial ownership between drivers (nas.study.Driver / Heartbeat / recover_stale_trials) on a real SQLite
+"""Trial ownership between drivers (nas.ownership.Driver / Heartbeat / recover_stale_trials) on a real SQLite
 storage: a running trial is failed only when its driver is gone; a retry keeps its config and seed."""
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import time
 import optuna
 import pytest
 
-from nas.study import (
-    DRIVER_KEY, HEARTBEAT_KEY, Driver, Heartbeat, open_storage, recover_stale_trials, trial_seed,
-)
+from nas.ownership import DRIVER_KEY, HEARTBEAT_KEY, Driver, Heartbeat, recover_stale_trials, trial_seed
+from nas.study import open_storage
 
 
 def _study(tmp_path):
