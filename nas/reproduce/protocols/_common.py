@@ -59,5 +59,3 @@ def chance_floor(ctx: Context) -> float:
 
 def final_acc(result: dict[str, Any]) -> float:
     return float(result["test_acc"][-1]) if result["test_acc"] and not result["diverged"] else 0.0
-
-

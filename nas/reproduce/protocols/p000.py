@@ -10,6 +10,7 @@ from ..context import Context
 from ..registry import Measurement, claim
 from ._common import cnn, mean_over_seeds, trained_profiles
 
+
 @claim("000.norms_fall_with_depth", paper="000 Roy & Roy", section="Table 1, Fig. 1",
        statement="the mean per-layer gradient norm falls with depth (Conv1 > ... > FC2)",
        protocol="CNN-4 (8-16-32-32 convs, FC 64), SGD momentum 0.9, lr 0.01, batch 64, 300 steps (full: 1000) per "

@@ -12,6 +12,7 @@ from ..context import Context
 from ..registry import Measurement, claim
 from ._common import cnn, mean_over_seeds
 
+
 def _history_tests(ctx: Context) -> list[Any]:
     if "p001" not in ctx.cache:
         out = []

@@ -10,6 +10,7 @@ from ..context import Context
 from ..registry import Measurement, claim
 from ._common import chance_floor, mean_over_seeds, train_config, trained_profiles
 
+
 @claim("002.global_std_decreases", paper="002 Yun", section="Fig. 2",
        statement="the global gradient standard deviation s_t decreases during training",
        protocol="the trained CNN-4 runs of 000.norms_fall_with_depth; s_t = std of the concatenated weight "

@@ -13,6 +13,7 @@ from ..context import Context, sgd_steps
 from ..registry import Measurement, claim
 from ._common import cnn, mean_over_seeds
 
+
 def _batch_histories(ctx: Context) -> list[dict[int, Any]]:
     """Per seed: a CNN-3 trained 100 steps, then minibatch-gradient histories at batch 8 and 128."""
     if "p003" not in ctx.cache:

@@ -12,6 +12,7 @@ from ..context import Context
 from ..registry import Measurement, bootstrap_ci, claim
 from ._common import chance_floor, final_acc, mean_over_seeds
 
+
 def _deep_mlp(ctx: Context, activation: str, init: str, depth: int, seed: int, lr: float = 0.01) -> dict[str, Any]:
     from ...training import TrainSpec, train
 
