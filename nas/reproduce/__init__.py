@@ -22,6 +22,9 @@ from .registry import CLAIMS, VERDICTS, Claim, Measurement, verdict
 
 __all__ = ["CLAIMS", "Context", "run_claims", "select_claims", "format_table", "COLUMNS"]
 
+#: Start of the ``why`` of a claim whose protocol raised; such a claim is run again by the next run.
+PROTOCOL_FAILED = "the protocol failed"
+
 COLUMNS = ["claim", "paper", "section", "statement", "protocol", "n", "effect_name", "effect", "ci_low", "ci_high",
            "expect", "threshold", "verdict", "why", "seconds", "dataset", "seeds", "quick"]
 
@@ -84,7 +87,7 @@ def run_claims(keys: Sequence[str], ctx: Context, out_dir: str | Path,
     """Run the claims ``keys`` (registry order) and write the outputs to ``out_dir``; returns the rows.
 
     A claim whose ``claims/<key>.json`` exists with the same settings (dataset, seeds, quick,
-    population) is read back instead of run again. ``on_claim(row)`` is called as each claim ends.
+    population) is read back instead of run again, unless its protocol failed (it is retried). ``on_claim(row)`` is called as each claim ends.
     """
     out = Path(out_dir)
     (out / "claims").mkdir(parents=True, exist_ok=True)
@@ -94,7 +97,8 @@ def run_claims(keys: Sequence[str], ctx: Context, out_dir: str | Path,
         c = CLAIMS[key]
         saved = out / "claims" / f"{key}.json"
         row = json.loads(saved.read_text()) if saved.exists() else None
-        if row is None or row.get("settings") != _settings(ctx):
+        failed = row is not None and str(row.get("why", "")).startswith(PROTOCOL_FAILED)
+        if row is None or failed or row.get("settings") != _settings(ctx):
             t0 = time.perf_counter()
             ctx.progress(f"{key}: running")
             try:
@@ -103,7 +107,7 @@ def run_claims(keys: Sequence[str], ctx: Context, out_dir: str | Path,
                 why = f"{why}; {m.note}" if m.note else why
             except Exception as exc:  # noqa: BLE001 - one broken protocol must not lose the others
                 m = Measurement(float("nan"), float("nan"), float("nan"), 0, "protocol failed")
-                v, why = "inconclusive", f"the protocol failed: {type(exc).__name__}: {str(exc)[:300]}"
+                v, why = "inconclusive", f"{PROTOCOL_FAILED}: {type(exc).__name__}: {str(exc)[:300]}"
             seconds = time.perf_counter() - t0
             try:
                 has_figure = _figure(c, m, out / "figures" / f"{key}.png") if m.n else False

@@ -96,6 +96,11 @@ def test_a_failing_protocol_is_inconclusive_not_a_crash(tmp_path, monkeypatch):
     monkeypatch.setitem(CLAIMS, "zz.bad", Claim("zz.bad", "p", "s", "st", "pr", "positive", 0.0, fn))
     row = run_claims(["zz.bad"], Context.make("synthetic", 3, True), tmp_path)[0]
     assert row["verdict"] == "inconclusive" and "boom" in row["why"]
+    # the next run retries a failed protocol instead of reading the failure back
+    monkeypatch.setitem(CLAIMS, "zz.bad", Claim("zz.bad", "p", "s", "st", "pr", "positive", 0.0,
+                                                lambda ctx: Measurement(0.4, 0.2, 0.6, 5, "fixed")))
+    row = run_claims(["zz.bad"], Context.make("synthetic", 3, True), tmp_path)[0]
+    assert row["verdict"] == "replicated" and row["n"] == 5
 
 
 FAST = ["000.norms_fall_with_depth", "000.cv_rises_with_depth", "000.early_noise_more_anisotropic",

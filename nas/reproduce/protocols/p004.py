@@ -108,6 +108,9 @@ def _population(ctx: Context) -> list[dict[str, Any]]:
             row.update({k: v.get(k) for k in ("rank_input", "confusion", "diversity", "kappa_x", "train_kappa_w")})
         except TrialFailed as exc:  # diverged in the early steps: it does not converge either
             row["eval_error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a metric's numerics failed on this config (e.g. eigh did not
+            # converge): its values stay undefined (the claims skip them), the config is still trained
+            row["eval_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
         r = train(TrainSpec(space="resnet_cifar", config=config, dataset=ctx.dataset, epochs=epochs,
                             bounds=space.bounds, data_dir=ctx.data_dir, seed=i, data_seed=0))
         loss = r["train_loss"][-1] if r["train_loss"] else float("inf")
