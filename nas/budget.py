@@ -401,6 +401,11 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
                         if 1 <= epochs < run.full_epochs:
                             run.event("shorten", trial=best_n, epochs=epochs, was=run.full_epochs)
                             run.full_epochs = epochs
+                            # its short-rung checkpoint follows the longer schedule: start clean, not with
+                            # training's "made for another config/epochs" warning
+                            from .validate import checkpoint_path
+
+                            checkpoint_path(run.out_dir, best_n).unlink(missing_ok=True)
                         fits = [n == best_n for n in survivors]
                 chosen = [survivors[j] for j in promote(scores, run.plan.counts[k], fits)]
                 for n, sc in zip(survivors, scores):

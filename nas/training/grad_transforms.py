@@ -61,6 +61,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+#: Whether the "a_t > 1" warning was logged in this process (later ones go to debug level).
+_amplified_logged = False
 
 _GAN_CITATION = (
     "Yun, Insights from Gradient Dynamics: Gradient Autoscaled Normalization, arXiv:2509.03677, 2025"
@@ -151,11 +153,14 @@ class AutoscaledNormalization(GradientTransform):
         else:
             a = self.scale_for(s, self.p)
         if a > 1 and not self._warned:
-            logger.warning(
-                "GAN autoscale a_t = %.3g > 1 (gradient std s_t = %.3g > e^-4): the update is "
-                "amplified; pass max_scale to clip it", a, s,
+            global _amplified_logged
+            # a warning once per process (a search trains many GAN candidates), later instances at debug level
+            logger.log(
+                logging.DEBUG if _amplified_logged else logging.WARNING,
+                "GAN autoscale a_t = %.3g > 1 (gradient std s_t = %.3g > e^-4): the update is amplified "
+                "(AutoscaledNormalization(max_scale=1.0) clips it; said once per process)", a, s,
             )
-            self._warned = True
+            _amplified_logged = self._warned = True
         if self.max_scale is not None:
             a = min(a, self.max_scale)
         with torch.no_grad():
