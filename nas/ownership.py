@@ -123,7 +123,8 @@ def recover_stale_trials(study: optuna.Study, driver: Driver | None = None, grac
     A trial's owner is gone when it is another driver (not ``driver``) and either runs on this host
     and its process has exited, or has sent no heartbeat for ``grace`` seconds (a trial without any
     heartbeat, e.g. from an older version, counts from its start). A trial that is itself a retry is
-    not enqueued again. Two drivers recovering the same trial at once fail and enqueue it once (the
+    not enqueued again, nor one killed before it sampled any parameter (nothing to repeat: the next
+    trial the driver asks takes its place). Two drivers recovering the same trial at once fail and enqueue it once (the
     second ``tell`` is refused). Returns the number of trials this call failed.
     """
     count = 0
