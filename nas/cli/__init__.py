@@ -160,7 +160,7 @@ def _space(name: str, bounds: dict[str, Any], smoke: bool = False):
 
 
 def _dataset(name: str, data_dir: str, download: bool = True):
-    from .data import DatasetError, load_dataset, resolve_dataset
+    from ..data import DatasetError, load_dataset, resolve_dataset
 
     try:
         resolved, warning = resolve_dataset(name, data_dir, download=download)
@@ -220,7 +220,7 @@ def _check_writable(folder: Path) -> None:
 
 
 def _storage_for(args: argparse.Namespace, create: bool) -> str:
-    from .study import default_storage
+    from ..study import default_storage
 
     if args.storage:
         if not create and args.storage.startswith("sqlite:///"):
@@ -310,13 +310,13 @@ class Search(_Command):
         # before any work: a process keeps the oneDNN kernels chosen under its first thread count, so the
         # driver (which runs the trials itself with --workers 1) uses the trials' count from the start
         torch.set_num_threads(args.threads)
-        from .study import (
+        from ..study import (
             DEFAULT_CONSTRAINTS, SAMPLERS, StudyError, budget_metrics, budget_objectives, combined_metrics,
             default_objectives, metric_of,
             parse_constraint, parse_objectives,
         )
 
-        from .schedule import BudgetError, parse_duration
+        from ..schedule import BudgetError, parse_duration
 
         if args.trials is not None and args.trials < 1:
             raise CLIError(f"--trials must be >= 1, got {args.trials}")
@@ -391,7 +391,7 @@ def _check_budget_objectives(objectives) -> None:
     """A budget search tells every candidate its rung-0 (init) values: objectives must be measured there."""
     from objectives.combine import DERIVED
 
-    from .study import metric_of
+    from ..study import metric_of
 
     for o in objectives:
         early = o.key.endswith("@early") or o.key in ("loss_early", "loss_drop", "train_loss_first", "train_loss_last",
@@ -407,11 +407,11 @@ def _run_budget_search(args, space, settings, objectives, constraints, storage, 
     import optuna
     from tqdm.auto import tqdm
 
-    from .runner import default_workers
-    from .budget import BudgetSettings, run_budget
-    from .schedule import BudgetError, format_duration
-    from .study import export_trials
-    from .training import resolve_device
+    from ..runner import default_workers
+    from ..budget import BudgetSettings, run_budget
+    from ..schedule import BudgetError, format_duration
+    from ..study import export_trials
+    from ..training import resolve_device
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _open_search_study(args, study_name, storage, objectives, constraints, settings, out_dir)
@@ -496,13 +496,13 @@ def _run_search(args, space, settings, objectives, constraints, storage, out_dir
     import optuna
     from tqdm.auto import tqdm
 
-    from .runner import run_trials
-    from .study import complete_trials, export_trials
+    from ..runner import run_trials
+    from ..study import complete_trials, export_trials
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _open_search_study(args, study_name, storage, objectives, constraints, settings, out_dir)
     print(f"study {study_name!r} in {storage}  (resume: rerun with --study {study_name})")
-    from .study import is_feasible
+    from ..study import is_feasible
 
     run = _search_settings(args, settings, trials=args.trials, workers=args.workers)
     already = len(complete_trials(study))
@@ -546,7 +546,7 @@ def _run_search(args, space, settings, objectives, constraints, storage, out_dir
 
 def _print_best_validated(study) -> bool:
     """Print the validated trial with the best test accuracy; False when no trial is validated."""
-    from .validate import validation_results
+    from ..validate import validation_results
 
     results = {n: r for n, r in validation_results(study).items() if isinstance(r.get("val_best_acc"), (int, float))}
     if not results:
@@ -559,7 +559,7 @@ def _print_best_validated(study) -> bool:
 
 def _open_search_study(args, study_name, storage, objectives, constraints, settings, out_dir):
     """Create or resume the search's study; a storage that cannot be opened leaves no empty study folder."""
-    from .study import StudyError, open_study
+    from ..study import StudyError, open_study
 
     try:
         return open_study(study_name, storage, objectives, constraints, args.sampler, args.seed, settings)
@@ -570,7 +570,7 @@ def _open_search_study(args, study_name, storage, objectives, constraints, setti
 
 def _search_settings(args, settings, trials: int, workers: int | None):
     """The runner's :class:`nas.runner.SearchSettings` of a search command (both modes)."""
-    from .runner import SearchSettings
+    from ..runner import SearchSettings
 
     return SearchSettings(
         space=args.space, bounds=settings["bounds"], dataset=settings["dataset"], data_dir=args.data_dir,
@@ -601,7 +601,7 @@ def _tick(bar, update=None):
 
 
 def _print_front(study, objectives) -> None:
-    from .study import best_trials, complete_trials
+    from ..study import best_trials, complete_trials
 
     done = complete_trials(study)
     if not done:
@@ -640,7 +640,7 @@ class Score(_Command):
         from objectives import registry
         from search_spaces import ConfigError
 
-        from .evaluate import TrialFailed, TrialSpec, evaluate
+        from ..evaluate import TrialFailed, TrialSpec, evaluate
 
         space = _space(args.space, {})
         config = _json_arg(args.config, "--config")
@@ -841,7 +841,7 @@ class Objectives(_Command):
         if args.combined:
             from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, EARLY_FEATURES, INIT_FEATURES
 
-            from .study import budget_objectives, default_objectives
+            from ..study import budget_objectives, default_objectives
 
             for title, feats in (("phase 'init' (combined_score(table, 'init'))", INIT_FEATURES),
                                  ("phase 'early' (combined_score(table, 'early'))", EARLY_FEATURES),
@@ -903,7 +903,7 @@ class Dashboard(_Command):
 
         import optuna
 
-        from .study import StudyError, open_storage
+        from ..study import StudyError, open_storage
 
         storage = _storage_for(args, create=False)
         try:
@@ -928,7 +928,7 @@ class Dashboard(_Command):
             raise CLIError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc} (valid: a free port "
                            f"of this machine's address, e.g. --port 8081)") from None
         print(f"serving {storage} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-        from .dashboard import feasible_best
+        from ..dashboard import feasible_best
 
         try:
             with feasible_best(storage_obj):
@@ -964,7 +964,7 @@ class Validate(_Command):
         import optuna
         from tqdm.auto import tqdm
 
-        from .validate import ValidateOptions, ValidationError, load_study, run_validation
+        from ..validate import ValidateOptions, ValidationError, load_study, run_validation
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = _storage_for(args, create=False)
@@ -972,7 +972,7 @@ class Validate(_Command):
             study = load_study(storage, args.study)
         except ValidationError as exc:
             raise CLIError(str(exc)) from None
-        from .study import complete_trials
+        from ..study import complete_trials
 
         if not complete_trials(study):
             raise CLIError(f"study {study.study_name!r} has no complete trial to validate: run (or continue) "
@@ -1028,8 +1028,8 @@ class Report(_Command):
     def take_action(self, args: argparse.Namespace) -> int:
         import optuna
 
-        from .report import ReportError, write_report
-        from .validate import ValidationError, load_study
+        from ..report import ReportError, write_report
+        from ..validate import ValidationError, load_study
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = _storage_for(args, create=False)
@@ -1072,7 +1072,7 @@ class Diagnose(_Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from search_spaces import ConfigError
 
-        from .diagnose import DiagnoseOptions, diagnose, format_table
+        from ..diagnose import DiagnoseOptions, diagnose, format_table
 
         if args.steps < 0 or args.history < 3 or args.seeds < 2:
             raise CLIError("need --steps >= 0, --history >= 3 and --seeds >= 2")
@@ -1080,7 +1080,7 @@ class Diagnose(_Command):
         if args.study is not None or args.trial is not None:
             if args.study is None or args.trial is None:
                 raise CLIError("--study and --trial go together")
-            from .study import StudyError, load_study
+            from ..study import StudyError, load_study
 
             try:
                 study = load_study(_storage_for(args, create=False), args.study)
@@ -1145,7 +1145,7 @@ class Reproduce(_Command):
         p.add_argument("--no-progress", action="store_true", help="no progress lines")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from .reproduce import CLAIMS, Context, format_table, run_claims, select_claims
+        from ..reproduce import CLAIMS, Context, format_table, run_claims, select_claims
 
         try:
             keys = select_claims(args.claims)
