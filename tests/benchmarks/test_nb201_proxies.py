@@ -208,6 +208,7 @@ def test_published_figures_match_the_readme():
     assert f"rho {nb.PUBLISHED['conv_baseline']['README'][0]:.3f}" in text
 
 
+@pytest.mark.integration
 def test_help_explains_every_option():
     proc = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
@@ -226,6 +227,7 @@ def test_help_explains_every_option():
 
 
 @needs_table
+@pytest.mark.integration
 def test_script_data_free_sample_and_cache(tmp_path):
     cache = tmp_path / "scores.csv"
     # issue 7: `--sample 20` runs in the default suite (full skeleton, data-free metrics: about 25 s)
@@ -248,6 +250,7 @@ def test_script_data_free_sample_and_cache(tmp_path):
 
 
 @needs_table
+@pytest.mark.integration
 def test_script_stopped_midway_keeps_its_cache(tmp_path):
     cache = tmp_path / "scores.csv"
     cmd = [sys.executable, str(SCRIPT), "--table", str(TABLE), "--no-progress", "--threads", "1", "--sample",
@@ -276,6 +279,7 @@ def test_script_stopped_midway_keeps_its_cache(tmp_path):
 
 @needs_table
 @needs_naslib
+@pytest.mark.integration
 def test_script_naslib_agreement_on_given_cells(tmp_path):
     naslib = nb.load_naslib(NASLIB)
     cells = [str(i) for i in sorted(naslib)[:4]]
@@ -291,6 +295,7 @@ def test_script_naslib_agreement_on_given_cells(tmp_path):
 
 
 @needs_table
+@pytest.mark.integration
 def test_script_rejects_data_metric_without_data():
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--table", str(TABLE), "--sample", "2", "--metrics", "grad_norm"],
@@ -300,6 +305,7 @@ def test_script_rejects_data_metric_without_data():
 
 @pytest.mark.slow
 @needs_table
+@pytest.mark.integration
 def test_script_sample_20_with_a_data_metric_on_synthetic(tmp_path):
     cache = tmp_path / "scores.csv"
     args = ("--sample", "20", "--seed", "1", "--dataset", "synthetic", "--metrics", *DATA_FREE, "grad_norm",

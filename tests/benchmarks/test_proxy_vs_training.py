@@ -285,6 +285,7 @@ def efficiency_table(stdout: str) -> dict[str, tuple[float, float, str]]:
 # ------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_end_to_end_resume_and_search_efficiency(tmp_path, capsys):
     out = tmp_path / "pvt.csv"
     args = ["--space", "resnet_cifar", "--dataset", "synthetic", "--archs", "4", "--epochs", "1", "--repeat", "2",

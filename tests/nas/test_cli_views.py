@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from nas.cli import _short_citation, main
+from nas.cli import main
+from nas.cli.objectives import _short_citation
 from objectives import registry
 
 
@@ -49,6 +50,7 @@ def test_short_citation(citation, short):
     assert _short_citation(citation) == short
 
 
+@pytest.mark.integration
 def test_objectives_piped_into_head_exits_quietly():
     proc = subprocess.run(f"{sys.executable} -m nas objectives | head -1", shell=True, capture_output=True,
                           text=True, timeout=120)

@@ -17,6 +17,8 @@ import pytest
 
 from nas.study import open_storage
 
+pytestmark = pytest.mark.integration  # several drivers (subprocesses), PostgreSQL, kill -9
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = json.dumps({"blocks": 1, "width": 8, "batch_size": [32, 64]})
 

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import optuna
+import pytest
 
 from nas.study import open_storage, sqlalchemy_url
 
@@ -33,6 +34,7 @@ def test_plain_postgresql_urls_use_the_declared_driver():
     assert sqlalchemy_url("sqlite:///x.db") == "sqlite:///x.db"
 
 
+@pytest.mark.integration
 def test_every_command_against_postgresql(tmp_path, postgres_url):
     runs = str(tmp_path / "runs")
     search = ["search", "--space", "resnet_cifar", "--bounds", TINY, "--dataset", "synthetic", "--workers", "1",

@@ -17,6 +17,8 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
+pytestmark = pytest.mark.integration  # a Ray cluster and CLI subprocesses
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = json.dumps({"blocks": 1, "width": 8, "batch_size": [32, 64]})
 

@@ -17,6 +17,9 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
+
+pytestmark = pytest.mark.integration  # CLI subprocesses, a Ray instance
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = json.dumps({"blocks": 1, "width": 8, "batch_size": [32, 64]})

@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -154,14 +155,19 @@ def run_cli(*args: str, timeout: float = 600) -> tuple[subprocess.CompletedProce
     return r, time.monotonic() - t0
 
 
+@pytest.mark.integration
 def test_budget_search_ends_with_a_trained_model(tmp_path):
-    budget = 75
-    r, wall = run_cli("search", "--smoke", "--dataset", "synthetic", "--budget", f"{budget}s", "--epochs", "4",
-                      "--workers", "2", "--study", "b", "--runs-dir", str(tmp_path), "--no-progress",
+    """What does not depend on the machine's speed: the run ends inside its budget (+ start-up), with a
+    best_model.pt whose accuracy curve has as many epochs as the search says it trained (at most --epochs;
+    a slow machine makes the budget search cut the finalists' epochs, issue 26)."""
+    budget, max_epochs = 75, 4
+    r, wall = run_cli("search", "--smoke", "--dataset", "synthetic", "--budget", f"{budget}s", "--epochs",
+                      str(max_epochs), "--workers", "2", "--study", "b", "--runs-dir", str(tmp_path), "--no-progress",
                       "--probe-size", "32")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "budget search: dataset synthetic" in r.stdout and "plan: init" in r.stdout
-    assert "best trained model: trial" in r.stdout
+    reported = re.search(r"best trained model: trial (\d+), test accuracy \S+ after (\d+) epoch\(s\)", r.stdout)
+    assert reported, r.stdout[-3000:]
     assert wall <= 1.2 * budget + 30  # + interpreter, Ray start-up and shut-down
     study = optuna.load_study(study_name="b", storage=f"sqlite:///{tmp_path / 'b' / 'study.db'}")
     states = {t.state for t in study.trials}
@@ -184,7 +190,12 @@ def test_budget_search_ends_with_a_trained_model(tmp_path):
     with torch.no_grad():
         acc = (model(data.test_x).argmax(1) == data.test_y).float().mean().item()
     assert acc == pytest.approx(summary["test_acc"], abs=1e-6)
-    assert len(summary["acc_curve"]) == 4
+    epochs = int(reported.group(2))
+    assert int(reported.group(1)) == summary["trial"] and summary["epochs"] == epochs
+    assert 1 <= epochs <= max_epochs
+    if not summary["diverged"]:  # a diverged training stops early; the best model is not expected to be one
+        assert len(summary["acc_curve"]) == len(summary["train_loss_curve"]) == epochs
+        assert summary["acc_curve"][-1] == pytest.approx(summary["test_acc"], abs=1e-6)
 
 
 @pytest.mark.parametrize("extra, needle", [

@@ -66,6 +66,7 @@ def check_complete_trials(study: optuna.Study, runs: Path, name: str, n: int) ->
     assert f"user_attrs_{first}" in df.columns and f"user_attrs_{first}@early" in df.columns
 
 
+@pytest.mark.integration
 def test_search_with_two_ray_workers_on_synthetic(tmp_path):
     r = run_cli("search", "--space", "resnet_cifar", "--bounds", TINY, "--dataset", "synthetic",
                 "--trials", "6", "--workers", "2", "--study", "ray6", "--runs-dir", str(tmp_path), *FAST)
@@ -74,6 +75,7 @@ def test_search_with_two_ray_workers_on_synthetic(tmp_path):
     check_complete_trials(load(tmp_path, "ray6"), tmp_path, "ray6", 6)
 
 
+@pytest.mark.integration
 def test_search_in_process_on_mnist5k_and_rerun_continues_to_target(tmp_path):
     args = ["search", "--space", "resnet_cifar", "--bounds", TINY, "--dataset", "mnist5k",
             "--workers", "1", "--study", "m5k", "--runs-dir", str(tmp_path), *FAST]
@@ -92,6 +94,7 @@ def test_search_in_process_on_mnist5k_and_rerun_continues_to_target(tmp_path):
     assert r.returncode == 2 and "dataset" in r.stderr  # datasets are fixed per study
 
 
+@pytest.mark.integration
 def test_kill_minus_nine_then_resume(tmp_path):
     args = ["search", "--space", "resnet_cifar", "--bounds", TINY, "--dataset", "synthetic", "--workers", "1",
             "--study", "kill", "--runs-dir", str(tmp_path), "--trials", "4", *FAST, "--early-steps", "60"]
@@ -207,6 +210,7 @@ def test_non_writable_runs_dir_exits_2(tmp_path, capsys):
     assert "not writable" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_bad_input_subprocess_has_no_traceback():
     r = run_cli("search", "--space", "nope")
     assert r.returncode == 2
@@ -219,6 +223,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.integration
 def test_dashboard_serves_the_study(tmp_path):
     (tmp_path / "dash").mkdir()
     study = optuna.create_study(study_name="dash", storage=f"sqlite:///{tmp_path / 'dash' / 'study.db'}")
@@ -245,6 +250,7 @@ def test_dashboard_serves_the_study(tmp_path):
         proc.wait(timeout=20)
 
 
+@pytest.mark.integration
 def test_help_explains_every_option():
     r = run_cli("search", "--help")
     assert r.returncode == 0

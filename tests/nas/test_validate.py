@@ -115,6 +115,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.integration
 def test_validate_kill_and_rerun_finishes_without_retraining(tmp_path, capsys, one_thread):
     make_study(tmp_path, "val4", n=4, bounds={**BOUNDS, "batch_size": 32})
     log = tmp_path / "val4" / "validate.log"
@@ -176,6 +177,7 @@ def test_run_validation_in_process_api(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_validate_with_two_ray_workers(tmp_path):
     make_study(tmp_path, "ray", n=3)
     r = subprocess.run([sys.executable, "-m", "nas", "validate", "--study", "ray", "--runs-dir", str(tmp_path),
@@ -205,6 +207,7 @@ def test_unknown_study_in_storage_and_bad_epochs_exit_2(tmp_path, capsys):
     assert len(err) == 1 and "--epochs" in err[0]
 
 
+@pytest.mark.integration
 def test_validate_help_lists_options():
     r = subprocess.run([sys.executable, "-m", "nas", "validate", "--help"], cwd=ROOT, env=ENV, capture_output=True,
                        text=True, timeout=120)
