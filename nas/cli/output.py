@@ -1,0 +1,71 @@
+"""What the CLI prints for people: aligned tables, number formats, prose wrapped to the terminal, and the
+best validated trial (validate, report)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["table", "fmt", "terminal_width", "table_with_text", "say", "print_best_validated"]
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    """``rows`` under ``header`` in left-aligned columns, with a dashed rule below the header."""
+    cells = [[str(h) for h in header]] + [[fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def fmt(v: Any) -> str:
+    """A table cell: floats with 4 significant digits, anything else as ``str``."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def terminal_width() -> int:
+    """The terminal's width, kept between 100 and 200 columns (160 when not a terminal)."""
+    import shutil
+
+    return max(100, min(200, shutil.get_terminal_size((160, 24)).columns))
+
+
+def table_with_text(rows: list[list[Any]], header: list[str], texts: list[str], title: str, width: int) -> str:
+    """A table whose last column is free text, kept within ``width`` columns.
+
+    When the fixed columns leave room for at least 30 characters the text is the last column, cut with '…';
+    otherwise each row is followed by its text on an indented line of its own.
+    """
+    def cut(text: str, room: int) -> str:
+        return text if len(text) <= room else text[:room - 1] + "…"
+
+    fixed = table(rows, header).splitlines()
+    room = width - max(len(line) for line in fixed) - 2
+    if room >= 30:
+        return table([r + [cut(t, room)] for r, t in zip(rows, texts)], header + [title])
+    out = fixed[:2]
+    for line, text in zip(fixed[2:], texts):
+        out += [line, "    " + cut(text, width - 4)]
+    return "\n".join(out)
+
+
+def say(text: str) -> None:
+    """Print prose wrapped to the terminal's width (leading blank lines kept)."""
+    import textwrap
+
+    stripped = text.lstrip("\n")
+    print("\n" * (len(text) - len(stripped)) + textwrap.fill(stripped, terminal_width()))
+
+
+def print_best_validated(study) -> bool:
+    """Print the validated trial with the best test accuracy; False when no trial is validated."""
+    from ..validate import validation_results
+
+    results = {n: r for n, r in validation_results(study).items() if isinstance(r.get("val_best_acc"), (int, float))}
+    if not results:
+        return False
+    n, r = max(results.items(), key=lambda item: (item[1]["val_best_acc"], -item[0]))
+    print(f"best validated trial: {n}, test accuracy {r['val_best_acc']:.4f} (best epoch; final "
+          f"{fmt(r.get('val_final_acc'))}) after {r.get('val_epochs')} epoch(s)")
+    return True
