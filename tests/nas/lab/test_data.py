@@ -1,0 +1,95 @@
+"""nas.lab.data: the package data objectives reads is what the committed tables give, with their hashes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas.lab import data
+from nas.lab.__main__ import main
+from objectives import combine, evidence
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def in_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def test_package_data_is_what_the_committed_tables_give(in_root, tmp_path, capsys):
+    """``python -m nas.lab regenerate --check``: regenerating changes nothing (the shipped evidence and
+    feature sets are reproducible from benchmarks/tables/)."""
+    assert main(["regenerate", "--check"]) == 0, capsys.readouterr().out
+    assert "differs" not in capsys.readouterr().out
+    # into another folder: the same bytes
+    changed = data.regenerate(out=tmp_path)
+    assert changed == {"evidence.json": True, "feature_sets.json": True}
+    for name in changed:
+        assert (tmp_path / name).read_bytes() == (data.PACKAGE_DATA / name).read_bytes()
+    assert data.regenerate(out=tmp_path) == {"evidence.json": False, "feature_sets.json": False}
+
+
+def test_documents_record_their_sources_and_command():
+    for name in ("evidence.json", "feature_sets.json"):
+        doc = data.read_document(data.PACKAGE_DATA / name)
+        assert doc["command"] == data.COMMAND
+        for path, digest in doc["sha256"].items():
+            assert data.sha256(ROOT / path) == digest, path
+    assert "benchmarks/tables/resnet_mnist5k.csv.gz" in data.read_document(
+        data.PACKAGE_DATA / "evidence.json")["sha256"]
+
+
+def test_objectives_reads_the_package_data():
+    sets = data.read_document(data.PACKAGE_DATA / "feature_sets.json")["sets"]
+    for name, features in (("init", combine.INIT_FEATURES), ("early", combine.EARLY_FEATURES),
+                           ("budget_init", combine.BUDGET_INIT_FEATURES),
+                           ("budget_early", combine.BUDGET_EARLY_FEATURES)):
+        assert [(f.key, f.direction, f.weight) for f in features] == [
+            (f["key"], f["direction"], f["weight"]) for f in sets[name]["features"]]
+    assert combine.EARLY_LOSS_WEIGHT == data.PINNED_EARLY_LOSS_WEIGHT
+    measured = data.read_document(data.PACKAGE_DATA / "evidence.json")["measured"]
+    fields = evidence.EVIDENCE_FIELDS
+    assert evidence.MEASURED["kappa_x"]["init"] == tuple(measured["kappa_x"]["init"][k] for k in fields)
+    costs = data.read_document(data.PACKAGE_DATA / "metric_costs.json")["cost_steps"]
+    assert evidence.COST_STEPS == costs and all(isinstance(v, float) for v in evidence.COST_STEPS.values())
+
+
+def test_package_data_ships_in_the_wheel():
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib")
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = cfg["tool"]["setuptools"]["package-data"]["objectives"]
+    package = ROOT / "objectives"
+    shipped = {p.relative_to(package).as_posix() for pat in patterns for p in package.glob(pat)}
+    assert {"data/evidence.json", "data/feature_sets.json", "data/metric_costs.json"} <= shipped
+
+
+def test_dumps_round_trips_one_leaf_per_line():
+    doc = {"a": 1, "b": {"x": {"k": "v", "n": None}, "y": [{"key": "k", "weight": 1.0}, {"key": "j", "weight": 2.0}]},
+           "c": [1, 2], "d": {f"m{i}": float(i) for i in range(10)}}
+    text = data.dumps(doc)
+    assert json.loads(text) == doc
+    lines = text.splitlines()
+    assert '    "x": {"k": "v", "n": null},' in lines and '      {"key": "k", "weight": 1.0},' in lines
+    assert '  "c": [1, 2],' in lines and '    "m9": 9.0' in lines  # a leaf dict of more than 8 entries: one a line
+
+
+def test_metric_costs_keep_what_the_run_does_not_measure():
+    previous = {"cost_steps": {"kappa_w": 9.0, "loss_init": 0.3}, "not_measured": {"loss_init": "estimated"}}
+    doc = data.metric_costs_document({"snip": 1.234, "kappa_w": 2.971}, "cmd", previous, "today")
+    assert doc["cost_steps"] == {"kappa_w": 2.97, "snip": 1.23, "loss_init": 0.3}
+    assert list(doc["cost_steps"]) == ["kappa_w", "snip", "loss_init"]
+    assert doc["not_measured"] == {"loss_init": "estimated"} and doc["command"] == "cmd"
+    assert data.metric_costs_document({"a": 1.0}, "cmd")["cost_steps"] == {"a": 1.0}
+
+
+def test_cli_refuses_a_folder_without_the_tables(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["regenerate", "--tables", str(tmp_path)])
+    assert "no resnet_mnist5k.csv.gz, nb201_lab.csv.gz" in capsys.readouterr().err
