@@ -69,33 +69,26 @@ def crelu_looks_linear_trains_deep(ctx: Context) -> Measurement:
 
 
 def _population(ctx: Context) -> list[dict[str, Any]]:
-    """``ctx.population`` resnet_cifar configs (CPU bounds), each scored at init (rank_input, confusion,
-    diversity, kappa_x), through 50 early steps (train_kappa_w) and trained 2 epochs (full: 3)."""
+    """``ctx.population`` resnet_cifar configs (CPU bounds; the lab's seeded sampling,
+    :func:`nas.lab.population.sample_configs`), each scored at init (rank_input, confusion, diversity,
+    kappa_x), through 50 early steps (train_kappa_w) and trained 2 epochs (full: 3; the lab's training
+    summary, :func:`nas.lab.population.train_summary`: converged = the validation's convergence rule)."""
     if "population" in ctx.cache:
         return ctx.cache["population"]
-    import optuna
-
-    from ...evaluate import TrialFailed, TrialSpec, evaluate
-    from ...training import TrainSpec, train
-
-    from search_spaces import ConfigError, get_space
-
     import json
 
+    from ...evaluate import TrialFailed, TrialSpec, evaluate
+    from ...lab.population import sample_configs, train_summary
+    from ...training import TrainSpec
+
+    from search_spaces import get_space
+
     space = get_space("resnet_cifar", **get_space("resnet_cifar").cpu_bounds)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     epochs = ctx.size(2, 3)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     saved = None if ctx.out_dir is None else ctx.out_dir / f"population-{ctx.dataset}-{epochs}ep.jsonl"
     done = [json.loads(line) for line in saved.read_text().splitlines()] if saved and saved.exists() else []
     rows: list[dict[str, Any]] = []
-    while len(rows) < ctx.population:
-        trial = study.ask()
-        try:
-            config = space.sample(trial)
-        except ConfigError:
-            continue
-        i = len(rows)
+    for i, config in enumerate(sample_configs(space, ctx.population, seed=0)):
         if i < len(done) and done[i]["config"] == config:  # measured by an interrupted earlier run
             rows.append(done[i])
             continue
@@ -111,12 +104,10 @@ def _population(ctx: Context) -> list[dict[str, Any]]:
         except Exception as exc:  # noqa: BLE001 - a metric's numerics failed on this config (e.g. eigh did not
             # converge): its values stay undefined (the claims skip them), the config is still trained
             row["eval_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-        r = train(TrainSpec(space="resnet_cifar", config=config, dataset=ctx.dataset, epochs=epochs,
-                            bounds=space.bounds, data_dir=ctx.data_dir, seed=i, data_seed=0))
-        loss = r["train_loss"][-1] if r["train_loss"] else float("inf")
-        row["converged"] = bool(not r["diverged"] and loss is not None and math.isfinite(loss)
-                                and loss < 0.5 * math.log(ctx.data.num_classes))
-        row["acc"] = float(r["test_acc"][-1]) if r["test_acc"] and not r["diverged"] else 0.0
+        s = train_summary(TrainSpec(space="resnet_cifar", config=config, dataset=ctx.dataset, epochs=epochs,
+                                    bounds=space.bounds, data_dir=ctx.data_dir, seed=i, data_seed=0))
+        row["converged"] = bool(s["val_converged"])
+        row["acc"] = float(s["val_final_acc"]) if s["val_final_acc"] is not None and not s["val_diverged"] else 0.0
         row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
         rows.append(row)
         if saved is not None:
