@@ -4,14 +4,14 @@ The resnet lab table (``benchmarks/tables/resnet_mnist5k.csv.gz``) has, for 150 
 init, the 50-step training loss, and 3 epochs of the validation recipe with per-epoch test accuracy: a
 tabular benchmark. A strategy spends a budget counted in **training-epoch equivalents** (one epoch of
 the config at hand = 1; a training step = ``1 / steps_per_epoch`` with ``steps_per_epoch = 4000 // batch``;
-scoring the rung-0 metrics = their cost in steps, ``proxy_lab.COST_STEPS`` from ``benchmarks/metric_cost.py``), and
+scoring the rung-0 metrics = their cost in steps, ``objectives/data/metric_costs.json``), and
 ends with an answer: the fully trained (3-epoch) config with the best observed test accuracy
 (``val_best_acc``, the run with the trial's seed). The answer is judged by its lab accuracy ``acc`` (the
 mean of the two seeds' best test accuracies, so the selection's own seed noise does not flatter it);
 *top* = the best ``ceil(--top * n)`` configs of the pool by ``acc``.
 
 Held out: each seed splits the lab into two random halves; the combined score's features are chosen on
-one half (``proxy_lab.select`` at init capped at ``--max-cost`` training steps, then the early loss plus
+one half (``nas.lab.selection.select`` at init capped at ``--max-cost`` training steps, then the early loss plus
 that set, as the shipped ``BUDGET_INIT_FEATURES`` were chosen on the whole lab) and every strategy searches
 the other half (the pool). ``--shipped`` uses the shipped feature sets instead (tuned on every row: not a
 held-out figure).
@@ -48,11 +48,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import sys
-import types
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -60,25 +58,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+try:
+    import nas  # noqa: F401
+except ImportError:  # run from a checkout without the editable install
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import optuna
 
-def _load_benchmark(name: str) -> types.ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-lab = _load_benchmark("proxy_lab")  # puts the repository on sys.path
-
-import optuna  # noqa: E402
-
-from nas.schedule import BudgetError, plan, promote, replan  # noqa: E402
-from nas.study import nondominated_ranks  # noqa: E402
-from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, Feature, rank_aggregate  # noqa: E402
-from search_spaces import get_space  # noqa: E402
+from nas.lab.selection import candidate_features, cost_steps, select, select_structured
+from nas.lab.tables import load, phase_table, steps_view
+from nas.schedule import BudgetError, plan, promote, replan
+from nas.study import nondominated_ranks
+from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, Feature, rank_aggregate
+from search_spaces import get_space
 
 TRAIN_SIZE = 4000  # mnist5k train split
 FULL_EPOCHS = 3
@@ -96,7 +87,7 @@ class Pool:
     def __init__(self, rows: pd.DataFrame, init_cost_steps: float, old_cost_steps: float,
                  init_features: Sequence[Feature], early_features: Sequence[Feature]) -> None:
         self.rows = rows.reset_index(drop=True)
-        self.view = lab.steps_view(self.rows, str(EARLY_STEPS))
+        self.view = steps_view(self.rows, str(EARLY_STEPS))
         self.n = len(self.rows)
         self.configs = [json.loads(c) for c in self.rows["config"]]
         batch = np.array([c["batch_size"] for c in self.configs], dtype=float)
@@ -311,12 +302,12 @@ def nsga2_old(pool: Pool, seed: int) -> Trace:
 
 # ------------------------------------------------------------------------------------ driver
 def features_for(tune: pd.DataFrame, max_cost: float | None) -> tuple[tuple[Feature, ...], tuple[Feature, ...]]:
-    """The rung-0 and early feature sets chosen on ``tune`` (as ``proxy_lab.py --max-cost`` chose the shipped
+    """The rung-0 and early feature sets chosen on ``tune`` (as ``nas.lab`` chose the shipped
     ``BUDGET_INIT_FEATURES``: init selection capped at ``max_cost`` steps; early = loss + that set)."""
-    ta, kind = lab.phase_table(tune, "init")
-    init, _ = lab.select(ta, lab.candidate_features(ta, kind), max_cost=max_cost)
-    view = lab.steps_view(tune, str(EARLY_STEPS))
-    return init, lab.select_structured(view, init)
+    ta, kind = phase_table(tune, "init")
+    init, _ = select(ta, candidate_features(ta, kind), max_cost=max_cost)
+    view = steps_view(tune, str(EARLY_STEPS))
+    return init, select_structured(view, init)
 
 
 def simulate(df: pd.DataFrame, seeds: int, budgets: Sequence[float], top: float, init_cost_steps: float | None,
@@ -329,7 +320,7 @@ def simulate(df: pd.DataFrame, seeds: int, budgets: Sequence[float], top: float,
         perm = rng.permutation(len(df))
         tune, pool_rows = df.iloc[perm[: len(df) // 2]], df.iloc[perm[len(df) // 2:]]
         init, early = (BUDGET_INIT_FEATURES, BUDGET_EARLY_FEATURES) if shipped else features_for(tune, max_cost)
-        cost = init_cost_steps if init_cost_steps is not None else lab.cost_steps([f.key for f in init])
+        cost = init_cost_steps if init_cost_steps is not None else cost_steps([f.key for f in init])
         pool = Pool(pool_rows, cost, old_cost_steps, init, early)
         good = pool.top(top)
         traces = {
@@ -432,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="epoch-equivalent budgets (default: %(default)s)")
     p.add_argument("--init-cost-steps", type=float, default=None,
                    help="cost of the rung-0 metrics in training steps (default: the chosen set's cost from "
-                        "proxy_lab.COST_STEPS, measured by benchmarks/metric_cost.py)")
+                        "objectives/data/metric_costs.json, measured by benchmarks/metric_cost.py)")
     p.add_argument("--max-cost", type=float, default=2.0,
                    help="cap of the rung-0 feature selection in training steps; 0: no cap (default: %(default)s)")
     p.add_argument("--old-cost-steps", type=float, default=6.2,
@@ -449,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--budgets must be comma-separated numbers, got {args.budgets!r}")
     if not Path(args.table).is_file():
         p.error(f"no table at {args.table}")
-    df = lab.load(args.table)
+    df = load(args.table)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     from tqdm.auto import tqdm

@@ -12,6 +12,11 @@ metric, and the in-training kappa_W overhead per step. Peak memory is measured i
 Usage::
 
     python benchmarks/metric_cost.py [--device cpu|cuda] [--batch 64] [--reps 3] [--bn-mode frozen]
+    python benchmarks/metric_cost.py --threads 1 --write-costs objectives/data/metric_costs.json
+
+``--write-costs PATH`` also writes each metric's "x step" ratio as the metric costs the proxy lab caps a
+budgeted search's rung 0 with (``nas.lab.data.metric_costs_document``; entries of the file it replaces
+that this script does not time, such as ``loss_init``, are kept).
 """
 
 from __future__ import annotations
@@ -148,6 +153,8 @@ def main() -> None:
     ap.add_argument("--bn-mode", default="frozen", choices=["frozen", "contribution"])
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--write-costs", metavar="PATH", default=None,
+                    help="also write each metric's cost in training steps as JSON (objectives/data/metric_costs.json)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -159,12 +166,14 @@ def main() -> None:
     step = timed(train_step_fn(model, x, y), dev, max(args.reps, 5))
     print(f"training step: {step * 1e3:.1f} ms (= 1.00x)\n")
     print(f"{'metric':18s} {'seconds':>9s} {'x step':>8s}   kind")
+    ratios: dict[str, float] = {}
     for name in registry.names():
         e = registry.get(name)
         t = timed(lambda: objectives.score(model, x, y, metrics=[name], bn_mode=args.bn_mode)
                   if "probe" in e.options else objectives.score(model, x, y, metrics=[name]), dev, args.reps)
         kind = {"zero_cost": "peer"}.get(e.family, e.family)
         print(f"{name:18s} {t:9.3f} {t / step:8.2f}   {kind}")
+        ratios[name] = t / step
     suite = timed(lambda: objectives.score(model, x, y, metrics=list(objectives.DEFAULT_METRICS),
                                            bn_mode=args.bn_mode), dev, args.reps)
     print(f"\nthesis suite ({len(objectives.DEFAULT_METRICS)} metrics, one shared probe): {suite:.3f} s = "
@@ -204,6 +213,24 @@ def main() -> None:
         suite_mb = peak_mb("suite", dev, args.batch, args.bn_mode)
         print(f"peak memory above baseline: training step {step_mb:.0f} MiB, thesis suite {suite_mb:.0f} MiB "
               f"({suite_mb / max(step_mb, 1e-9):.2f}x)")
+    if args.write_costs:
+        write_costs(args.write_costs, ratios, f"ResNet-20, batch {args.batch}, device {dev}, bn_mode {args.bn_mode}, "
+                    f"{torch.get_num_threads()} threads")
+
+
+def write_costs(path: str, ratios: dict[str, float], setting: str) -> None:
+    """Write the measured ratios as the metric-costs package data (``nas.lab.data.metric_costs_document``)."""
+    import datetime
+    import sys
+    from pathlib import Path
+
+    from nas.lab.data import dumps, metric_costs_document, read_document
+
+    previous = read_document(path) if Path(path).is_file() else None
+    command = "python benchmarks/metric_cost.py " + " ".join(sys.argv[1:])
+    doc = metric_costs_document(ratios, command, previous, f"{datetime.date.today().isoformat()}: {setting}")
+    Path(path).write_text(dumps(doc) + "\n", encoding="utf-8")
+    print(f"metric costs written to {path}")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,13 @@ cost is the number of trainings until the first *top* configuration is trained. 
 
 * ``random order``: a uniformly random permutation;
 * each single proxy (every metric at init and after the early steps, the derived values, the training
-  loss baselines): configs sorted by the proxy in its better direction (``proxy_vs_training.direction``),
+  loss baselines): configs sorted by the proxy in its better direction (``nas.lab.keys.direction``),
   ties broken at random; configs without a finite value come last (as failed trials of a search do),
   in random order;
 * ``gradnas``: the gradnas multi-objective ranking of the default objectives
   (``nas.study.DEFAULT_OBJECTIVES``: confusion, diversity, kappa_w at init, minimized): by non-dominated
   sorting rank (``nas.validate.nondominated_ranks``: 1 = the Pareto front), then by the mean rank of
-  the objectives (``proxy_vs_training.mean_rank``), then at random; configs missing an objective last;
+  the objectives (``nas.lab.correlations.mean_rank``), then at random; configs missing an objective last;
 * ``gradnas+constraints``: the same after putting the configs that satisfy the default constraints
   (``nas.study.DEFAULT_CONSTRAINTS``: ``rank_input<=0.15``, ``loss_drop>=0``) first, as
   ``python -m nas validate --top K`` orders a default search's trials;
@@ -37,7 +37,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import sys
 import types
@@ -47,28 +46,19 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-
-def _load_benchmark(name: str) -> types.ModuleType:
-    """``benchmarks/<name>.py`` as a module (proxy_vs_training: the table's key directions and mean rank;
-    proxy_lab: the table at the search's early steps)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pvt = _load_benchmark("proxy_vs_training")
-
-from nas.report import stats  # noqa: E402  (after pvt: sys.path)
-from nas.report.stats import parse_number  # noqa: E402
-from nas.study import DEFAULT_EARLY_STEPS, parse_constraint, parse_objectives  # noqa: E402
-from objectives.combine import combined_score  # noqa: E402
-
-lab = _load_benchmark("proxy_lab")
-from nas.validate import nondominated_ranks  # noqa: E402
+try:
+    import nas  # noqa: F401
+except ImportError:  # run from a checkout without the editable install
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nas.lab.build import finished
+from nas.lab.correlations import mean_rank
+from nas.lab.keys import ACC, COMBINED, direction, kind_of, proxy_keys
+from nas.lab.tables import steps_view, with_config
+from nas.report import stats
+from nas.report.stats import parse_number
+from nas.study import DEFAULT_EARLY_STEPS, parse_constraint, parse_objectives
+from nas.validate import nondominated_ranks
+from objectives.combine import combined_score
 
 RANDOM = "random order"
 GRADNAS = "gradnas"
@@ -113,10 +103,10 @@ OLD_CONSTRAINTS = ("rank_input<=0.15", "loss_drop>=0")
 def combined_keys(df: pd.DataFrame, phase: str) -> list[np.ndarray] | None:
     """Sort key of the shipped combined score (``objectives.combined_score``), as ``validate --top`` orders
     a default search's trials: ``init``, or ``early`` on the table's values after the search's default
-    early steps (``<m>@50`` columns as ``<m>@early``: ``proxy_lab.steps_view``); None without its inputs."""
-    table = lab.with_config(df)
+    early steps (``<m>@50`` columns as ``<m>@early``: ``nas.lab.tables.steps_view``); None without its inputs."""
+    table = with_config(df)
     if phase == "early":
-        table = lab.steps_view(table, str(DEFAULT_EARLY_STEPS))
+        table = steps_view(table, str(DEFAULT_EARLY_STEPS))
     try:
         return [-combined_score(table, phase).to_numpy()]
     except KeyError:
@@ -146,7 +136,7 @@ def gradnas_keys(df: pd.DataFrame, constrained: bool = False) -> list[np.ndarray
                     else optuna.study.StudyDirection.MAXIMIZE for o in objs]
             trials = [types.SimpleNamespace(values=list(vals[i])) for i in ok]
             nd[ok] = nondominated_ranks(trials, dirs)
-    mr = pvt.mean_rank(df, objs)
+    mr = mean_rank(df, objs)
     keys += [nd, np.where(np.isfinite(mr), mr, np.inf)]
     return keys
 
@@ -154,8 +144,8 @@ def gradnas_keys(df: pd.DataFrame, constrained: bool = False) -> list[np.ndarray
 def strategies(df: pd.DataFrame) -> dict[str, tuple[str, list[np.ndarray]]]:
     """name -> (kind, sort keys most significant first; smaller = trained earlier) of every ranking."""
     out: dict[str, tuple[str, list[np.ndarray]]] = {}
-    for key in pvt.proxy_keys(df.columns):
-        out[key] = (pvt.kind_of(key), [-oriented(df[key].tolist(), pvt.direction(key))])
+    for key in proxy_keys(df.columns):
+        out[key] = (kind_of(key), [-oriented(df[key].tolist(), direction(key))])
     for phase in ("init", "early"):
         keys = combined_keys(df, phase)
         if keys is not None:
@@ -163,8 +153,8 @@ def strategies(df: pd.DataFrame) -> dict[str, tuple[str, list[np.ndarray]]]:
     if all(k in df.columns for k in ("confusion", "diversity", "kappa_w")):
         out[OLD] = ("old", gradnas_keys(df))
         out[OLD_CONSTRAINED] = ("old", gradnas_keys(df, constrained=True))
-    mr = pvt.mean_rank(df)
-    out[pvt.COMBINED] = ("combined", [np.where(np.isfinite(mr), mr, np.inf)])
+    mr = mean_rank(df)
+    out[COMBINED] = ("combined", [np.where(np.isfinite(mr), mr, np.inf)])
     return out
 
 
@@ -175,7 +165,7 @@ def simulate(df: pd.DataFrame, top: float = 0.05, seeds: int = 20, seed: int = 0
         ``{"n", "k", "good", "excluded", "results": {name: (kind, [trainings per seed])}, "random_expected":
         (mean, sd)}``.
     """
-    acc_all = df[pvt.ACC].map(parse_number).to_numpy(dtype=float) if pvt.ACC in df.columns else np.array([])
+    acc_all = df[ACC].map(parse_number).to_numpy(dtype=float) if ACC in df.columns else np.array([])
     keep = np.isfinite(acc_all)
     pool = df[keep].reset_index(drop=True)
     acc = acc_all[keep]
@@ -254,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"error: no table at {args.table}")
     df = pd.read_csv(args.table)
     if "main_done" in df.columns:
-        df = pvt.finished(df)
+        df = finished(df)
     sim = simulate(df, args.top, args.seeds, args.seed)
     print(f"table: {args.table}")
     print(format_summary(sim, args.top, args.seeds))

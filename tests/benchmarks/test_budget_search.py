@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nas.lab.selection import candidate_features, cost_steps, select
+from nas.lab.tables import load, phase_table
+
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "benchmarks" / "tables" / "resnet_mnist5k.csv.gz"
 
@@ -26,12 +29,11 @@ def _load(name):
 
 
 bs = _load("budget_search")
-lab = sys.modules["proxy_lab"]
 
 
 @pytest.fixture(scope="module")
 def runs():
-    df = lab.load(TABLE)
+    df = load(TABLE)
     return bs.simulate(df, seeds=2, budgets=(6, 18, 72), top=0.05, init_cost_steps=None, old_cost_steps=6.2)
 
 
@@ -50,12 +52,12 @@ def test_anytime_answers_do_not_get_worse_with_budget(runs):
 
 
 def test_capped_selection_stays_within_its_cost():
-    df = lab.load(TABLE)
-    t, kind = lab.phase_table(df, "init")
-    combo, _ = lab.select(t, lab.candidate_features(t, kind), max_cost=2.0)
-    assert lab.cost_steps([f.key for f in combo]) <= 2.0
-    assert lab.cost_steps(["relative_step", "az_expressivity", "batch_size"]) == pytest.approx(1.94)
-    assert lab.cost_steps(["relative_gradient_change"]) == pytest.approx(2.97 + 1.44)
+    df = load(TABLE)
+    t, kind = phase_table(df, "init")
+    combo, _ = select(t, candidate_features(t, kind), max_cost=2.0)
+    assert cost_steps([f.key for f in combo]) <= 2.0
+    assert cost_steps(["relative_step", "az_expressivity", "batch_size"]) == pytest.approx(1.94)
+    assert cost_steps(["relative_gradient_change"]) == pytest.approx(2.97 + 1.44)
 
 
 def test_budget_to_half_interpolates():

@@ -1,7 +1,8 @@
-"""benchmarks/proxy_lab.py on a constructed table whose answer is known."""
+"""benchmarks/proxy_lab.py (a thin script over nas.lab, tested in tests/nas/lab) end to end on constructed tables."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from nas.lab import judge, selection, tables
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,41 +45,20 @@ def _table(n=60, seed=0):
     return pd.DataFrame(rows)
 
 
-def test_measured_direction_and_undefined_values_rank_last(tmp_path):
-    path = tmp_path / "t.csv.gz"
-    _table().to_csv(path, index=False)
-    df = lab.load(path)
-    assert len(df) == 60 and (df["acc"] == (df["val_best_acc"] + df["rep_best_acc"]) / 2).all()
-    d, t = lab.measured_direction(df, "kappa_w")
-    assert d == "maximize" and t > 0.4  # the constructed sign, NaN rows (worst accuracies) ranked last
-    assert lab.measured_direction(df, "train_loss_last")[0] == "minimize"  # losses are never learned
-    ev = lab.evidence(df, "toy")
-    assert ev["kappa_w"]["init"][:1] == ("maximize",) and ev["kappa_w"]["init"][2:4] == (60, "toy")
-
-
-def test_held_out_selection_reports_on_the_other_half():
-    table = _table()
-    table["acc"] = (table["val_best_acc"] + table["rep_best_acc"]) / 2
-    table["lr"], table["batch_size"] = 0.1, 32
-    res = lab.held_out(table, splits=4, seed=0)
-    assert len(res) == 4
-    assert (res["loss after 50 steps"] > 0.8).all()  # a near-perfect fixed baseline stays near-perfect
-    assert res["best single early"].mean() > 0.5
-    assert all("kappa_w:max" in s or "train_loss_last" in s for s in res["combined early features"])
-
-
 def test_cli_writes_evidence_and_rejects_bad_input(tmp_path, capsys):
     path = tmp_path / "t.csv.gz"
     _table().to_csv(path, index=False)
-    evidence = tmp_path / "evidence.py"
-    evidence.write_text('"""doc"""\n\nMEASURED: dict = {}\n')
-    assert lab.main(["--table", str(path), "--splits", "2", "--write-evidence", str(evidence), "--lab", "toy"]) == 0
+    evidence = tmp_path / "evidence.json"
+    args = ["--table", str(path), "--splits", "2", "--write-evidence", str(evidence), "--lab", "toy"]
+    assert lab.main(args) == 0
     out = capsys.readouterr().out
     assert "seed-to-seed tau (all)" in out and "held-out Kendall tau" in out
-    namespace: dict = {}
-    exec(evidence.read_text(), namespace)
-    assert namespace["MEASURED"]["kappa_w"]["init"][0] == "maximize"
-    assert namespace["__doc__"] == "doc"
+    doc = json.loads(evidence.read_text())  # the format of objectives/data/evidence.json
+    entry = doc["measured"]["kappa_w"]["init"]
+    assert entry == {"direction": "maximize", "tau": entry["tau"], "n": 60, "lab": "toy", "stable": None}
+    assert entry["tau"] > 0.4
+    assert doc["command"] == "python benchmarks/proxy_lab.py " + " ".join(args)
+    assert doc["sha256"] == {path.as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()}
     with pytest.raises(SystemExit):
         lab.main(["--table", str(tmp_path / "missing.csv")])
 
@@ -107,7 +89,7 @@ def _nb201_lab(tmp_path, n=40, seed=0):
     return wide, cells, truth
 
 
-def test_nb201_lab_pivots_caches_and_proxy_lab_reads_it(tmp_path):
+def test_nb201_lab_pivots_caches_and_proxy_lab_reads_it(tmp_path, capsys):
     wide, cells, truth = _nb201_lab(tmp_path)
     assert len(wide) == len(cells) - 1  # only cells with every column
     assert {"flops", "kappa_w[mnist5k]", "kappa_w[gaussian]", "C10", "C100", "IN16"} <= set(wide.columns)
@@ -116,26 +98,17 @@ def test_nb201_lab_pivots_caches_and_proxy_lab_reads_it(tmp_path):
     assert row["arch"] == f"arch{row['index']}"
     path = tmp_path / "nb.csv.gz"
     wide.to_csv(path, index=False)
-    df = lab.load(path, "C10")
+    df = tables.load(path, "C10")
     assert df.attrs["nb201"] and np.allclose(df["acc"], df["C10"] / 100)
-    assert lab.phases(df) == ("init",) and lab.data_kinds(df) == ["gaussian", "mnist5k"]
-    keys = lab.candidate_features(df, "init")
+    assert tables.phases(df) == ("init",) and tables.data_kinds(df) == ["gaussian", "mnist5k"]
+    keys = selection.candidate_features(df, "init")
     assert set(keys) == {"flops", "kappa_w[mnist5k]", "kappa_w[gaussian]"}
-    assert lab.measured_direction(df, "kappa_w[gaussian]")[0] == "minimize"
-    assert lab.with_data(df, "gaussian")["kappa_w"].equals(df["kappa_w[gaussian]"])
-    res = lab.held_out(df, splits=3, seed=0)
+    assert selection.measured_direction(df, "kappa_w[gaussian]")[0] == "minimize"
+    assert tables.with_data(df, "gaussian")["kappa_w"].equals(df["kappa_w[gaussian]"])
+    res = judge.held_out(df, splits=3, seed=0)
     assert (res["best single init"] > 0.5).all() and "combined early" not in res.columns
+    capsys.readouterr()
     assert lab.main(["--table", str(path), "--splits", "2", "--target", "C100"]) == 0
-
-
-def test_evidence_marks_signs_stable_or_unstable_across_labs(tmp_path):
-    path = tmp_path / "t.csv.gz"
-    _table().to_csv(path, index=False)
-    df = lab.load(path)  # kappa_w: maximized on this lab
-    acc = np.linspace(0.5, 0.9, 30)
-    for sign, stable in ((1.0, True), (-1.0, False)):
-        other = pd.DataFrame({"acc": acc, "kappa_w[mnist5k]": sign * acc, "confusion[gaussian]": acc})
-        ev = lab.evidence(df, "toy", other)
-        assert ev["kappa_w"]["init"][4] is stable
-        assert "early" not in ev["kappa_w"] or ev["kappa_w"]["early"][4] is None  # judged at init only
-    assert lab.evidence(df, "toy", pd.DataFrame({"acc": acc}))["kappa_w"]["init"][4] is None  # not measured there
+    out = capsys.readouterr().out
+    assert out.startswith(f"table: {len(wide)} NAS-Bench-201 cells; target C100") and "combined early" not in out
+    assert "inputs of the data metrics: gaussian, mnist5k" in out and "best single init" in out

@@ -1,8 +1,8 @@
 """Tests of benchmarks/proxy_vs_training.py and benchmarks/search_efficiency.py.
 
-Helpers in process (with a fake ``evaluate`` where a failure must be forced), both scripts end to end in
-subprocesses on the ``synthetic`` dataset with tiny networks, and search_efficiency on a hand-made table
-whose answers are known in closed form.
+Both scripts end to end (in subprocesses and in process) on the ``synthetic`` dataset with tiny networks,
+and search_efficiency on a hand-made table whose answers are known in closed form. The lab's logic
+(nas.lab: keys, population, build, correlations) is tested in tests/nas/lab.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nas.study import parse_objectives
+from nas.lab.correlations import default_objectives
+from nas.lab.keys import COMBINED
+from nas.lab.population import sample_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 PVT_SCRIPT = ROOT / "benchmarks" / "proxy_vs_training.py"
@@ -41,7 +43,6 @@ def _load(name: str, path: Path):
 pvt = _load("proxy_vs_training", PVT_SCRIPT)
 se = _load("search_efficiency", SE_SCRIPT)
 
-from nas.evaluate import TrialFailed, TrialSpec  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
 
@@ -50,153 +51,6 @@ def run(script: Path, *args: str, timeout: float = 300) -> subprocess.CompletedP
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
-
-
-# ------------------------------------------------------------------------------------------------------
-# Keys, configs, ranks
-# ------------------------------------------------------------------------------------------------------
-
-
-def test_directions_kinds_and_keys():
-    assert pvt.direction("kappa_w") == "minimize"
-    assert pvt.direction("synflow@early") == "maximize"
-    assert pvt.direction("train_loss_last") == "minimize"
-    assert pvt.direction("train_loss_last@50") == "minimize"
-    assert pvt.direction("loss_drop@50") == "maximize"
-    assert pvt.direction(pvt.COMBINED) == "minimize"
-    assert pvt.kind_of("kappa_w@early") == "thesis"
-    assert pvt.kind_of("synflow") == "peer"
-    assert pvt.kind_of("sgn_gaussianity") == "noise"
-    assert pvt.kind_of("train_loss_last@50") == "baseline"
-    assert pvt.kind_of("loss_init") == "derived"
-    cols = ["index", "params", "params@early", "synflow", "synflow@early", "train_loss_last",
-            "train_loss_last@50", "val_best_acc", "time_eval"]
-    assert pvt.proxy_keys(cols) == ["params", "synflow", "synflow@early", "train_loss_last", "train_loss_last@50"]
-
-
-def test_sample_configs_prefix_and_bounds():
-    space = get_space("resnet_cifar", **BOUNDS)
-    five = pvt.sample_configs(space, 5, seed=3)
-    assert pvt.sample_configs(space, 2, seed=3) == five[:2]
-    assert pvt.sample_configs(space, 5, seed=4) != five
-    for c in five:
-        assert c["blocks"] == 1 and c["width"] == 8 and 32 <= c["batch_size"] <= 64
-    assert pvt.default_bounds("resnet_cifar") == {"blocks": [1, 2], "width": [8, 16], "batch_size": [32, 128]}
-
-
-def test_mean_rank_and_oriented_correlations():
-    acc = np.array([0.1, 0.5, 0.3, 0.9, 0.7])
-    df = pd.DataFrame({
-        "val_best_acc": acc,
-        "confusion": -acc,  # minimized: a perfect predictor
-        "diversity": -acc,
-        "kappa_w": -acc,
-        "synflow": -acc,  # maximized: perfectly wrong
-        "snip": [1.0] * 5,  # constant: undefined, never 0
-        "naswot": [0.1, 0.5, np.nan, 0.9, 0.7],  # missing value: n = 4
-    })
-    objs = parse_objectives("confusion:min,diversity:min,kappa_w:min")  # the mean rank of chosen objectives
-    ranks = pvt.mean_rank(df, objs)
-    np.testing.assert_allclose(ranks, [5, 3, 4, 1, 2])
-    rows = {r["key"]: r for r in pvt.correlation_rows(df, objs)}
-    assert rows["confusion"]["tau"] == pytest.approx(1.0) and rows["confusion"]["rho"] == pytest.approx(1.0)
-    assert rows[pvt.COMBINED]["tau"] == pytest.approx(1.0)
-    assert rows["synflow"]["tau"] == pytest.approx(-1.0)
-    assert rows["snip"]["tau"] is None and "constant" in rows["snip"]["note"]
-    assert rows["naswot"]["n"] == 4 and rows["naswot"]["tau"] == pytest.approx(1.0)
-    assert rows["confusion"]["ns"] is False  # exact p of a perfect order of 5 = 2/120
-    order = [r["key"] for r in pvt.correlation_rows(df, objs)]
-    assert order.index("synflow") > order.index("confusion") and order[-1] == "snip"  # sorted, undefined last
-    text = pvt.format_correlations(pvt.correlation_rows(df, objs))
-    assert "undefined: metric constant" in text
-
-
-# ------------------------------------------------------------------------------------------------------
-# Failures: isolated metrics, failed configs kept as rows
-# ------------------------------------------------------------------------------------------------------
-
-
-def _fake_evaluate(spec: TrialSpec) -> dict:
-    """evaluate's contract: an undefined metric is NaN with a reason in metric_errors; a value may be -inf."""
-    out = {"params": 10.0, "flops": 20.0, "loss_init": 2.3, "loss_early": 2.0, "loss_drop": 0.13,
-           "train_loss_first": 2.3, "train_loss_last": float(spec.early_steps), "train_kappa_w": 1.0,
-           "loss_curve": [2.3] * spec.early_steps, "device": "cpu", "seed": spec.seed, "time_total": 0.1,
-           "metric_errors": {}}
-    for m in spec.metrics:
-        out[m] = out.get(m, 1.0)
-        out[f"{m}@early"] = out.get(f"{m}@early", 2.0)
-    if "naswot" in spec.metrics:
-        out["naswot"] = float("-inf")
-    if "kappa_x" in spec.metrics:
-        out["kappa_x@early"] = float("nan")
-        out["metric_errors"]["kappa_x@early"] = "an example has a zero weight gradient"
-    return out
-
-
-def _spec(metrics):
-    return TrialSpec(space="resnet_cifar", config={}, dataset="synthetic", metrics=list(metrics), early_steps=3)
-
-
-def test_score_config_sets_failing_metrics_apart(monkeypatch):
-    calls = []
-
-    def fake(spec):
-        calls.append(list(spec.metrics))
-        return _fake_evaluate(spec)
-
-    monkeypatch.setattr(pvt, "evaluate", fake)
-    values, errors, failure = pvt.score_config(_spec(["confusion", "kappa_x", "naswot", "synflow", "snip"]))
-    assert failure is None
-    assert set(errors) == {"kappa_x", "naswot"}
-    assert errors["naswot"] == "metric naswot at init is not finite (-inf)"
-    assert errors["kappa_x"] == "scoring at early steps failed: an example has a zero weight gradient"
-    for m in ("confusion", "synflow", "snip"):
-        assert values[m] == 1.0 and values[f"{m}@early"] == 2.0
-    for m in ("kappa_x", "naswot"):  # a failing metric loses its init and its early value
-        assert m not in values and f"{m}@early" not in values
-    assert values["train_loss_last"] == 3.0 and "loss_curve" not in values and "seed" not in values
-    assert len(calls) == 1  # one evaluation: the failures come with it
-
-
-def test_score_config_config_failures(monkeypatch):
-    def diverges(spec):
-        raise TrialFailed("non-finite training loss at early step 2 (lr=1.0, batch_size=32)")
-
-    monkeypatch.setattr(pvt, "evaluate", diverges)
-    assert pvt.score_config(_spec(["confusion", "synflow"])) == (
-        None, {}, "non-finite training loss at early step 2 (lr=1.0, batch_size=32)")
-
-    def broken(spec):
-        raise RuntimeError("shape mismatch")
-
-    monkeypatch.setattr(pvt, "evaluate", broken)
-    values, errors, failure = pvt.score_config(_spec(["confusion", "synflow"]))
-    assert values is None and errors == {} and failure.startswith("RuntimeError: shape mismatch")
-
-
-def test_failed_config_is_a_row(monkeypatch, tmp_path):
-    def diverges(spec):
-        raise TrialFailed("non-finite training loss at early step 2 (lr=1.0, batch_size=32)")
-
-    monkeypatch.setattr(pvt, "evaluate", diverges)
-    space = get_space("resnet_cifar", **BOUNDS)
-    config = pvt.sample_configs(space, 1, seed=0)[0]
-    job = pvt.Job(kind="main", index=0, space="resnet_cifar", config=config, dataset="synthetic", bounds=BOUNDS,
-                  data_dir=str(tmp_path), metrics=["confusion", "synflow"], early_steps=3, long_steps=5, epochs=1,
-                  probe_size=16, seed=0, data_seed=0, threads=1)
-    row = pvt.run_job(job)
-    assert row["main_done"] and row["eval_status"] == "failed"
-    assert row["eval_error"].startswith("non-finite training loss")
-    assert row["long_error"].startswith("non-finite training loss")
-    assert 0.0 <= row["val_best_acc"] <= 1.0  # trained anyway: the ground truth exists
-    row.update(config=json.dumps(config), settings="{}", seed=0)
-    path = tmp_path / "t.csv"
-    pvt.save_table(path, {0: row})
-    df = pvt.load_table(path)
-    assert len(df) == 1 and df["eval_status"][0] == "failed"
-    text = pvt.counts_text(df, 1, 0)
-    assert "1 failed" in text and "non-finite training loss" in text
-    assert "synflow" not in df.columns or pd.isna(df["synflow"][0])
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -227,8 +81,8 @@ def _hand_table(n: int = 20) -> pd.DataFrame:
         "confusion": -acc, "diversity": -acc, "kappa_w": -acc,  # the default objectives, perfect
         "rank_input": np.where(acc == acc.max(), 0.5, 0.0),  # the best config is infeasible (rank_input > 0.15)
         "loss_drop": np.ones(n),
-        # the search's current default objectives, perfect (their mean rank is pvt.COMBINED)
-        **{o.key: (acc if o.direction == "maximize" else -acc) for o in pvt.default_objectives()},
+        # the search's current default objectives, perfect (their mean rank is COMBINED)
+        **{o.key: (acc if o.direction == "maximize" else -acc) for o in default_objectives()},
     })
 
 
@@ -239,7 +93,7 @@ def test_search_efficiency_known_answers(tmp_path):
     res = {name: runs for name, (_, runs) in sim["results"].items()}
     assert res["synflow"] == [1] * 20 and res["train_loss_last"] == [1] * 20
     assert res["params"] == [20] * 20 and res["naswot"] == [20] * 20
-    assert res[se.OLD] == [1] * 20 and res[pvt.COMBINED] == [1] * 20
+    assert res[se.OLD] == [1] * 20 and res[COMBINED] == [1] * 20
     assert res[se.OLD_CONSTRAINED] == [20] * 20  # the only infeasible config is the best: trained last
     assert res["flops"] == res[se.RANDOM]  # constant proxy = the shared random tie-break
     assert sim["random_expected"][0] == pytest.approx(21 / 2)
@@ -300,7 +154,7 @@ def test_end_to_end_resume_and_search_efficiency(tmp_path, capsys):
     assert df["index"].tolist() == [0, 1, 2, 3] and df["seed"].tolist() == [0, 1, 2, 3]
     assert df["main_done"].all() and df["eval_status"].isin(["ok", "partial", "failed"]).all()
     configs = [json.loads(c) for c in df["config"]]
-    assert configs == pvt.sample_configs(get_space("resnet_cifar", **BOUNDS), 4, seed=0)
+    assert configs == sample_configs(get_space("resnet_cifar", **BOUNDS), 4, seed=0)
     assert df["settings"].nunique() == 1 and json.loads(df["settings"][0])["early_steps"] == 3
     assert ((df["val_best_acc"] >= 0) & (df["val_best_acc"] <= 1)).all()
     assert df["val_converged"].isin([True, False]).all()
@@ -336,7 +190,7 @@ def test_end_to_end_resume_and_search_efficiency(tmp_path, capsys):
     eff = capsys.readouterr().out
     assert "4 configs with a trained accuracy" in eff and "closed form (n+1)/(K+1) = 2.50" in eff
     table = efficiency_table(eff)
-    assert {se.RANDOM, pvt.COMBINED, "synflow", "train_loss_last@5"} <= set(table)
+    assert {se.RANDOM, COMBINED, "synflow", "train_loss_last@5"} <= set(table)
     assert all(1.0 <= mean <= 4.0 for mean, _, _ in table.values())
 
 
