@@ -171,7 +171,7 @@ class _BudgetRun:
 
         from .study import tell_failure
 
-        from .ownership import trial_seed
+        from .search.ownership import trial_seed
 
         for _ in range(20):
             trial = self.study.ask()
@@ -315,7 +315,7 @@ def run_budget(study, space, settings, budget: BudgetSettings, objectives, const
     from pathlib import Path
 
     from .runner import make_executor, sigterm_interrupts
-    from .ownership import Driver, Heartbeat, recover_stale_trials
+    from .search.ownership import Driver, Heartbeat, recover_stale_trials
 
     run = _BudgetRun(study, space, settings, budget, objectives, constraints, Path(out_dir), input_shape, on_event)
     run.train_size = train_size

@@ -24,7 +24,7 @@ import optuna
 from search_spaces import ConfigError
 
 from .evaluate import TrialFailed, TrialSpec, evaluate
-from .ownership import HEARTBEAT_INTERVAL_S, STALE_GRACE_S, Driver, Heartbeat, recover_stale_trials, trial_seed
+from .search.ownership import HEARTBEAT_INTERVAL_S, STALE_GRACE_S, Driver, Heartbeat, recover_stale_trials, trial_seed
 from .study import Constraint, Objective, complete_trials, tell_failure, tell_result
 
 __all__ = ["SearchSettings", "run_trials", "default_workers", "make_executor", "terminate", "sigterm_interrupts"]

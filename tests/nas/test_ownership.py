@@ -11,7 +11,7 @@ import time
 import optuna
 import pytest
 
-from nas.ownership import DRIVER_KEY, HEARTBEAT_KEY, Driver, Heartbeat, recover_stale_trials, trial_seed
+from nas.search.ownership import DRIVER_KEY, HEARTBEAT_KEY, Driver, Heartbeat, recover_stale_trials, trial_seed
 from nas.study import open_storage
 
 

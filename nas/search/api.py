@@ -1,0 +1,184 @@
+"""The library entry point: ``nas.search(...)`` runs a search from Python and returns a :class:`SearchResult`.
+
+    import nas
+
+    result = nas.search(space="resnet_cifar", dataset="synthetic", budget="2m", smoke=True)
+    result.best_model        # the trained nn.Module (budget search), weights loaded
+    result.config            # its config; result.test_acc, result.curve: its test accuracy per epoch
+    result.trials            # a pandas DataFrame, one row per trial (params, values, attributes)
+    result.study             # the optuna.Study (also in RUNS_DIR/STUDY/study.db: the dashboard opens it)
+
+Keyword arguments are the fields of :class:`~nas.search.config.SearchConfig` (the command line's options:
+``budget="20m"`` or ``trials=50``, ``bounds``, ``workers``, ``study``, ``storage``, ...). Rerunning with the
+same study continues it: a proxy search up to ``trials`` complete trials, an interrupted budget search
+from where it stopped. :class:`Search` is the same in two steps (resolve and open, then run), for callers
+that want the study before it runs; the CLI uses it and only prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import SearchConfig, SearchError
+from .keys import StudyFolder
+
+__all__ = ["search", "Search", "SearchResult", "load_model"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """What a search returns. ``best`` is the budget search's best trained model summary (trial, config,
+    test accuracy, per-epoch curve, paths), None for a proxy-only search or when no finalist finished."""
+
+    config: SearchConfig
+    study: Any
+    stats: dict[str, Any]
+    best: dict[str, Any] | None = None
+
+    @property
+    def folder(self) -> StudyFolder:
+        return self.config.folder
+
+    @property
+    def best_model(self):
+        """The best trained model (``torch.nn.Module``, eval mode), or None."""
+        if not self.best or not self.best.get("model"):
+            return None
+        return load_model(self.best["model"])
+
+    @property
+    def best_config(self) -> dict[str, Any] | None:
+        return dict(self.best["config"]) if self.best else None
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.best.get("test_acc") if self.best else None
+
+    @property
+    def curve(self) -> list[float] | None:
+        return list(self.best.get("acc_curve") or []) if self.best else None
+
+    @property
+    def trials(self):
+        """One row per trial (``optuna.Study.trials_dataframe``: number, state, values, params, attributes)."""
+        return self.study.trials_dataframe(multi_index=False)
+
+    @property
+    def pareto(self) -> list[Any]:
+        """The best trials by the study's objectives (feasible, non-dominated; :func:`~nas.search.ranking.best_trials`)."""
+        from .ranking import best_trials, complete_trials
+
+        return best_trials(complete_trials(self.study), self.study.directions)[0]
+
+
+class Search:
+    """A search in two steps: ``Search(config)`` resolves the config and opens (or resumes) its study;
+    :meth:`run` runs it. ``on_event`` receives the budget search's events (plan, rung, job, fail, done),
+    ``on_update`` the proxy search's per-trial status; ``warn`` a fallback notice (dataset ``auto``)."""
+
+    def __init__(self, config: SearchConfig, warn: Callable[[str], None] | None = None) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.config = config if config.mode else config.resolve(warn=warn)
+        self.study = self._open()
+
+    @property
+    def storage(self) -> str:
+        return self.config.storage
+
+    def _open(self):
+        from ..study import StudyError, default_storage, open_study
+
+        c = self.config
+        folder = c.folder.root
+        _check_writable(folder)
+        try:
+            c.storage = c.storage or default_storage(c.runs_dir, c.study)
+            return open_study(c.study, c.storage, c.resolved["objectives"], c.resolved["constraints"], c.sampler,
+                              c.seed, c.study_settings())
+        except StudyError as exc:
+            remove_if_empty(folder)
+            raise SearchError(str(exc)) from None
+
+    def run(self, on_event: Callable[[dict], None] | None = None,
+            on_update: Callable[[dict], None] | None = None) -> SearchResult:
+        """Run the search (a rerun continues it); KeyboardInterrupt propagates after the study and
+        ``trials.csv`` are saved."""
+        import torch
+
+        from ..study import export_trials
+
+        c = self.config
+        # before any work: a process keeps the oneDNN kernels chosen under its first thread count, so the
+        # driver (which runs the trials itself with one worker) uses the trials' count from the start
+        torch.set_num_threads(c.threads)
+        r = c.resolved
+        try:
+            if c.mode == "budget":
+                from .budget import run_budget
+
+                data = r["data"]
+                stats = run_budget(self.study, r["space"], c, r["objectives"], r["constraints"], c.folder,
+                                   data.input_shape, int(data.train_x.shape[0]), on_event=on_event)
+            else:
+                from .proxy import run_trials
+
+                stats = run_trials(self.study, r["space"], c, r["objectives"], r["constraints"], on_update=on_update)
+        finally:
+            export_trials(self.study, c.folder.trials_csv)
+        return SearchResult(config=c, study=self.study, stats=stats, best=stats.get("best"))
+
+
+def search(space: str = "resnet_cifar", **options: Any) -> SearchResult:
+    """Run a search and return its :class:`SearchResult` (module docstring). ``options`` are
+    :class:`~nas.search.config.SearchConfig` fields; without ``budget`` and ``trials`` it is the 15-minute
+    (CPU) / 1-hour (GPU) budget search. Raises :class:`~nas.search.config.SearchError` for bad input."""
+    unknown = set(options) - {f.name for f in dataclasses.fields(SearchConfig)} - {"on_event", "on_update", "warn"}
+    if unknown:
+        raise SearchError(f"unknown option(s) {', '.join(sorted(unknown))}; valid: the fields of SearchConfig")
+    on_event, on_update = options.pop("on_event", None), options.pop("on_update", None)
+    warn = options.pop("warn", None)
+    return Search(SearchConfig(space=space, **options), warn=warn).run(on_event=on_event, on_update=on_update)
+
+
+def load_model(path: str | Path):
+    """The model saved in a ``best_model.pt`` (space, config, bounds and weights), in eval mode."""
+    import torch
+
+    from search_spaces import get_space
+
+    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    model = get_space(ckpt["space"], **ckpt["bounds"]).build(ckpt["config"], ckpt["num_classes"],
+                                                             tuple(ckpt["input_shape"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise SearchError(f"runs directory {str(folder)!r} is not writable ({exc.strerror}); pass --runs-dir DIR") from None
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove the study folder when it holds nothing, then the runs directory above it when that is empty
+    too (a run that failed to open its storage leaves nothing behind)."""
+    try:
+        folder = Path(folder).resolve()
+        for f in (folder, folder.parent):
+            if f.is_dir() and not any(f.iterdir()) and f != Path.cwd().resolve():
+                f.rmdir()
+            else:
+                break
+    except OSError:
+        pass

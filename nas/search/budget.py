@@ -1,0 +1,236 @@
+"""The budget search (``python -m nas search``, ``nas.search(budget=...)``): :func:`run_budget` climbs the
+rungs of the plan and ends with the best trained model.
+
+A pilot of rung-0 candidates measures the costs, :func:`nas.schedule.plan` sizes the rungs, every rung's
+candidates run as jobs on the workers (:func:`~nas.search.executor.run_jobs`), the plan is re-fitted to
+the time left (:func:`nas.schedule.replan`) and the best candidates are promoted
+(:func:`nas.schedule.promote`); the finalists' full trainings end with ``best_model.pt``. The planner is
+pure (:mod:`nas.schedule`); the candidates' values, costs and scores are kept by
+:class:`~nas.search.budget_run.BudgetRun`; the state stored after every job
+(:mod:`~nas.search.budget_state`) lets a rerun continue an interrupted climb within the budget left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+from ..schedule import RESERVE, RUNGS, BudgetError, plan, promote, replan, waves_time
+from . import keys
+from .budget_run import BudgetRun, finite
+from .budget_state import BudgetState, load_state
+from .executor import cluster_workers, default_workers, make_executor, run_jobs, sigterm_interrupts
+from .lifecycle import Lifecycle
+from .ownership import HEARTBEAT_INTERVAL_S, STALE_GRACE_S, Driver, Heartbeat, recover_stale_trials
+
+__all__ = ["run_budget"]
+
+
+def run_budget(study, space, settings, objectives, constraints, folder, input_shape, train_size: int,
+               on_event: Callable[[dict], None] | None = None, clock: Callable[[], float] = time.monotonic,
+               executor: Any = None) -> dict:
+    """Run (or continue) a budgeted multi-fidelity search on ``study``.
+
+    Args:
+        settings: a resolved :class:`~nas.search.SearchConfig` (``budget_s``, ``epochs``, ``eta``, ``trials``
+            as the most rung-0 candidates, the scoring and the workers).
+        objectives, constraints: told when a trial stops climbing (init-phase keys, which every candidate has).
+        folder: the study's :class:`~nas.search.keys.StudyFolder` (checkpoints, ``best_model.pt``).
+        input_shape, train_size: the dataset's image shape and training-set size (plans epochs).
+        on_event: receives dicts ``{"kind": "resume" | "plan" | "rung" | "job" | "fail" | "shorten" | "done",
+            "rung", "elapsed", "budget", ...}`` for a progress display.
+        clock, executor: the time source and the executor (tests drive the planning with a fake clock).
+
+    Returns:
+        ``{"plan", "failed", "completed", "rungs": {rung: candidates}, "best": {...} or None, "resumed"}``.
+    """
+    state = load_state(study)
+    resumed = state is not None and not state.finished
+    if not resumed:
+        state = BudgetState(budget=float(settings.budget_s), full_epochs=int(settings.epochs))
+    elif abs(state.budget - float(settings.budget_s)) > 1e-6:  # another --budget: this run gets it afresh
+        state.budget, state.spent = float(settings.budget_s), 0.0
+    driver = Driver.new()
+    heartbeat = Heartbeat(study, driver, settings.heartbeat_interval or HEARTBEAT_INTERVAL_S).__enter__()
+    life = Lifecycle(study, space, settings, objectives, constraints, heartbeat)
+    workers = int(settings.workers or default_workers(settings.trials_per_gpu))
+    own_executor = executor is None
+    try:
+        if own_executor:
+            executor = make_executor(workers, trials_per_gpu=settings.trials_per_gpu,
+                                     timeout=settings.trial_timeout, ray_address=settings.ray_address)
+            if settings.workers is None:  # a joined cluster runs as many candidates at once as it has workers
+                workers = cluster_workers(executor, settings.trials_per_gpu) or workers
+        run = BudgetRun(life, settings, folder, input_shape, train_size, workers, state, on_event, clock)
+        if resumed:
+            _adopt(run)
+        recovered = recover_stale_trials(study, driver, settings.stale_grace or STALE_GRACE_S)
+        if resumed:
+            run.event("resume", candidates=len(run.values), left=run.left(), recovered=recovered)
+        with sigterm_interrupts():
+            try:
+                _climb(run, executor, recovered)
+            finally:
+                run.stats["failed"] += life.invalid
+                if not run.state.finished:
+                    run.save()
+    finally:
+        if own_executor and executor is not None:
+            executor.shutdown()
+        heartbeat.__exit__(None, None, None)
+    run.stats["resumed"] = resumed
+    return run.stats
+
+
+def _adopt(run: BudgetRun) -> None:
+    """Take over the candidates of the interrupted run that are still climbing."""
+    import optuna
+
+    numbers = sorted(set(run.state.cohort) | set(run.state.done))
+    running = {t.number for t in run.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    for n in numbers:
+        if n in running:
+            run.adopt(n)
+    run.state.cohort = [n for n in run.state.cohort if n in run.values]
+    run.state.done = [n for n in run.state.done if n in run.values]
+
+
+def _jobs(run: BudgetRun, executor, jobs, handle, more=None, stop_when=None) -> None:
+    """Run jobs of the current rung; record each one's seconds and say so."""
+    seconds = run.seconds.setdefault(run.rung, {})
+    count = [0]
+
+    def on_result(number, status, payload, sec) -> None:
+        seconds[number] = sec
+        count[0] += 1
+        handle(number, status, payload)
+        run.event("job", trial=number, status=status, done=count[0])
+
+    run_jobs(executor, run.workers, jobs, on_result, more=more, stop_when=stop_when, clock=run.clock)
+
+
+def _handler(run: BudgetRun):
+    from .keys import EARLY_RUNG_KEYS
+
+    def handle(number, status, payload) -> None:
+        if status != "ok":
+            run.fail(number, str(payload))
+            return
+        if run.rung == 0:
+            run.store(number, payload)
+        elif run.rung == 1:
+            run.store(number, {key: payload[key] for key in EARLY_RUNG_KEYS if key in payload})
+        else:
+            run.store_training(number, payload, run.rung)
+        run.mark_done(number)
+    return handle
+
+
+def _rung0(run: BudgetRun, executor, handle, recovered: int) -> None:
+    """The pilot (unless the plan exists), the plan, then the rest of rung 0's cohort."""
+    s = run.settings
+    cap = s.trials
+    pilot = s.pilot or max(6, 3 * run.workers)
+    if cap is not None:
+        pilot = min(pilot, cap)
+    if run.plan is None:
+        _jobs(run, executor, [], handle, more=run.ask, stop_when=lambda: run.state.asked >= pilot)
+        run.plan = run.first_plan(cap)
+        run.save()
+    run.stats["plan"] = run.plan
+    run.event("plan", plan=run.plan, recovered=recovered)
+
+    def rung0_done() -> bool:
+        """Rung 0 goes on while the plan, re-fitted to the time left and the costs measured so far, still
+        has room for more candidates before the later rungs."""
+        if cap is not None and run.state.asked >= cap:
+            return True
+        costs = run.costs()
+        later = dataclasses.replace(run.plan, costs=costs)
+        need = sum(waves_time(n, c, run.workers) for n, c in zip(later.counts[1:], later.rung_costs[1:]))
+        tight = run.left() * (1 - RESERVE) - need < costs[0]
+        if tight or run.state.asked % (4 * run.workers) == 0:
+            # the time left, plus what the candidates asked so far cost at today's estimate
+            horizon = max(0.0, run.left()) + waves_time(run.state.asked, costs[0], run.workers)
+            try:
+                run.plan = plan(horizon, costs, run.workers, s.eta, cap, run.full_epochs,
+                                min(s.short_epochs, run.full_epochs))
+            except BudgetError:
+                return True  # not even the smallest chain fits any more: go on with what there is
+        return run.state.asked >= run.plan.counts[0]
+
+    _jobs(run, executor, [], handle, more=run.ask, stop_when=rung0_done)
+
+
+def _promote(run: BudgetRun, prev: int, k: int, cohort: list[int]) -> list[int]:
+    """Re-plan with the time left and promote the best of rung ``prev``'s cohort into rung ``k``; the
+    others are told COMPLETE. Returns the promoted candidates."""
+    run.plan = replan(run.plan, prev, run.left(), run.costs(), available=len(cohort))
+    run.rung = prev
+    survivors = sorted(cohort)
+    scores = run.scores(survivors, prev)
+    fits = None
+    if k == 3:  # each finalist's rest of training, from its own short rung when it ran
+        fits = [run.rest_cost(n) <= max(0.0, run.left()) * (1 - RESERVE) for n in survivors]
+        if not any(fits):
+            # none finishes its --epochs in time: the best one trains fewer epochs, from scratch (a shorter
+            # cosine schedule), as many as fit; it says so
+            best_n = survivors[promote(scores, 1)[0]]
+            per_epoch = run.epoch_cost(best_n)
+            epochs = int(max(0.0, run.left()) * (1 - RESERVE) // per_epoch) if per_epoch > 0 else 0
+            if 1 <= epochs < run.full_epochs:
+                run.event("shorten", trial=best_n, epochs=epochs, was=run.full_epochs)
+                run.full_epochs = epochs
+                # its short-rung checkpoint follows the longer schedule: start clean
+                run.folder.checkpoint(best_n).unlink(missing_ok=True)
+            fits = [n == best_n for n in survivors]
+    chosen = [survivors[j] for j in promote(scores, run.plan.counts[k], fits)]
+    for n, sc in zip(survivors, scores):
+        run.life.set(n, keys.score_key(RUNGS[prev]), float(sc) if finite(sc) else None)
+    run.finish([n for n in survivors if n not in chosen])
+    run.rung = k
+    run.state.cohort, run.state.done = list(chosen), []
+    run.save()
+    run.event("rung", count=len(chosen), plan=run.plan)
+    return chosen
+
+
+def _climb(run: BudgetRun, executor, recovered: int) -> None:
+    handle = _handler(run)
+    if run.rung == 0:
+        _rung0(run, executor, handle, recovered)
+        prev = 0
+        cohort = list(run.state.cohort)
+    else:  # resumed in a training rung: only its unfinished jobs run again
+        run.stats["plan"] = run.plan
+        run.event("plan", plan=run.plan, recovered=recovered)
+        prev = run.rung
+        pending = [n for n in run.state.cohort if n not in run.state.done]
+        _jobs(run, executor, [(n, _spec(run, n, prev)) for n in pending], handle)
+        cohort = list(run.state.done)
+    run.stats["rungs"][RUNGS[prev]] = len(cohort)
+    for k in range(prev + 1, 4):
+        if run.plan.counts[k] == 0 or not cohort:
+            continue
+        chosen = _promote(run, prev, k, cohort)
+        _jobs(run, executor, [(n, _spec(run, n, k)) for n in chosen], handle)
+        cohort = list(run.state.done)
+        run.stats["rungs"][RUNGS[k]] = len(cohort)
+        prev = k
+    # ---- the end: the best fully trained finalist is the result; every trial is told
+    run.rung = prev
+    trained = sorted(cohort) if prev == 3 else []
+    best = max(trained, key=lambda n: (run.values[n].get("final_test_acc", 0.0), -n)) if trained else None
+    summary = run.save_best(best) if best is not None else None
+    run.finish(list(run.life.running))
+    run.stats["best"] = summary
+    run.state.finished = True
+    run.save()
+    run.event("done", best=summary)
+
+
+def _spec(run: BudgetRun, number: int, rung: int):
+    if rung == 1:
+        return run.early_spec(number)
+    return run.train_spec(number, run.settings.short_epochs if rung == 2 else None)

@@ -1,0 +1,257 @@
+"""``SearchConfig``: the single description of a search.
+
+The command line builds one from its arguments, ``nas.search(...)`` from its keyword arguments; the
+search reads nothing else. :meth:`SearchConfig.resolve` fills the defaults that depend on the machine and
+the data (budget mode or trials mode, the 15-minute / 1-hour budget, the space's CPU bounds, the measured
+objectives and metrics, the dataset behind ``auto``, the study name) and checks every value, raising
+:class:`SearchError` with one line that says what to do. :meth:`SearchConfig.study_settings` is what the
+study stores (a rerun with other settings is refused); a resumed run reads the same fields back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .keys import StudyFolder
+
+__all__ = ["SearchConfig", "SearchError", "MIN_BUDGET_S", "CPU_BUDGET_S", "GPU_BUDGET_S", "MAX_WORKERS"]
+
+logger = logging.getLogger(__name__)
+
+#: The shortest budget a budget search accepts (measuring the first candidates takes some).
+MIN_BUDGET_S = 30.0
+#: Default budgets without ``budget`` and ``trials``: 15 minutes on a CPU, 1 hour on a GPU.
+CPU_BUDGET_S = 900.0
+GPU_BUDGET_S = 3600.0
+#: Upper bound of ``workers`` (a bigger number is a typo, not a machine).
+MAX_WORKERS = 1024
+
+
+class SearchError(ValueError):
+    """A search that cannot run as described; the message is one line saying what to change."""
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """Everything a search needs; the defaults are the command line's (``python -m nas search --help``).
+
+    Search mode: with ``trials`` and no ``budget``, a proxy-only search to ``trials`` COMPLETE trials;
+    otherwise a budgeted multi-fidelity search of ``budget`` (seconds or ``"20m"``/``"1h30m"``; default 15
+    minutes on CPU, 1 hour on GPU) in which ``trials`` caps the candidates at rung 0.
+
+    Attributes:
+        space: a registered search space name (``python -m nas spaces``).
+        bounds: narrow the space, e.g. ``{"width": [8, 16]}``; ``smoke``: the space's tiny smoke bounds.
+        dataset: ``auto`` (CIFAR-10 when on disk, else mnist5k), ``cifar10``, ``mnist5k``, ``synthetic``, ...
+        objectives: ``"key:dir,..."`` (default: the measured defaults of the mode); ``constraints``: a list
+            of ``"key<=x"`` (default none); ``metrics``: metrics scored on every trial (None: the combined
+            score's inputs; ``"all"``; or names), objectives' and constraints' metrics always added.
+        study, storage, runs_dir: the study name (default ``SPACE-DATASET-DATE``) and its storage (default
+            ``sqlite:///RUNS_DIR/STUDY/study.db``).
+        workers: parallel trials (None: GPUs x ``trials_per_gpu``, else CPU cores; 1: in process).
+        threads: torch threads of every trial, whatever runs it (stored with the study).
+        early_steps, probe_size, group_size: the scoring (see :class:`nas.evaluate.TrialSpec`).
+        epochs, eta: the budget search's full-training epochs and reduction factor; ``short_epochs``:
+            its short rung; ``pilot``: rung-0 candidates measured before planning (None: 3 x workers, at
+            least 6); ``amp``: mixed precision of its trainings on CUDA; ``time_steps``: training steps
+            timed on every rung-0 candidate (plans the training rungs).
+    """
+
+    space: str = "resnet_cifar"
+    bounds: dict[str, Any] = dataclasses.field(default_factory=dict)
+    smoke: bool = False
+    dataset: str = "auto"
+    data_dir: str = "data"
+    budget: float | str | None = None
+    trials: int | None = None
+    epochs: int = 10
+    eta: int = 3
+    short_epochs: int = 1
+    pilot: int | None = None
+    amp: str = "auto"
+    time_steps: int = 3
+    objectives: str | None = None
+    constraints: Sequence[str] | None = None
+    metrics: str | Sequence[str] | None = None
+    sampler: str = "nsga2"
+    study: str | None = None
+    storage: str | None = None
+    runs_dir: str = "runs"
+    workers: int | None = None
+    trials_per_gpu: int = 1
+    threads: int = 1
+    ray_address: str | None = None
+    stale_grace: float | None = None
+    heartbeat_interval: float | None = None
+    early_steps: int = 50
+    probe_size: int = 64
+    group_size: int = 8
+    trial_timeout: float | None = None
+    max_failures: int | None = None
+    seed: int = 0
+    # ---- filled by resolve()
+    mode: str = ""
+    budget_s: float | None = None
+    resolved: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ resolution
+    def resolve(self, *, gpu: bool | None = None, warn=None) -> "SearchConfig":
+        """A copy with every default filled and every value checked (:class:`SearchError` otherwise).
+
+        Loads the dataset (to check the probe size and resolve ``auto``); ``warn(text)`` receives a
+        fallback notice (default: logged). ``resolved`` holds the objects the run uses: ``space``,
+        ``data``, ``objectives``, ``constraints``, ``folder``.
+        """
+        from ..schedule import BudgetError, parse_duration
+        from ..study import (
+            DEFAULT_CONSTRAINTS, SAMPLERS, StudyError, budget_metrics, budget_objectives, combined_metrics,
+            default_objectives, metric_of, parse_constraint, parse_objectives,
+        )
+
+        c = dataclasses.replace(self, bounds=dict(self.bounds or {}))
+        if c.trials is not None and c.trials < 1:
+            raise SearchError(f"trials must be >= 1, got {c.trials}")
+        if c.workers is not None and not 1 <= c.workers <= MAX_WORKERS:
+            raise SearchError(f"workers must be in 1..{MAX_WORKERS}, got {c.workers}")
+        if c.epochs < 1 or c.eta < 2:
+            raise SearchError(f"need --epochs >= 1 and --eta >= 2, got {c.epochs} and {c.eta}")
+        if c.early_steps < 0:
+            raise SearchError(f"--early-steps must be >= 0, got {c.early_steps}")
+        if c.sampler not in SAMPLERS:
+            raise SearchError(f"unknown sampler {c.sampler!r}; valid: {', '.join(SAMPLERS)}")
+        c.mode = "budget" if c.budget is not None or c.trials is None else "trials"
+        if c.budget is not None:
+            try:
+                c.budget_s = float(c.budget) if isinstance(c.budget, (int, float)) else parse_duration(c.budget)
+            except BudgetError as exc:
+                raise SearchError(f"--budget: {exc}") from None
+            if c.budget_s < MIN_BUDGET_S:
+                raise SearchError(f"--budget {c.budget} is too short: a budget search needs at least "
+                                  f"{MIN_BUDGET_S:g}s (measuring the first candidates takes some)")
+        gpu = _has_cuda() if gpu is None else gpu
+        space = _space(c.space, c.bounds, c.smoke)
+        if c.mode == "budget" and not c.bounds and not c.smoke and not gpu and space.cpu_bounds:
+            space = space.with_bounds(**space.cpu_bounds)  # a default that a CPU trains within the budget
+        if c.mode == "budget" and c.budget is None:
+            c.budget_s = GPU_BUDGET_S if gpu else CPU_BUDGET_S
+        try:
+            objectives = parse_objectives(c.objectives or (budget_objectives() if c.mode == "budget"
+                                                           else default_objectives(c.early_steps)))
+            if c.mode == "budget":
+                _check_budget_objectives(objectives)
+            raw = DEFAULT_CONSTRAINTS if c.constraints is None else [x for x in c.constraints if x != "none"]
+            constraints = [parse_constraint(x) for x in raw]
+        except StudyError as exc:
+            raise SearchError(str(exc)) from None
+        referenced = [m for m in (metric_of(k) for k in [o.key for o in objectives] + [x.key for x in constraints]) if m]
+        if c.metrics is None:
+            c.metrics = list(dict.fromkeys([*(budget_metrics() if c.mode == "budget" else combined_metrics()),
+                                            *referenced]))
+        else:
+            c.metrics = _metric_names(c.metrics, referenced)
+        if c.group_size > c.probe_size:
+            raise SearchError(f"--group-size {c.group_size} is larger than --probe-size {c.probe_size} (valid: "
+                              f"1..{c.probe_size}: the probe batch is split into groups)")
+        c.dataset, data = _dataset(c.dataset, c.data_dir, warn or (lambda text: logger.warning("%s", text)))
+        n = int(data.train_x.shape[0])
+        if c.probe_size > n:
+            raise SearchError(f"--probe-size {c.probe_size} is larger than the {n} training examples of {data.name} "
+                              f"(valid: 2..{n})")
+        c.bounds = dict(space.bounds)
+        c.objectives = ",".join(str(o) for o in objectives)
+        c.constraints = [str(x) for x in constraints]
+        c.study = c.study or f"{c.space}-{c.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        c.resolved = {"space": space, "data": data, "objectives": objectives, "constraints": constraints,
+                      "folder": StudyFolder.of(c.runs_dir, c.study)}
+        return c
+
+    # ------------------------------------------------------------------ what the study stores
+    def study_settings(self) -> dict[str, Any]:
+        """The study's user attributes describing this search (fixed per study; a rerun must match)."""
+        if not self.mode:
+            raise SearchError("resolve() the SearchConfig first")
+        settings = {
+            "space": self.space, "bounds": self.bounds, "dataset": self.dataset,
+            "dataset_info": self.resolved["data"].describe(), "objectives": self.objectives.split(","),
+            "constraints": list(self.constraints), "metrics": list(self.metrics), "early_steps": self.early_steps,
+            "probe_size": self.probe_size, "group_size": self.group_size, "seed": self.seed, "threads": self.threads,
+        }
+        if self.mode == "budget":
+            settings.update(mode="budget", epochs=self.epochs)
+        return settings
+
+    @property
+    def folder(self) -> StudyFolder:
+        return StudyFolder.of(self.runs_dir, self.study)
+
+    @property
+    def metric_options(self) -> dict[str, Any]:
+        return {"group_size": self.group_size}
+
+
+# ---------------------------------------------------------------------- checks shared with the CLI
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _space(name: str, bounds: dict[str, Any], smoke: bool = False):
+    from search_spaces import ConfigError, get_space, list_spaces
+
+    if name not in list_spaces():
+        raise SearchError(f"unknown space {name!r}; valid: {', '.join(list_spaces())}")
+    try:
+        space = get_space(name)
+        if smoke:
+            space = space.with_bounds(**space.smoke_bounds)
+        return space.with_bounds(**bounds) if bounds else space
+    except ConfigError as exc:
+        raise SearchError(f"bad --bounds: {exc}") from None
+
+
+def _dataset(name: str, data_dir: str, warn) -> tuple[str, Any]:
+    from ..data import DatasetError, load_dataset, resolve_dataset
+
+    try:
+        resolved, warning = resolve_dataset(name, data_dir, download=True)
+        if warning:
+            warn(warning)
+        return resolved, load_dataset(resolved, data_dir, download=True)
+    except DatasetError as exc:
+        raise SearchError(str(exc)) from None
+
+
+def _metric_names(value: str | Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    from objectives import registry
+
+    if isinstance(value, str):
+        names = registry.names() if value.strip() == "all" else [n.strip() for n in value.split(",") if n.strip()]
+    else:
+        names = list(value)
+    for n in [*names, *extra]:
+        if n not in registry.names():
+            raise SearchError(f"unknown metric {n!r}; valid: {', '.join(registry.names())}")
+    return list(dict.fromkeys([*names, *extra]))
+
+
+def _check_budget_objectives(objectives) -> None:
+    """A budget search tells every candidate its rung-0 (init) values: objectives must be measured there."""
+    from objectives.combine import DERIVED
+
+    from ..study import metric_of
+    from .keys import EARLY_RUNG_KEYS, EARLY_SUFFIX
+
+    for o in objectives:
+        early = o.key.endswith(EARLY_SUFFIX) or o.key in EARLY_RUNG_KEYS
+        if early or not (metric_of(o.key) or o.key in DERIVED or o.key in ("params", "flops", "loss_init")):
+            raise SearchError(f"objective {o} is not measured at initialization: a budget search ranks its first rung "
+                              f"by init values (the early steps' loss ranks the next rung by itself); use init metrics, "
+                              f"or --trials N for a proxy-only search")
