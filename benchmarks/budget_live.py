@@ -104,7 +104,7 @@ def run_tpe_hyperband(budget_s: float, seed: int, dataset: str, epochs: int, out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nas.schedule import BudgetError, parse_duration
+    from nas.search.plan import BudgetError, parse_duration
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

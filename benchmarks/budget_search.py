@@ -18,9 +18,9 @@ held-out figure).
 
 Strategies (all on the same pool and seed):
 
-* ``gradnas multi-fidelity``: :func:`nas.schedule.plan` for the budget with the pool's mean costs
+* ``gradnas multi-fidelity``: :func:`nas.search.plan.plan` for the budget with the pool's mean costs
   (rungs init -> 50 steps -> 1 epoch -> 3 epochs, eta 3), re-planned after each rung with the cost
-  actually spent (:func:`nas.schedule.replan`); promotion by the combined init score, the combined
+  actually spent (:func:`nas.search.plan.replan`); promotion by the combined init score, the combined
   early score, then the 1-epoch accuracy; candidates drawn uniformly from the pool;
 * ``random, full training``: configs in random order, each trained 3 epochs;
 * ``random + loss@50 filter``: batches of 9 random configs run 50 steps each, the one with the lowest
@@ -66,8 +66,8 @@ import optuna
 
 from nas.lab.selection import candidate_features, cost_steps, select, select_structured
 from nas.lab.tables import load, phase_table, steps_view
-from nas.schedule import BudgetError, plan, promote, replan
-from nas.study import nondominated_ranks
+from nas.search.plan import BudgetError, plan, promote, replan
+from nas.search.ranking import nondominated_ranks
 from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, Feature, rank_aggregate
 from search_spaces import get_space
 

@@ -665,7 +665,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         logging.getLogger("objectives").setLevel(logging.ERROR)
-    from nas.runner import terminate
+    from nas.search.executor import terminate
 
     signal.signal(signal.SIGTERM, terminate)  # a kill saves the cache like Ctrl-C does
     torch.set_num_threads(args.threads)

@@ -80,7 +80,7 @@ The correlation table
 
 Speed: each job uses ``--threads`` torch threads (default 1: small nets gain little from more, and
 oversubscribed shared cores slow them many times over); ``--workers W > 1`` runs W jobs at once through
-``nas.runner.make_executor`` (Ray).
+``nas.search.executor.make_executor`` (Ray).
 
 The logic is ``nas.lab``: ``nas.lab.population`` (sampling, one config's jobs), ``nas.lab.build`` (the
 resumable table), ``nas.lab.correlations`` (the report); this script parses the command line.

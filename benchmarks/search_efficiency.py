@@ -57,7 +57,7 @@ from nas.lab.tables import steps_view, with_config
 from nas.report import stats
 from nas.report.stats import parse_number
 from nas.study import DEFAULT_EARLY_STEPS, parse_constraint, parse_objectives
-from nas.validate import nondominated_ranks
+from nas.search.ranking import nondominated_ranks
 from objectives.combine import combined_score
 
 RANDOM = "random order"

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import optuna
 
-from nas.runner import SearchSettings, run_trials
-from nas.study import combined_metrics, complete_trials, default_objectives, open_study, parse_objectives
+from nas.search.config import SearchConfig
+from nas.search.proxy import run_trials
+from nas.study import combined_metrics, default_objectives, open_study, parse_objectives
+from nas.search.ranking import complete_trials
 from search_spaces import get_space
 
 BOUNDS = {"blocks": (1, 2), "width": (8, 16), "batch_size": (32, 128)}
@@ -40,10 +42,10 @@ def one_run(workers: int, args, folder: Path) -> dict:
     objs = parse_objectives(default_objectives(args.early_steps))
     cons = []
     study = open_study(f"w{workers}", f"sqlite:///{folder / f'w{workers}.db'}", objs, cons, "random", args.seed, {})
-    settings = SearchSettings(
+    settings = SearchConfig(
         space="resnet_cifar", bounds=space.bounds, dataset=args.dataset, data_dir=args.data_dir,
         metrics=combined_metrics(), early_steps=args.early_steps, probe_size=64,
-        seed=args.seed, metric_options={"group_size": 8}, trials=args.trials, workers=workers,
+        seed=args.seed, group_size=8, trials=args.trials, workers=workers,
         threads=args.threads,
     )
     ray_start = 0.0

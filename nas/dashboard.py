@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .study import best_trials
+from .search.ranking import best_trials
 
 __all__ = ["feasible_best"]
 

@@ -32,23 +32,17 @@ import torch.nn.functional as F
 
 import objectives
 from objectives import PROBE_OPTIONS, InTrainingStepConsistency, registry
-from objectives.combine import DERIVED, derived_values
+from objectives.combine import derived_values
 from search_spaces import get_space
 
 from .data import augment_batch, load_dataset
+from .search.keys import EARLY_SUFFIX
 from .training import make_optimizer, resolve_device
 
-__all__ = ["TrialSpec", "TrialFailed", "evaluate", "DERIVED_KEYS", "EARLY_SUFFIX"]
+__all__ = ["TrialSpec", "TrialFailed", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
-EARLY_SUFFIX = "@early"
-#: Values computed by every trial besides the metrics.
-DERIVED_KEYS = (
-    "loss_init", "loss_early", "loss_drop", "train_loss_first", "train_loss_last", "train_kappa_w",
-    "params", "flops", "time_data", "time_build", "time_score_init", "time_train", "time_score_early", "time_total",
-    *DERIVED, *(f"{k}@early" for k in DERIVED if k != "train_loss_smooth_min"),
-)
 
 
 class TrialFailed(RuntimeError):
@@ -117,7 +111,7 @@ def evaluate(spec: TrialSpec) -> dict[str, Any]:
     failed trial; the study ranks it worst in its direction).
 
     Returns:
-        A dict with ``<metric>`` and ``<metric>@early`` for each metric, the :data:`DERIVED_KEYS`,
+        A dict with ``<metric>`` and ``<metric>@early`` for each metric, the :data:`~nas.search.keys.DERIVED_KEYS`,
         ``metric_errors`` (``<metric>[@early]`` -> reason), ``loss_curve`` (training loss per step),
         ``device`` and ``seed``.
 

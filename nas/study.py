@@ -26,7 +26,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import optuna
 
@@ -35,16 +35,13 @@ from objectives.combine import (
     BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, CONFIG_COLUMNS, EARLY_FEATURES, INIT_FEATURES, feature_inputs,
 )
 
-from .evaluate import DERIVED_KEYS, EARLY_SUFFIX
-from .training import jsonable
+from .search.keys import DERIVED_KEYS, EARLY_SUFFIX
 
 __all__ = [
     "StudyError", "Objective", "Constraint", "DEFAULT_OBJECTIVES", "DEFAULT_CONSTRAINTS", "SAMPLERS",
     "DEFAULT_EARLY_STEPS", "default_objectives", "combined_metrics", "budget_objectives", "budget_metrics",
     "parse_objectives", "parse_constraint", "metric_of", "default_storage", "open_storage", "open_study", "load_study",
-    "make_sampler", "best_trials", "is_feasible", "constraint_values", "tell_result", "store_values", "tell_values",
-    "tell_failure", "export_trials",
-    "complete_trials", "pareto_front", "nondominated_ranks", "signed_values", "worst_if_undefined",
+    "make_sampler", "export_trials",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,8 +58,6 @@ DEFAULT_EARLY_STEPS = 50
 DEFAULT_CONSTRAINTS: tuple[str, ...] = ()
 SAMPLERS = ("nsga2", "tpe", "random")
 _DIRECTIONS = {"min": "minimize", "minimize": "minimize", "max": "maximize", "maximize": "maximize"}
-#: The system attribute where ``Trial.set_constraint`` stores the constraint values (Optuna's key).
-CONSTRAINTS_KEY = "constraints"
 
 #: Violation recorded for a constraint whose value is missing or not finite.
 _VIOLATED = 1e9
@@ -340,121 +335,6 @@ def open_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([o.key for o in objectives])
     return study
-
-
-def complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-
-
-def signed_values(trial: optuna.trial.FrozenTrial, directions: Sequence[optuna.study.StudyDirection]) -> list[float]:
-    """The trial's objective values oriented so that smaller is better for every objective."""
-    return [v if d == optuna.study.StudyDirection.MINIMIZE else -v for v, d in zip(trial.values, directions)]
-
-
-def nondominated_ranks(
-    trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
-) -> list[int]:
-    """Non-dominated sorting rank of each trial (1 = Pareto front), in the order of ``trials``."""
-    keys = [signed_values(t, directions) for t in trials]
-    ranks = [0] * len(trials)
-    left = set(range(len(trials)))
-    rank = 0
-
-    def dominates(a: list[float], b: list[float]) -> bool:
-        return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-    while left:
-        rank += 1
-        front = {i for i in left if not any(dominates(keys[j], keys[i]) for j in left if j != i)}
-        for i in front:
-            ranks[i] = rank
-        left -= front
-    return ranks
-
-
-def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    """Optuna's definition: every constraint value stored by ``Trial.set_constraint`` is <= 0 (a trial
-    without constraints is feasible)."""
-    return all(v <= 0 for v in constraint_values(trial).values())
-
-
-def constraint_values(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
-    """A trial's constraint values by name: Optuna >= 5 stores each as system attr ``constraints:<name>``;
-    older studies hold one list ``constraints`` (named by position)."""
-    values = {str(i): v for i, v in enumerate(trial.system_attrs.get(CONSTRAINTS_KEY) or [])}
-    prefix = CONSTRAINTS_KEY + ":"
-    values.update((k[len(prefix):], v) for k, v in trial.system_attrs.items() if k.startswith(prefix))
-    return values
-
-
-def best_trials(
-    trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
-) -> tuple[list[optuna.trial.FrozenTrial], bool]:
-    """The one definition of a study's best trials, shared by the CLI's front, its progress bar and the
-    dashboard: the non-dominated complete trials among the feasible ones (``Study.best_trials``; with one
-    objective, the single best). When no complete trial is feasible, the non-dominated ones among all
-    complete trials, and the second value is False.
-    """
-    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.values is not None]
-    feasible = [t for t in done if is_feasible(t)]
-    pool = feasible or done
-    front = pareto_front(pool, directions)
-    if len(directions) == 1 and front:
-        sign = 1 if directions[0] == optuna.study.StudyDirection.MINIMIZE else -1
-        front = [min(front, key=lambda t: (sign * t.values[0], t.number))]
-    return front, bool(feasible) or not done
-
-
-def pareto_front(
-    trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
-) -> list[optuna.trial.FrozenTrial]:
-    """Non-dominated trials among ``trials`` (constraints ignored), in trial order."""
-    return [t for t, r in zip(trials, nondominated_ranks(trials, directions)) if r == 1]
-
-
-def tell_result(
-    study: optuna.Study,
-    trial: optuna.Trial,
-    result: dict[str, Any],
-    objectives: list[Objective],
-    constraints: list[Constraint],
-) -> list[float]:
-    """Store every value as a user attribute and tell Optuna the objective values."""
-    store_values(trial, result, constraints)
-    return tell_values(study, trial, result, objectives)
-
-
-def store_values(trial: optuna.Trial, result: dict[str, Any], constraints: list[Constraint]) -> None:
-    """Every value of ``result`` as a user attribute of the running ``trial``, its constraint violations
-    and ``feasible`` (the budgeted search stores each rung's values as they come, and tells at the end)."""
-    for key, value in result.items():
-        trial.set_user_attr(key, jsonable(value))
-    for c in constraints:  # read by NSGA-II/TPE and the dashboard (<= 0: satisfied)
-        trial.set_constraint(str(c), c.violation(result))
-    trial.set_user_attr("feasible", all(c.violation(result) <= 0 for c in constraints))
-
-
-def tell_values(study: optuna.Study, trial: optuna.Trial, result: dict[str, Any], objectives: list[Objective]) -> list[float]:
-    """Tell Optuna the trial's objective values (undefined ones: the worst of their direction)."""
-    values = [worst_if_undefined(result.get(o.key), o.direction) for o in objectives]
-    undefined = [str(o) for o, v in zip(objectives, values) if not math.isfinite(v)]
-    if undefined:
-        trial.set_user_attr("undefined_objectives", undefined)
-    study.tell(trial, values)
-    return values
-
-
-def worst_if_undefined(value: Any, direction: str) -> float:
-    """An objective value Optuna can rank: a missing or NaN value becomes the worst value of its direction
-    (+inf when minimized, -inf when maximized): an undefined metric is evidence, not a failed trial."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return math.inf if direction == "minimize" else -math.inf
-    return float(value)
-
-
-def tell_failure(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
-    trial.set_user_attr("fail_reason", reason[:2000])
-    study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
 def export_trials(study: optuna.Study, path: str | Path) -> Path:

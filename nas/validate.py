@@ -3,10 +3,10 @@
 Which trials (``python -m nas validate``):
 
 * the Pareto front: Optuna's ``study.best_trials`` (non-dominated among the *feasible* trials); when
-  no trial is feasible, the non-dominated trials of all complete trials (:func:`nas.study.pareto_front`);
+  no trial is feasible, the non-dominated trials of all complete trials (:func:`nas.search.ranking.pareto_front`);
   selected_by ``"pareto"``;
 * or, with ``top=K``, the first K complete trials in this order (selected_by ``"top"``): feasible
-  before infeasible, then by the combined gradnas score (:func:`nas.ranking.gradnas_scores`, highest
+  before infeasible, then by the combined gradnas score (:func:`nas.search.ranking.gradnas_scores`, highest
   first) when the trials have its values, then by non-dominated sorting rank (1 = the front; rank r + 1
   is the front of what remains after removing ranks <= r), then by the first objective in its direction,
   then by trial number;
@@ -48,7 +48,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import random
 import time
 from pathlib import Path
@@ -57,24 +56,21 @@ from typing import Any, Callable
 import optuna
 
 from .data import DatasetError, load_dataset
-from .ranking import gradnas_scores
-from .runner import default_workers, make_executor, sigterm_interrupts
-from .study import StudyError, complete_trials, nondominated_ranks, pareto_front, signed_values
+from .search.executor import default_workers, make_executor, run_jobs, sigterm_interrupts
+from .search.keys import CONFIG, SEED, VALIDATION, StudyFolder, validation_key
+from .search.lifecycle import train_spec
+from .search.ranking import complete_trials, gradnas_scores, is_feasible, nondominated_ranks, pareto_front, signed_values
+from .study import StudyError
 from .study import load_study as _load_study
-from .training import TrainSpec, jsonable, train
+from .training import summarize
 
 __all__ = [
-    "ValidationError", "VAL_KEY", "CONVERGED_FRACTION", "load_study", "study_settings", "nondominated_ranks",
-    "select_trials", "summarize", "validation_results", "with_validation", "run_validation",
-    "export_validation", "checkpoint_path",
+    "ValidationError", "load_study", "study_settings", "select_trials", "validation_results", "with_validation",
+    "run_validation", "export_validation",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Study user attribute holding trial ``n``'s results: ``VAL_KEY.format(n)``.
-VAL_KEY = "validation:{}"
-#: Converged: final train loss < CONVERGED_FRACTION * ln(num_classes).
-CONVERGED_FRACTION = 0.5
 
 
 class ValidationError(ValueError):
@@ -112,19 +108,7 @@ def study_settings(study: optuna.Study) -> dict[str, Any]:
             "constraints": list(attrs.get("constraints") or [])}
 
 
-def checkpoint_path(out_dir: str | Path, number: int) -> Path:
-    """``<out_dir>/checkpoints/trial_<number>.pt`` (absolute)."""
-    return (Path(out_dir) / "checkpoints" / f"trial_{number}.pt").resolve()
-
-
 # ------------------------------------------------------------------------------------ selection
-def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    if "feasible" in trial.user_attrs:
-        return bool(trial.user_attrs["feasible"])
-    cons = [v for k, v in trial.system_attrs.items() if k.startswith("constraints:")]  # Trial.set_constraint
-    return all(c <= 0 for c in cons)
-
-
 def select_trials(
     study: optuna.Study, top: int | None = None, n_random: int = 0, seed: int = 0
 ) -> list[tuple[optuna.trial.FrozenTrial, str]]:
@@ -133,7 +117,7 @@ def select_trials(
     Only COMPLETE trials with a stored ``config`` can be picked. Returns ``(trial, selected_by)``
     pairs, the front/top ones first, each group in trial order.
     """
-    done = [t for t in complete_trials(study) if isinstance(t.user_attrs.get("config"), dict)]
+    done = [t for t in complete_trials(study) if isinstance(t.user_attrs.get(CONFIG), dict)]
     if not done:
         return []
     directions = study.directions
@@ -149,7 +133,7 @@ def select_trials(
         score, _ = gradnas_scores(done)
         lead = [-s for s in score] if score is not None else ranks  # the combined score, else the front rank
         order = sorted(range(len(done)),
-                       key=lambda i: (not _feasible(done[i]), lead[i], ranks[i], first[i], done[i].number))
+                       key=lambda i: (not is_feasible(done[i]), lead[i], ranks[i], first[i], done[i].number))
         chosen = {done[i].number for i in order[: max(0, int(top))]}
         picked = [(t, "top") for t in done if t.number in chosen]
     taken = {t.number for t, _ in picked}
@@ -161,50 +145,9 @@ def select_trials(
 
 
 # ------------------------------------------------------------------------------------ results
-def summarize(history: dict[str, Any], selected_by: str) -> dict[str, Any]:
-    """The ``val_*`` values of one training history (see the module docstring for each)."""
-    accs = [a for a in history["test_acc"] if a is not None]
-    losses = history["train_loss"]
-    num_classes = int(history.get("num_classes") or 10)
-    threshold = CONVERGED_FRACTION * math.log(num_classes)
-    diverged = bool(history.get("diverged"))
-    if diverged:
-        final_acc = history.get("final_test_acc")
-        final_loss = None
-    else:
-        final_acc = accs[-1] if accs else None
-        final_loss = losses[-1] if losses else None
-    all_accs = accs + ([final_acc] if diverged and final_acc is not None else [])
-    best = max(all_accs) if all_accs else None
-    to_90 = None
-    if best is not None and accs:
-        to_90 = next((i + 1 for i, a in enumerate(accs) if a >= 0.9 * best), None)
-    converged = (not diverged and final_loss is not None and math.isfinite(final_loss) and final_loss < threshold)
-    return jsonable({
-        "val_final_acc": final_acc,
-        "val_best_acc": best,
-        "val_final_train_loss": final_loss,
-        "val_loss_curve": list(losses),
-        "val_test_loss_curve": list(history["test_loss"]),
-        "val_acc_curve": list(history["test_acc"]),
-        "val_epoch_times": [round(t, 3) for t in history["epoch_time"]],
-        "val_epochs_to_90": to_90,
-        "val_converged": bool(converged),
-        "val_converged_threshold": threshold,
-        "val_diverged": diverged,
-        "val_diverged_epoch": history.get("diverged_epoch"),
-        "val_epochs": int(history["epochs"]),
-        "val_selected_by": selected_by,
-        "val_first_batch_loss": history.get("first_batch_loss"),
-        "val_time": float(history.get("wall_time") or 0.0),
-        "val_device": history.get("device"),
-        "val_amp": history.get("amp"),
-    })
-
-
 def validation_results(study: optuna.Study) -> dict[int, dict[str, Any]]:
     """Trial number -> its stored ``val_*`` dict (validated or failed validations), from the study."""
-    prefix = VAL_KEY.format("")
+    prefix = VALIDATION
     out = {}
     for key, value in study.user_attrs.items():
         if key.startswith(prefix) and isinstance(value, dict):
@@ -285,7 +228,7 @@ def run_validation(
     on_update: Callable[[dict[str, Any]], None] | None = None,
     on_plan: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Train the selected trials (in parallel through :func:`nas.runner.make_executor`) and store results.
+    """Train the selected trials (in parallel through :func:`nas.search.executor.run_jobs`) and store results.
 
     Args:
         study: the study (made by the search: its user attributes give space, bounds, dataset, seed).
@@ -327,61 +270,52 @@ def run_validation(
     if on_plan:
         on_plan(dict(stats))
     if not todo:
-        export_validation(study, out_dir / "validation.csv")
+        export_validation(study, StudyFolder(out_dir).validation_csv)
         return stats
     try:  # fail fast, here, for a dataset that is not on disk and cannot be downloaded
         load_dataset(settings["dataset"], options.data_dir, seed=settings["seed"])
     except DatasetError as exc:
         raise ValidationError(str(exc)) from None
     workers = min(int(options.workers or default_workers(options.trials_per_gpu)), len(todo))
-    specs = {
-        t.number: (TrainSpec(
-            space=settings["space"], config=dict(t.user_attrs["config"]), dataset=settings["dataset"],
-            epochs=int(options.epochs), bounds=settings["bounds"], data_dir=str(Path(options.data_dir).resolve()),
-            seed=int(t.user_attrs.get("seed", settings["seed"] + t.number)), data_seed=settings["seed"],
-            checkpoint=str(checkpoint_path(out_dir, t.number)), amp=options.amp, threads=options.threads,
-            trial=t.number,
-        ), why)
-        for t, why in todo
-    }
-    queue = list(specs)
-    executor = make_executor(workers, train, options.trials_per_gpu, ray_address=options.ray_address)
-    in_flight: set[int] = set()
-    log = out_dir / "validate.log"
+    folder = StudyFolder(out_dir)
+    data_dir = str(Path(options.data_dir).resolve())
+    jobs = [(t.number, train_spec(settings, t.user_attrs[CONFIG], int(t.user_attrs.get(SEED, settings["seed"] + t.number)),
+                                  options.epochs, folder.checkpoint(t.number), data_dir=data_dir, amp=options.amp,
+                                  threads=options.threads, trial=t.number))
+            for t, _ in todo]
+    why_of = {t.number: why for t, why in todo}
+
+    def handle(number: int, status: str, payload: Any, seconds: float) -> None:  # noqa: ARG001
+        why = why_of[number]
+        if status == "ok":
+            values = summarize(payload, why)
+            stats["trained"] += 1
+            stats["diverged"] += int(values["val_diverged"])
+            first = payload["resumed_from"] + 1
+            trained = (f"trained epochs {first}..{first + payload['epochs_trained'] - 1}"
+                       if payload["epochs_trained"] else "trained no full epoch")
+            if payload["diverged"]:
+                trained += f", diverged in epoch {payload['diverged_epoch']} step {payload['diverged_step']}"
+            line = (f"trial {number} {trained} of {payload['epochs']} (resumed from epoch "
+                    f"{payload['resumed_from']}) best_acc={values['val_best_acc']} "
+                    f"diverged={values['val_diverged']}")
+        else:
+            values = {"val_error": str(payload)[:2000], "val_error_epochs": int(options.epochs),
+                      "val_selected_by": why}
+            stats["failed"] += 1
+            line = f"trial {number} failed: {str(payload)[:300]}"
+            logger.warning("validation of trial %d failed: %s", number, payload)
+        study.set_user_attr(validation_key(number), values)  # the driver is the only writer
+        with folder.validate_log.open("a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        if on_update:
+            on_update({**stats, "trial": number, "status": status, "values": values})
+
+    executor = make_executor(workers, trials_per_gpu=options.trials_per_gpu, ray_address=options.ray_address)
     with sigterm_interrupts():
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < workers:
-                    number = queue.pop(0)
-                    executor.submit(number, specs[number][0])
-                    in_flight.add(number)
-                for number, status, payload in executor.wait():
-                    in_flight.discard(number)
-                    why = specs[number][1]
-                    if status == "ok":
-                        values = summarize(payload, why)
-                        stats["trained"] += 1
-                        stats["diverged"] += int(values["val_diverged"])
-                        first = payload["resumed_from"] + 1
-                        trained = (f"trained epochs {first}..{first + payload['epochs_trained'] - 1}"
-                                   if payload["epochs_trained"] else "trained no full epoch")
-                        if payload["diverged"]:
-                            trained += f", diverged in epoch {payload['diverged_epoch']} step {payload['diverged_step']}"
-                        line = (f"trial {number} {trained} of {payload['epochs']} (resumed from epoch "
-                                f"{payload['resumed_from']}) best_acc={values['val_best_acc']} "
-                                f"diverged={values['val_diverged']}")
-                    else:
-                        values = {"val_error": str(payload)[:2000], "val_error_epochs": int(options.epochs),
-                                  "val_selected_by": why}
-                        stats["failed"] += 1
-                        line = f"trial {number} failed: {str(payload)[:300]}"
-                        logger.warning("validation of trial %d failed: %s", number, payload)
-                    study.set_user_attr(VAL_KEY.format(number), values)  # the driver is the only writer
-                    with log.open("a") as fh:
-                        fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
-                    if on_update:
-                        on_update({**stats, "trial": number, "status": status, "values": values})
+            run_jobs(executor, workers, jobs, handle)
         finally:
             executor.shutdown()
-            export_validation(study, out_dir / "validation.csv")
+            export_validation(study, folder.validation_csv)
     return stats

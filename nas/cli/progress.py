@@ -57,10 +57,15 @@ class BudgetProgress:
         self.bar.n = min(self.bar.total, round(time.monotonic() - self.t0))
 
     def on_event(self, e: dict[str, Any]) -> None:
-        from ..schedule import format_duration
+        from ..search.plan import format_duration
 
         bar, kind = self.bar, e["kind"]
-        if kind == "plan":
+        if kind == "resume":
+            bar.write(f"resuming the interrupted budget search at rung {e['rung']}: {e['candidates']} candidate(s) "
+                      f"climbing, {format_duration(max(0.0, e['left']))} of the budget left")
+            self.rung = e["rung"]
+            self.t0 -= e["elapsed"]  # the bar counts the whole budget's seconds
+        elif kind == "plan":
             bar.write(f"plan: {e['plan'].describe()} (costs per candidate: "
                       + ", ".join(f"{n} {format_duration(c)}" for n, c in zip(_RUNGS, e["plan"].rung_costs)) + ")")
         elif kind == "rung":
@@ -104,17 +109,18 @@ class TrialsProgress:
         self.bar.close()
 
     def on_update(self, status: dict[str, Any]) -> None:
-        from ..study import is_feasible
+        from ..search.ranking import best_trials, complete_trials
 
         bar, best = self.bar, self.best
         if status.get("reason"):  # a failure is said when it happens, not only with -v
             bar.write(f"trial {status['trial']} failed: {status['reason'][:300]}")
         if status["status"] == "ok":
             bar.update(1)
-            t = self.study.trials[status["trial"]]
-            # the same "best" as the printed Pareto front and the dashboard: feasible trials only
-            for o, v in zip(self.objectives, (t.values or []) if is_feasible(t) else []):
-                cur = best.get(o.key)
-                better = cur is None or (v < cur if o.direction == "minimize" else v > cur)
-                best[o.key] = v if better else cur
+            # the best value of each objective over the study's best trials: the printed front's and the
+            # dashboard's (feasible, non-dominated; best_trials)
+            front, _ = best_trials(complete_trials(self.study), self.study.directions)
+            for k, o in enumerate(self.objectives):
+                values = [t.values[k] for t in front]
+                if values:
+                    best[o.key] = min(values) if o.direction == "minimize" else max(values)
         bar.set_postfix(failed=status["failed"], **{k: f"{v:.3g}" for k, v in best.items()})

@@ -12,11 +12,6 @@ from .output import fmt, table
 
 __all__ = ["Score"]
 
-#: Keys of a result that only training steps measure (not shown when nothing was trained).
-_EARLY_KEYS = ("loss_early", "loss_drop", "train_loss_first", "train_loss_last", "train_kappa_w", "loss_curve",
-               "train_loss_smooth_min", "time_train", "time_score_early")
-
-
 class Score(Command):
     """Score one candidate (a config, an NB201 arch string or index) and print every metric at
     initialization and, with --early-steps, after a few training steps."""
@@ -65,7 +60,9 @@ class Score(Command):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         if not args.early_steps:  # nothing was trained: no early values to show as if measured
-            for key in _EARLY_KEYS:
+            from ..search.keys import TRAINING_ONLY_KEYS
+
+            for key in TRAINING_ONLY_KEYS:
                 result.pop(key, None)
         if args.json:
             print(json.dumps({"config": config, **result}, indent=1, default=str))

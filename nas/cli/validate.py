@@ -38,7 +38,7 @@ class Validate(Command):
         import optuna
         from tqdm.auto import tqdm
 
-        from ..study import complete_trials
+        from ..search.ranking import complete_trials
         from ..validate import ValidateOptions, ValidationError, load_study, run_validation
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)

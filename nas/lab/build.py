@@ -168,10 +168,10 @@ def apply_result(rows: dict[int, dict[str, Any]], job: Job, status: str, payload
 
 def run_jobs(jobs: Sequence[Job], rows: dict[int, dict[str, Any]], out: str | Path, workers: int,
              settings_text: str, progress: bool = True) -> int:
-    """Run ``jobs`` on ``workers`` (Ray when > 1, ``nas.runner.make_executor``), merging each result into
+    """Run ``jobs`` on ``workers`` (Ray when > 1, ``nas.search.executor.make_executor``), merging each result into
     ``rows`` and saving the table after every one; the number of jobs with a problem. Ctrl-C propagates
     (finished jobs are saved)."""
-    from nas.runner import make_executor
+    from nas.search.executor import make_executor
 
     workers = min(workers, len(jobs))
     executor = make_executor(workers, run_job)

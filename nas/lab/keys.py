@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from nas.evaluate import EARLY_SUFFIX
+from nas.search.keys import EARLY_SUFFIX
 from nas.report.stats import key_direction
 from nas.study import metric_of
 from objectives import registry

@@ -29,9 +29,10 @@ from typing import Any, Callable, Sequence
 
 import optuna
 
-from nas.evaluate import EARLY_SUFFIX, TrialSpec, evaluate
+from nas.evaluate import TrialSpec, evaluate
+from nas.search.keys import EARLY_SUFFIX
 from nas.training import TrainSpec, train
-from nas.validate import summarize
+from nas.training import summarize
 from search_spaces import ConfigError, get_space
 
 from .keys import LONG_KEYS

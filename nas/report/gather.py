@@ -12,7 +12,8 @@ from typing import Any
 
 import optuna
 
-from ..study import StudyError, parse_constraint, pareto_front
+from ..study import StudyError, parse_constraint
+from ..search.ranking import pareto_front
 from ..validate import validation_results, with_validation
 from .stats import CONVERGED
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import optuna
 
-from ..evaluate import EARLY_SUFFIX
+from ..search.keys import EARLY_SUFFIX
 from .gather import ReportData
 from .stats import ACCURACY, ALPHA, CONVERGED, correlate, finite_or_none, metric_keys
 

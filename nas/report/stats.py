@@ -29,7 +29,7 @@ import optuna
 
 from objectives import registry
 
-from ..evaluate import EARLY_SUFFIX
+from ..search.keys import EARLY_SUFFIX
 from ..study import metric_of
 
 __all__ = [

@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import SearchConfig, SearchError
+from .config import SearchConfig, SearchError, check_writable, remove_if_empty
 from .keys import StudyFolder
 
 __all__ = ["search", "Search", "SearchResult", "load_model"]
@@ -97,7 +97,7 @@ class Search:
 
         c = self.config
         folder = c.folder.root
-        _check_writable(folder)
+        check_writable(folder)
         try:
             c.storage = c.storage or default_storage(c.runs_dir, c.study)
             return open_study(c.study, c.storage, c.resolved["objectives"], c.resolved["constraints"], c.sampler,
@@ -159,26 +159,3 @@ def load_model(path: str | Path):
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 
-
-def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise SearchError(f"runs directory {str(folder)!r} is not writable ({exc.strerror}); pass --runs-dir DIR") from None
-
-
-def remove_if_empty(folder: Path) -> None:
-    """Remove the study folder when it holds nothing, then the runs directory above it when that is empty
-    too (a run that failed to open its storage leaves nothing behind)."""
-    try:
-        folder = Path(folder).resolve()
-        for f in (folder, folder.parent):
-            if f.is_dir() and not any(f.iterdir()) and f != Path.cwd().resolve():
-                f.rmdir()
-            else:
-                break
-    except OSError:
-        pass

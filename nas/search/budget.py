@@ -1,11 +1,11 @@
 """The budget search (``python -m nas search``, ``nas.search(budget=...)``): :func:`run_budget` climbs the
 rungs of the plan and ends with the best trained model.
 
-A pilot of rung-0 candidates measures the costs, :func:`nas.schedule.plan` sizes the rungs, every rung's
+A pilot of rung-0 candidates measures the costs, :func:`nas.search.plan.plan` sizes the rungs, every rung's
 candidates run as jobs on the workers (:func:`~nas.search.executor.run_jobs`), the plan is re-fitted to
-the time left (:func:`nas.schedule.replan`) and the best candidates are promoted
-(:func:`nas.schedule.promote`); the finalists' full trainings end with ``best_model.pt``. The planner is
-pure (:mod:`nas.schedule`); the candidates' values, costs and scores are kept by
+the time left (:func:`nas.search.plan.replan`) and the best candidates are promoted
+(:func:`nas.search.plan.promote`); the finalists' full trainings end with ``best_model.pt``. The planner is
+pure (:mod:`nas.search.plan`); the candidates' values, costs and scores are kept by
 :class:`~nas.search.budget_run.BudgetRun`; the state stored after every job
 (:mod:`~nas.search.budget_state`) lets a rerun continue an interrupted climb within the budget left.
 """
@@ -16,7 +16,7 @@ import dataclasses
 import time
 from typing import Any, Callable
 
-from ..schedule import RESERVE, RUNGS, BudgetError, plan, promote, replan, waves_time
+from .plan import RESERVE, RUNGS, BudgetError, plan, promote, replan, waves_time
 from . import keys
 from .budget_run import BudgetRun, finite
 from .budget_state import BudgetState, load_state

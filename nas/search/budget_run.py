@@ -3,14 +3,13 @@ best model it saves. The driver that climbs the rungs is :func:`nas.search.budge
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from typing import Any, Callable
 
 import numpy as np
 
-from ..schedule import RUNGS, BudgetError, Plan, plan
+from .plan import RUNGS, BudgetError, Plan, plan
 from . import keys
 from .budget_state import BudgetState, save_state
 from .lifecycle import Lifecycle, train_spec, trial_spec
@@ -114,7 +113,7 @@ class BudgetRun:
         self.life.store(number, result)
 
     def store_training(self, number: int, history: dict, rung: int) -> None:
-        from ..validate import summarize
+        from ..training import summarize
 
         summary = summarize(history, "budget search")
         trial = self.life.running[number].trial

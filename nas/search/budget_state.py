@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from ..schedule import Plan
+from .plan import Plan
 from .keys import BUDGET_STATE
 
 __all__ = ["BudgetState", "load_state", "save_state"]

@@ -18,7 +18,10 @@ from typing import Any, Sequence
 
 from .keys import StudyFolder
 
-__all__ = ["SearchConfig", "SearchError", "MIN_BUDGET_S", "CPU_BUDGET_S", "GPU_BUDGET_S", "MAX_WORKERS"]
+__all__ = [
+    "SearchConfig", "SearchError", "MIN_BUDGET_S", "CPU_BUDGET_S", "GPU_BUDGET_S", "MAX_WORKERS", "open_space",
+    "open_dataset", "metric_names", "check_group_size", "check_probe_size", "check_writable", "remove_if_empty",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ class SearchConfig:
         fallback notice (default: logged). ``resolved`` holds the objects the run uses: ``space``,
         ``data``, ``objectives``, ``constraints``, ``folder``.
         """
-        from ..schedule import BudgetError, parse_duration
+        from .plan import BudgetError, parse_duration
         from ..study import (
             DEFAULT_CONSTRAINTS, SAMPLERS, StudyError, budget_metrics, budget_objectives, combined_metrics,
             default_objectives, metric_of, parse_constraint, parse_objectives,
@@ -133,7 +136,7 @@ class SearchConfig:
                 raise SearchError(f"--budget {c.budget} is too short: a budget search needs at least "
                                   f"{MIN_BUDGET_S:g}s (measuring the first candidates takes some)")
         gpu = _has_cuda() if gpu is None else gpu
-        space = _space(c.space, c.bounds, c.smoke)
+        space = open_space(c.space, c.bounds, c.smoke)
         if c.mode == "budget" and not c.bounds and not c.smoke and not gpu and space.cpu_bounds:
             space = space.with_bounds(**space.cpu_bounds)  # a default that a CPU trains within the budget
         if c.mode == "budget" and c.budget is None:
@@ -152,15 +155,10 @@ class SearchConfig:
             c.metrics = list(dict.fromkeys([*(budget_metrics() if c.mode == "budget" else combined_metrics()),
                                             *referenced]))
         else:
-            c.metrics = _metric_names(c.metrics, referenced)
-        if c.group_size > c.probe_size:
-            raise SearchError(f"--group-size {c.group_size} is larger than --probe-size {c.probe_size} (valid: "
-                              f"1..{c.probe_size}: the probe batch is split into groups)")
-        c.dataset, data = _dataset(c.dataset, c.data_dir, warn or (lambda text: logger.warning("%s", text)))
-        n = int(data.train_x.shape[0])
-        if c.probe_size > n:
-            raise SearchError(f"--probe-size {c.probe_size} is larger than the {n} training examples of {data.name} "
-                              f"(valid: 2..{n})")
+            c.metrics = metric_names(c.metrics, referenced)
+        check_group_size(c.group_size, c.probe_size)
+        c.dataset, data = open_dataset(c.dataset, c.data_dir, warn or (lambda text: logger.warning("%s", text)))
+        check_probe_size(c.probe_size, data)
         c.bounds = dict(space.bounds)
         c.objectives = ",".join(str(o) for o in objectives)
         c.constraints = [str(x) for x in constraints]
@@ -203,7 +201,8 @@ def _has_cuda() -> bool:
         return False
 
 
-def _space(name: str, bounds: dict[str, Any], smoke: bool = False):
+def open_space(name: str, bounds: dict[str, Any], smoke: bool = False):
+    """The registered space ``name``, narrowed to its smoke bounds with ``smoke``, then to ``bounds``."""
     from search_spaces import ConfigError, get_space, list_spaces
 
     if name not in list_spaces():
@@ -217,22 +216,28 @@ def _space(name: str, bounds: dict[str, Any], smoke: bool = False):
         raise SearchError(f"bad --bounds: {exc}") from None
 
 
-def _dataset(name: str, data_dir: str, warn) -> tuple[str, Any]:
+def open_dataset(name: str, data_dir: str, warn, download: bool = True) -> tuple[str, Any]:
+    """``(resolved name, data)`` of dataset ``name`` (``auto`` resolved; ``warn(text)`` gets its notice)."""
     from ..data import DatasetError, load_dataset, resolve_dataset
 
     try:
-        resolved, warning = resolve_dataset(name, data_dir, download=True)
+        resolved, warning = resolve_dataset(name, data_dir, download=download)
         if warning:
             warn(warning)
-        return resolved, load_dataset(resolved, data_dir, download=True)
+        return resolved, load_dataset(resolved, data_dir, download=download)
     except DatasetError as exc:
         raise SearchError(str(exc)) from None
 
 
-def _metric_names(value: str | Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+def metric_names(value: str | Sequence[str] | None, extra: Sequence[str] = ()) -> list[str]:
+    """The metrics of a ``metrics`` value (None: the default metrics, ``"all"``: every metric, a
+    comma-separated string or a list of names) plus ``extra``."""
+    import objectives
     from objectives import registry
 
-    if isinstance(value, str):
+    if value is None:
+        names = list(objectives.DEFAULT_METRICS)
+    elif isinstance(value, str):
         names = registry.names() if value.strip() == "all" else [n.strip() for n in value.split(",") if n.strip()]
     else:
         names = list(value)
@@ -240,6 +245,46 @@ def _metric_names(value: str | Sequence[str], extra: Sequence[str] = ()) -> list
         if n not in registry.names():
             raise SearchError(f"unknown metric {n!r}; valid: {', '.join(registry.names())}")
     return list(dict.fromkeys([*names, *extra]))
+
+
+def check_group_size(group_size: int, probe_size: int) -> None:
+    """The probe batch is split into groups: the group size must not exceed the probe size."""
+    if group_size > probe_size:
+        raise SearchError(f"--group-size {group_size} is larger than --probe-size {probe_size} (valid: "
+                          f"1..{probe_size}: the probe batch is split into groups)")
+
+
+def check_probe_size(probe_size: int, data: Any) -> None:
+    """The probe batch is drawn from the training set: the probe size must not exceed it."""
+    n = int(data.train_x.shape[0])
+    if probe_size > n:
+        raise SearchError(f"--probe-size {probe_size} is larger than the {n} training examples of {data.name} "
+                          f"(valid: 2..{n})")
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a file in it, or say that the runs directory is not writable."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise SearchError(f"runs directory {str(folder)!r} is not writable ({exc.strerror}); pass --runs-dir DIR") from None
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove the study folder when it holds nothing, then the runs directory above it when that is empty
+    too (a run that failed to open its storage leaves nothing behind)."""
+    try:
+        folder = Path(folder).resolve()
+        for f in (folder, folder.parent):
+            if f.is_dir() and not any(f.iterdir()) and f != Path.cwd().resolve():
+                f.rmdir()
+            else:
+                break
+    except OSError:
+        pass
 
 
 def _check_budget_objectives(objectives) -> None:

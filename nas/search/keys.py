@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from objectives.combine import DERIVED
+
 __all__ = [
     "CONFIG", "SEED", "THREADS", "RUNG", "FAIL_REASON", "FEASIBLE", "PRUNED_REASON", "RETRY_OF", "UNDEFINED",
-    "EARLY_SUFFIX", "EARLY_RUNG_KEYS", "score_key", "VALIDATION", "validation_key", "BUDGET_STATE", "RUNG_DONE",
+    "EARLY_SUFFIX", "DERIVED_KEYS", "EARLY_RUNG_KEYS", "TRAINING_ONLY_KEYS", "score_key", "VALIDATION", "validation_key", "BUDGET_STATE", "RUNG_DONE",
     "StudyFolder",
 ]
 
@@ -40,9 +42,18 @@ RETRY_OF = "retry_of_trial"
 UNDEFINED = "undefined_objectives"
 #: Suffix of a metric measured after the early training steps.
 EARLY_SUFFIX = "@early"
+#: Values computed by every evaluation (:func:`nas.evaluate.evaluate`) besides the metrics: usable as
+#: objectives and constraints (the combined score's derived features included, at init and after the steps).
+DERIVED_KEYS = (
+    "loss_init", "loss_early", "loss_drop", "train_loss_first", "train_loss_last", "train_kappa_w",
+    "params", "flops", "time_data", "time_build", "time_score_init", "time_train", "time_score_early", "time_total",
+    *DERIVED, *(f"{k}{EARLY_SUFFIX}" for k in DERIVED if k != "train_loss_smooth_min"),
+)
 #: Values of the budget search's early rung kept on the trial (the rest of its result repeats rung 0's).
 EARLY_RUNG_KEYS = ("loss_curve", "loss_early", "loss_drop", "train_loss_first", "train_loss_last", "train_kappa_w",
                    "train_loss_smooth_min")
+#: Values of a result that only training steps measure (``score`` hides them when nothing was trained).
+TRAINING_ONLY_KEYS = (*EARLY_RUNG_KEYS, "time_train", "time_score_early")
 
 
 def score_key(rung: str) -> str:

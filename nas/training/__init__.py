@@ -6,7 +6,8 @@
 * :mod:`~nas.training.grad_transforms` — GAN, gradient centralization, z-score and the optimizer
   wrapper that applies them (:func:`make_grad_transform`, :data:`GRAD_TRANSFORMS`);
 * :mod:`~nas.training.train` — :func:`train`, the resumable full training of one candidate
-  (:class:`TrainSpec`, :func:`warmup_cosine`, checkpoints).
+  (:class:`TrainSpec`, :func:`warmup_cosine`, checkpoints);
+* :mod:`~nas.training.summary` — :func:`summarize`, a training history as the stored ``val_*`` values.
 
 The submodule ``nas.training.train`` is shadowed by the function of the same name here; reach the
 module with ``importlib.import_module("nas.training.train")``.
@@ -23,10 +24,11 @@ from .grad_transforms import (
     make_grad_transform,
 )
 from .recipe import jsonable, make_optimizer, resolve_device
+from .summary import CONVERGED_FRACTION, summarize
 from .train import CHECKPOINT_FORMAT, TrainSpec, load_checkpoint, train, warmup_cosine
 
 __all__ = [
-    "TrainSpec", "train", "warmup_cosine", "load_checkpoint", "CHECKPOINT_FORMAT",
+    "TrainSpec", "train", "warmup_cosine", "load_checkpoint", "CHECKPOINT_FORMAT", "summarize", "CONVERGED_FRACTION",
     "make_optimizer", "resolve_device", "jsonable",
     "make_grad_transform", "GRAD_TRANSFORMS", "GradientTransform", "AutoscaledNormalization",
     "GradientCentralization", "ZScoreNormalization", "TransformedOptimizer", "GradientAutoscaledNormalization",

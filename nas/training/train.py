@@ -1,7 +1,7 @@
 """Full training of one candidate for validation: the standard recipe, AMP on GPU, resumable checkpoints.
 
 A :class:`TrainSpec` is plain data (picklable), so :func:`train` runs in process or in a Ray task
-through the same executors as the search (:func:`nas.runner.make_executor`).
+through the same executors as the search (:func:`nas.search.executor.make_executor`).
 
 Recipe (the same for every candidate, so that only the architecture and the searched hyperparameters
 differ):

@@ -11,7 +11,8 @@ import pytest
 from optuna_dashboard import wsgi
 
 from nas.dashboard import feasible_best
-from nas.study import best_trials, open_storage
+from nas.study import open_storage
+from nas.search.ranking import best_trials
 
 
 def _get(app, path: str) -> dict:

@@ -5,7 +5,8 @@ import math
 import pytest
 
 from objectives.combine import DERIVED
-from nas.evaluate import DERIVED_KEYS, EARLY_SUFFIX, TrialSpec, evaluate
+from nas.evaluate import TrialSpec, evaluate
+from nas.search.keys import DERIVED_KEYS, EARLY_SUFFIX
 
 CONFIG = {"blocks": 1, "width": 8, "batch_size": 32, "lr": 0.05}
 METRICS = ["kappa_w", "confusion", "rank_input"]

@@ -145,7 +145,8 @@ def test_nan_trial_is_failed_with_reason_and_study_completes(tmp_path):
     from search_spaces._base import real
     from search_spaces.resnet_cifar import ResNetCifarSpace
 
-    from nas.runner import SearchSettings, run_trials
+    from nas.search.config import SearchConfig
+    from nas.search.proxy import run_trials
     from nas.study import DEFAULT_CONSTRAINTS, open_study, parse_constraint, parse_objectives
 
     if "lr_bomb" not in __import__("search_spaces").list_spaces():
@@ -166,9 +167,9 @@ def test_nan_trial_is_failed_with_reason_and_study_completes(tmp_path):
     study = open_study("bomb", f"sqlite:///{tmp_path / 'bomb.db'}", objs, cons, "random", 0, {})
     study.enqueue_trial({"lr": 1e6})
     study.enqueue_trial({"lr": 1e-2})
-    settings = SearchSettings(space="lr_bomb", bounds=space.bounds, dataset="synthetic", data_dir="data",
-                              metrics=list(objectives.DEFAULT_METRICS), early_steps=5, probe_size=32,
-                              metric_options={"group_size": 4}, trials=1, workers=1)
+    settings = SearchConfig(space="lr_bomb", bounds=space.bounds, dataset="synthetic", data_dir="data",
+                            metrics=list(objectives.DEFAULT_METRICS), early_steps=5, probe_size=32,
+                            group_size=4, trials=1, workers=1)
     stats = run_trials(study, space, settings, objs, cons)
     failed = [t for t in study.trials if t.state.name == "FAIL"]
     assert stats["total_complete"] == 1 and len(failed) == 1
@@ -332,7 +333,7 @@ def test_load_study_is_the_one_opener_and_retries_too(tmp_path, monkeypatch):
 
 def test_sigterm_interrupts_raises_keyboard_interrupt_and_restores_the_handler():
     # the search and validation drivers stop on SIGTERM as on Ctrl-C (their finally blocks run)
-    from nas.runner import sigterm_interrupts, terminate
+    from nas.search.executor import sigterm_interrupts, terminate
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt, match=f"signal {int(signal.SIGTERM)}"):

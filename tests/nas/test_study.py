@@ -4,7 +4,15 @@ import math
 
 import optuna
 
-from nas.study import open_study, parse_constraint, parse_objectives, tell_result, worst_if_undefined
+from nas.search.lifecycle import store_values, tell_values
+from nas.study import open_study, parse_constraint, parse_objectives
+from nas.search.ranking import worst_if_undefined
+
+
+def tell_result(study, trial, result, objectives, constraints):
+    """What a driver does with a trial's values: store them all, tell the objectives."""
+    store_values(trial, result, constraints)
+    tell_values(study, trial, result, objectives)
 
 
 def test_worst_if_undefined():

@@ -22,9 +22,9 @@ from nas.cli import main
 from nas.study import (
     default_storage, open_study, parse_constraint, parse_objectives,
 )
-from nas.validate import (
-    ValidateOptions, nondominated_ranks, run_validation, select_trials, summarize, validation_results,
-)
+from nas.validate import ValidateOptions, run_validation, select_trials, validation_results
+from nas.search.ranking import nondominated_ranks
+from nas.training import summarize
 from search_spaces import get_space
 
 #: The pre-lab search defaults: these studies are made with custom objectives and constraints.

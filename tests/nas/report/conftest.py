@@ -18,7 +18,7 @@ from nas.cli import main
 from nas.study import (
     default_storage, open_study, parse_constraint, parse_objectives,
 )
-from nas.validate import VAL_KEY
+from nas.search.keys import validation_key
 from search_spaces import get_space
 
 #: The pre-lab search defaults: these studies are made with custom objectives and constraints.
@@ -60,7 +60,7 @@ def make_validated_study(runs: Path, name: str, n: int = 8, validate: bool = Tru
         for i in range(n - 1):
             acc = rng.uniform(0.1, 0.9)
             diverged = i == 1
-            study.set_user_attr(VAL_KEY.format(i), {
+            study.set_user_attr(validation_key(i), {
                 "val_final_acc": 0.0 if diverged else acc - 0.01, "val_best_acc": 0.0 if diverged else acc,
                 "val_final_train_loss": None if diverged else 2.3 * (1 - acc),
                 "val_loss_curve": [] if diverged else [2.0, 2.3 * (1 - acc)],

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nas.training import TrainSpec, train, warmup_cosine
-from nas.validate import summarize
+from nas.training import summarize
 
 # the module (the package's ``train`` attribute is the function of the same name)
 train_mod = importlib.import_module("nas.training.train")

@@ -17,11 +17,11 @@ import optuna
 import pytest
 import torch
 
-from nas.schedule import (
+from nas.search.plan import (
     RUNGS, BudgetError, Plan, format_duration, parse_duration, plan, promote, replan, used_rungs, waves_time,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # ------------------------------------------------------------------------------------ durations

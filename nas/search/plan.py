@@ -29,7 +29,7 @@ costs, plans, and re-plans the later rungs after each rung with the time actuall
 (:func:`replan`); :func:`promote` picks the best candidates whose next rung still fits.
 
 This module is pure (no I/O, no torch): the same planner drives ``python -m nas search --budget`` (its
-driver, :func:`nas.budget.run_budget`) and the replay benchmark ``benchmarks/budget_search.py``.
+driver, :func:`nas.search.budget.run_budget`) and the replay benchmark ``benchmarks/budget_search.py``.
 """
 
 from __future__ import annotations

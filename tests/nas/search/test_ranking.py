@@ -1,4 +1,4 @@
-"""nas.ranking: the combined score over a study's trials, phase choice, fallbacks."""
+"""nas.search.ranking: the combined score over a study's trials, phase choice, fallbacks."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from nas.ranking import gradnas_scores, trials_table
+from nas.search.ranking import gradnas_scores, trials_table
 from objectives.combine import (
     CONFIG_COLUMNS, EARLY_FEATURES, INIT_FEATURES, feature_inputs, feature_values, rank_aggregate,
 )
