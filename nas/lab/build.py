@@ -168,29 +168,25 @@ def apply_result(rows: dict[int, dict[str, Any]], job: Job, status: str, payload
 
 def run_jobs(jobs: Sequence[Job], rows: dict[int, dict[str, Any]], out: str | Path, workers: int,
              settings_text: str, progress: bool = True) -> int:
-    """Run ``jobs`` on ``workers`` (Ray when > 1, ``nas.search.executor.make_executor``), merging each result into
+    """Run ``jobs`` on ``workers`` (Ray when > 1) through the search's executor loop (:func:`nas.search.executor.run_jobs`), merging each result into
     ``rows`` and saving the table after every one; the number of jobs with a problem. Ctrl-C propagates
     (finished jobs are saved)."""
-    from nas.search.executor import make_executor
+    from nas.search.executor import make_executor, run_jobs as run_on
 
     workers = min(workers, len(jobs))
     executor = make_executor(workers, run_job)
     bar = tqdm(total=len(jobs), desc="jobs", unit="job", disable=not progress, dynamic_ncols=True)
-    queue = list(range(len(jobs)))
-    in_flight: set[int] = set()
     problems = 0
+
+    def handle(k: int, status: str, payload: Any, seconds: float) -> None:  # noqa: ARG001
+        nonlocal problems
+        problems += int(apply_result(rows, jobs[k], status, payload, settings_text))
+        save_table(out, rows)
+        bar.update(1)
+        bar.set_postfix(problems=problems, refresh=False)
+
     try:
-        while queue or in_flight:
-            while queue and len(in_flight) < workers:
-                k = queue.pop(0)
-                executor.submit(k, jobs[k])
-                in_flight.add(k)
-            for k, status, payload in executor.wait():
-                in_flight.discard(k)
-                problems += int(apply_result(rows, jobs[k], status, payload, settings_text))
-                save_table(out, rows)
-                bar.update(1)
-                bar.set_postfix(problems=problems, refresh=False)
+        run_on(executor, workers, list(enumerate(jobs)), handle)
     finally:
         bar.close()
         executor.shutdown()
