@@ -4,12 +4,17 @@ Every choice here is made on the rows it is given (DESIGN §8): :mod:`nas.lab.ju
 half of a table and reports on the other; :mod:`nas.lab.data` calls it on the whole table for the sets
 ``objectives`` ships. A value that is missing or not finite (a metric undefined for a dead net, a config
 whose early steps diverged) ranks last, as in the search (:func:`objectives.combine.rank_aggregate`).
+
+The ``*_over`` functions choose on several tables at once (:mod:`nas.lab.loo`: every lab but one): a set is
+judged by its *pooled* tau, the mean (or the minimum, ``pool="min"``) over the tables of its tau within each
+table; a feature a table lacks (no column, no inputs of a derived key) is left out of the score there, as a
+column without a finite value would be (it ties every row). On one table they are the single-table functions.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,8 +26,9 @@ from objectives.evidence import COST_STEPS
 
 from .tables import NB201_TARGETS
 
-__all__ = ["LOSS_KEYS", "EXCLUDED", "EARLY_LOSS", "LOSS_WEIGHTS", "candidate_features", "tau", "oriented_tau",
-           "measured_direction", "cost_steps", "select", "structured", "select_structured"]
+__all__ = ["LOSS_KEYS", "EXCLUDED", "EARLY_LOSS", "LOSS_WEIGHTS", "POOLS", "candidate_features", "tau", "score",
+           "pooled_tau", "oriented_tau", "measured_direction", "pooled_direction", "cost_steps", "select",
+           "select_over", "structured", "select_structured", "select_structured_over"]
 
 #: Loss-like values: lower is better; their direction is never learned.
 LOSS_KEYS = ("loss_init", "loss_early", "train_loss_first", "train_loss_last")
@@ -32,6 +38,11 @@ EXCLUDED = ("grasp",)
 #: The early-loss feature of the structured early score and the weights tried for it.
 EARLY_LOSS = "train_loss_last"
 LOSS_WEIGHTS = (2.0, 4.0, 8.0, 16.0)
+#: How the taus of one set on several tables are pooled into the one figure selection maximizes.
+POOLS: dict[str, Callable[[Sequence[float]], float]] = {
+    "mean": lambda taus: float(sum(taus) / len(taus)),
+    "min": lambda taus: float(min(taus)),
+}
 
 
 def candidate_features(df: pd.DataFrame, phase: str) -> list[str]:
@@ -65,16 +76,46 @@ def tau(score: np.ndarray, acc: np.ndarray) -> float:
     return float(t) if t == t else 0.0
 
 
+def _present(table: pd.DataFrame, key: str) -> bool:
+    try:
+        feature_values(table, key)
+    except KeyError:
+        return False
+    return True
+
+
+def score(table: pd.DataFrame, features: Sequence[Feature]) -> np.ndarray:
+    """Summed log-ranks (:func:`objectives.combine.rank_aggregate`) of the ``features`` the table has; a
+    feature it lacks is left out (as a column without a finite value: it ties every row); zeros when it has
+    none of them."""
+    try:
+        return rank_aggregate(table, features)
+    except KeyError:
+        present = [f for f in features if _present(table, f.key)]
+        return rank_aggregate(table, present) if present else np.zeros(len(table))
+
+
+def pooled_tau(tables: Sequence[pd.DataFrame], features: Sequence[Feature], pool: str = "mean") -> float:
+    """The :data:`POOLS` ``pool`` over ``tables`` of each table's tau of :func:`score` against its ``acc``."""
+    return POOLS[pool]([tau(score(t, features), t["acc"].to_numpy()) for t in tables])
+
+
 def oriented_tau(df: pd.DataFrame, key: str, direction: str) -> float:
     return tau(rank_aggregate(df, [Feature(key, direction)]), df["acc"].to_numpy())
 
 
 def measured_direction(df: pd.DataFrame, key: str) -> tuple[str, float]:
     """The better direction of a feature on these rows and its oriented tau (loss-like keys: minimize)."""
+    return pooled_direction([df], key)
+
+
+def pooled_direction(tables: Sequence[pd.DataFrame], key: str, pool: str = "mean") -> tuple[str, float]:
+    """The direction of a feature with the higher :func:`pooled_tau` over ``tables``, and that tau
+    (loss-like keys: minimize)."""
     if key in LOSS_KEYS or key.split("@")[0] in LOSS_KEYS:
-        return "minimize", oriented_tau(df, key, "minimize")
-    up = oriented_tau(df, key, "maximize")
-    down = oriented_tau(df, key, "minimize")
+        return "minimize", pooled_tau(tables, [Feature(key, "minimize")], pool)
+    up = pooled_tau(tables, [Feature(key, "maximize")], pool)
+    down = pooled_tau(tables, [Feature(key, "minimize")], pool)
     return ("maximize", up) if up >= down else ("minimize", down)
 
 
@@ -94,10 +135,17 @@ def select(df: pd.DataFrame, keys: Sequence[str], max_features: int = 6,
 
     Each key enters in its :func:`measured_direction`; the set starts from the best single key and adds,
     while the summed log-ranks' tau gains at least ``min_gain``, the key that raises it most."""
-    acc = df["acc"].to_numpy()
+    return select_over([df], keys, max_features, min_gain, max_cost)
+
+
+def select_over(tables: Sequence[pd.DataFrame], keys: Sequence[str], max_features: int = 6,
+                min_gain: float = 0.005, max_cost: float | None = None,
+                pool: str = "mean") -> tuple[tuple[Feature, ...], Feature]:
+    """:func:`select` on several tables at once: directions by :func:`pooled_direction`, sets judged by
+    their :func:`pooled_tau`; ``keys`` may hold keys that some tables lack."""
     if max_cost is not None:
         keys = [k for k in keys if cost_steps([k]) <= max_cost]
-    scored = {k: measured_direction(df, k) for k in keys}
+    scored = {k: pooled_direction(tables, k, pool) for k in keys}
     single_key = max(scored, key=lambda k: scored[k][1])
     best_single = Feature(single_key, scored[single_key][0])
     chosen = [best_single]
@@ -109,8 +157,7 @@ def select(df: pd.DataFrame, keys: Sequence[str], max_features: int = 6,
                 continue
             if max_cost is not None and cost_steps([f.key for f in chosen] + [k]) > max_cost:
                 continue
-            feats = chosen + [Feature(k, scored[k][0])]
-            trial[k] = tau(rank_aggregate(df, feats), acc)
+            trial[k] = pooled_tau(tables, chosen + [Feature(k, scored[k][0])], pool)
         if not trial:
             break
         k = max(trial, key=trial.get)
@@ -130,6 +177,11 @@ def select_structured(view: pd.DataFrame, init: Sequence[Feature]) -> tuple[Feat
     """The structured early score (:func:`structured`) with the weight from :data:`LOSS_WEIGHTS` that ranks
     ``view`` best; ``init``: the init set chosen at init on the same rows. ``view``: the table after the
     early steps (:func:`nas.lab.tables.steps_view`)."""
-    acc = view["acc"].to_numpy()
-    best = max(LOSS_WEIGHTS, key=lambda w: tau(rank_aggregate(view, structured(init, w)), acc))
+    return select_structured_over([view], init)
+
+
+def select_structured_over(views: Sequence[pd.DataFrame], init: Sequence[Feature],
+                           pool: str = "mean") -> tuple[Feature, ...]:
+    """:func:`select_structured` on several tables: the weight with the best :func:`pooled_tau`."""
+    best = max(LOSS_WEIGHTS, key=lambda w: pooled_tau(views, structured(init, w), pool))
     return structured(init, best)
