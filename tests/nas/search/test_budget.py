@@ -1,0 +1,160 @@
+"""The budget search's planning, promotion and resume logic, driven in process on a simulated clock.
+
+Jobs run on :class:`FakeCluster` (tests/nas/search/fake_jobs.py): each takes fixed simulated seconds and
+returns values computed from its config's ``quality``, so the run is exact and machine-independent.
+References: the budget (no run may end past it by more than one job), successive halving's rules (each
+rung keeps the best of the previous one by its score), the stored state (a rerun after an interruption
+re-runs no finished job).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas.search.budget import run_budget
+from nas.search.config import SearchConfig
+from nas.search.keys import BUDGET_STATE, RUNG, RUNG_DONE, StudyFolder
+from nas.search.plan import RUNGS
+from nas.study import budget_objectives, open_study, parse_objectives
+from search_spaces import get_space
+
+
+def _load_fake_jobs():
+    name = "_gradnas_fake_jobs"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("fake_jobs.py"))
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+_fake = _load_fake_jobs()
+COST_EPOCH, FakeCluster, quality = _fake.COST_EPOCH, _fake.FakeCluster, _fake.quality
+
+BOUNDS = {"blocks": [1, 2], "width": [8, 16], "batch_size": [32, 128]}
+
+
+def _setup(tmp_path: Path, budget: float, workers: int, name: str = "s", epochs: int = 4):
+    space = get_space("resnet_cifar").with_bounds(**BOUNDS)
+    objectives = parse_objectives(budget_objectives())
+    study = open_study(name, f"sqlite:///{tmp_path / 's.db'}", objectives, [], "random", 0, {})
+    cfg = SearchConfig(space="resnet_cifar", dataset="mnist5k", budget=budget, workers=workers, epochs=epochs,
+                       stale_grace=3600, heartbeat_interval=3600)
+    cfg.mode, cfg.budget_s, cfg.bounds = "budget", float(budget), space.bounds
+    cfg.metrics = ["az_expressivity", "grad_weight_ratio"]
+    return space, objectives, study, cfg
+
+
+def _run(tmp_path, space, objectives, study, cfg, fake, events=None):
+    return run_budget(study, space, cfg, objectives, [], StudyFolder(tmp_path), (1, 28, 28), 4000,
+                      on_event=(events.append if events is not None else None), clock=fake.now, executor=fake)
+
+
+@pytest.mark.parametrize("budget,workers", [(90, 1), (120, 3)])
+def test_a_budget_search_ends_in_its_budget_with_the_best_finalist(tmp_path, budget, workers):
+    space, objectives, study, cfg = _setup(tmp_path, budget, workers)
+    fake = FakeCluster(workers)
+    events: list[dict] = []
+    stats = _run(tmp_path, space, objectives, study, cfg, fake, events)
+    # inside the budget: the plan keeps a reserve, and at most one job may straddle the end
+    assert fake.now() <= budget + 4 * COST_EPOCH
+    counts = [stats["rungs"].get(r, 0) for r in RUNGS]
+    used = [c for c in counts if c]
+    assert used == sorted(used, reverse=True) and counts[3] >= 1
+    # every candidate was told: nothing is left RUNNING, and every trial says where it stopped
+    trials = study.get_trials(deepcopy=False)
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+    assert all(t.user_attrs.get(RUNG) in RUNGS for t in trials)
+    # the finalists are the best of the short rung by accuracy (the fake's accuracy grows with quality),
+    # and the result is the best finalist
+    by_rung = {r: [t for t in trials if t.user_attrs[RUNG] == r] for r in RUNGS}
+    finalists = by_rung["full"]
+    short = by_rung["short"] + finalists
+    if by_rung["short"]:
+        worst_finalist = min(quality(t.user_attrs["config"]) for t in finalists)
+        assert all(quality(t.user_attrs["config"]) <= worst_finalist + 1e-12 for t in by_rung["short"])
+    best = max(finalists, key=lambda t: (quality(t.user_attrs["config"]), -t.number))
+    assert stats["best"]["trial"] == best.number
+    assert len(short) >= len(finalists)
+    assert study.user_attrs[BUDGET_STATE]["finished"] is True
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("plan") == 1 and kinds[-1] == "done"
+
+
+def _driver_died(study: optuna.Study) -> None:
+    """What kill -9 leaves: the RUNNING trials' owner is a process of this host that has exited."""
+    from nas.search.ownership import DRIVER_KEY
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead = f"{socket.gethostname()}:{proc.pid}:dead"
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_system_attr(t._trial_id, DRIVER_KEY, dead)
+
+
+class _KillAfter(FakeCluster):
+    """A fake cluster whose driver dies (KeyboardInterrupt) when ``after`` jobs of kind ``kind`` finished."""
+
+    def __init__(self, workers: int, kind: str, after: int) -> None:
+        super().__init__(workers)
+        self.kind, self.after, self.finished = kind, after, []
+
+    def wait(self):
+        out = super().wait()
+        key = out[0][0]
+        kind = [k for n, k in self.log if n == key][-1]
+        self.finished.append((key, kind))
+        if kind == self.kind and sum(1 for _, k in self.finished if k == kind) > self.after:
+            raise KeyboardInterrupt  # the driver dies with this job's result lost
+        return out
+
+
+@pytest.mark.parametrize("kind,after", [("train", 2), ("init", 10)])
+def test_an_interrupted_budget_search_continues_without_redoing_finished_work(tmp_path, kind, after):
+    budget, workers = 120, 2
+    space, objectives, study, cfg = _setup(tmp_path, budget, workers)
+    first = _KillAfter(workers, kind, after)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, space, objectives, study, cfg, first)
+    state = study.user_attrs[BUDGET_STATE]
+    assert not state["finished"] and 0 < state["spent"] <= first.now() + 1e-9
+    done_first = {(n, k) for n, k in first.finished[:-1]}  # the last one's result was lost with the driver
+    _driver_died(study)
+    # the rerun: a new driver (the old one is gone), the clock goes on where it stopped
+    second = FakeCluster(workers)
+    second.t = first.now()
+    events: list[dict] = []
+    stats = _run(tmp_path, space, objectives, study, cfg, second, events)
+    assert stats["resumed"] and events[0]["kind"] == "resume"
+    again = [(n, k) for n, k in second.log if (n, k) in done_first]
+    assert not again, f"finished jobs were run again: {again}"
+    # a finalist's training started in the first run continues from its epochs, not from scratch
+    assert stats["best"] is not None and study.user_attrs[BUDGET_STATE]["finished"] is True
+    # within the budget overall (spent before + after), give or take one job in flight at the kill
+    assert second.now() <= budget + 5 * COST_EPOCH
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    # every candidate that finished a rung in the first run kept its values (no retry of it exists)
+    retried = {t.user_attrs.get("retry_of_trial") for t in trials} - {None}
+    finished_init = {n for n, k in done_first if k == "init"}
+    assert not retried & finished_init
+    assert all(t.user_attrs.get(RUNG_DONE) is not None for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+
+
+def test_a_finished_budget_search_reruns_as_a_new_budget(tmp_path):
+    space, objectives, study, cfg = _setup(tmp_path, 60, 1, epochs=2)
+    fake = FakeCluster(1)
+    _run(tmp_path, space, objectives, study, cfg, fake)
+    n = len(study.trials)
+    again = FakeCluster(1)
+    stats = _run(tmp_path, space, objectives, study, cfg, again)
+    assert not stats["resumed"] and len(study.trials) > n and again.now() <= 60 + 4 * COST_EPOCH
+    assert math.isclose(study.user_attrs[BUDGET_STATE]["budget"], 60.0)
