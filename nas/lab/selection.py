@@ -24,10 +24,10 @@ from objectives import registry
 from objectives.combine import CONFIG_COLUMNS, DERIVED, DERIVED_INPUTS, Feature, feature_values, rank_aggregate
 from objectives.evidence import COST_STEPS
 
-from .tables import NB201_TARGETS
+from .tables import NB201_TARGETS, from_steps
 
-__all__ = ["LOSS_KEYS", "EXCLUDED", "EARLY_LOSS", "LOSS_WEIGHTS", "POOLS", "candidate_features", "tau", "score",
-           "pooled_tau", "oriented_tau", "measured_direction", "pooled_direction", "cost_steps", "select",
+__all__ = ["LOSS_KEYS", "EXCLUDED", "EARLY_LOSS", "LOSS_WEIGHTS", "POOLS", "candidate_features", "tau", "has_feature",
+           "score", "pooled_tau", "oriented_tau", "measured_direction", "pooled_direction", "cost_steps", "select",
            "select_over", "structured", "select_structured", "select_structured_over"]
 
 #: Loss-like values: lower is better; their direction is never learned.
@@ -53,7 +53,9 @@ def candidate_features(df: pd.DataFrame, phase: str) -> list[str]:
     metrics = [m for m in registry.names() if m not in EXCLUDED]
     keys = [m for m in metrics if m in df.columns] + [k for k in ("loss_init",) if k in df.columns]
     keys += [k for k in ("lr", "batch_size") if k in df.columns]
-    keys += [d for d in DERIVED if _derivable(df, d)]
+    # a value derived from the early steps' curve (train_loss_smooth_min) is no init feature, even where the
+    # table stores it as a column
+    keys += [d for d in DERIVED if (phase != "init" or not from_steps(d)) and _derivable(df, d)]
     for suffix in {"early": ("@early",)}.get(phase, ()):
         keys += [f"{d}{suffix}" for d in DERIVED if d != "log_lr" and _derivable(df, f"{d}{suffix}")]
     if phase in ("early", "50"):
@@ -76,7 +78,8 @@ def tau(score: np.ndarray, acc: np.ndarray) -> float:
     return float(t) if t == t else 0.0
 
 
-def _present(table: pd.DataFrame, key: str) -> bool:
+def has_feature(table: pd.DataFrame, key: str) -> bool:
+    """Whether the table has the feature (its column, or the inputs of a derived key)."""
     try:
         feature_values(table, key)
     except KeyError:
@@ -91,7 +94,7 @@ def score(table: pd.DataFrame, features: Sequence[Feature]) -> np.ndarray:
     try:
         return rank_aggregate(table, features)
     except KeyError:
-        present = [f for f in features if _present(table, f.key)]
+        present = [f for f in features if has_feature(table, f.key)]
         return rank_aggregate(table, present) if present else np.zeros(len(table))
 
 

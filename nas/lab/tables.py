@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["TRAINS", "PHASES", "NB201_TARGETS", "SEARCH_EARLY_STEPS", "STEP_VALUES", "is_nb201", "steps_view",
+from objectives.combine import DERIVED, DERIVED_INPUTS
+
+__all__ = ["TRAINS", "PHASES", "NB201_TARGETS", "SEARCH_EARLY_STEPS", "STEP_VALUES", "from_steps", "is_nb201", "steps_view",
            "phase_table", "phases", "data_kinds", "with_data", "with_config", "load", "seed_ceiling"]
 
 #: Mean best accuracy above which a config counts as "trains" (10 classes: chance is 0.1).
@@ -36,6 +38,12 @@ NB201_TARGETS = ("C10", "C100", "IN16")
 SEARCH_EARLY_STEPS = 50
 #: Values of the early steps that the search stores without the ``@early`` suffix.
 STEP_VALUES = ("loss_early", "loss_drop", "train_loss_last", "train_kappa_w", "loss_curve")
+
+
+def from_steps(key: str) -> bool:
+    """Whether a derived feature (:data:`objectives.combine.DERIVED`) is computed from the early steps'
+    values (:data:`STEP_VALUES`: ``train_loss_smooth_min`` from the loss curve)."""
+    return key in DERIVED and bool(set(DERIVED_INPUTS.get(key, ())) & set(STEP_VALUES))
 
 
 def is_nb201(df: pd.DataFrame) -> bool:
@@ -51,7 +59,11 @@ def steps_view(df: pd.DataFrame, tag: str = "50") -> pd.DataFrame:
         if str(c).endswith(tail):
             base = c[: -len(tail)]
             renamed[c] = base if base in STEP_VALUES else f"{base}@early"
-    out = df.drop(columns=[v for v in renamed.values() if v in df.columns]).rename(columns=renamed)
+    # a stored value derived from the other steps' curve (train_loss_smooth_min of the 20 steps) is stale
+    # once the curve is this many steps': feature_values computes it again from the renamed inputs
+    stale = [d for d in DERIVED if from_steps(d) and d in df.columns and f"{d}{tail}" not in df.columns
+             and any(renamed.get(f"{i}{tail}") == i for i in DERIVED_INPUTS[d])]
+    out = df.drop(columns=[v for v in renamed.values() if v in df.columns] + stale).rename(columns=renamed)
     out.attrs.update(df.attrs)
     return out
 

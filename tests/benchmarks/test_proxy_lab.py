@@ -112,3 +112,20 @@ def test_nb201_lab_pivots_caches_and_proxy_lab_reads_it(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"table: {len(wide)} NAS-Bench-201 cells; target C100") and "combined early" not in out
     assert "inputs of the data metrics: gaussian, mnist5k" in out and "best single init" in out
+
+
+def test_cli_leave_one_lab_out(tmp_path, capsys):
+    paths = []
+    for i, name in enumerate(("a", "b", "c")):
+        paths.append(tmp_path / f"{name}.csv.gz")
+        _table(40, seed=i).to_csv(paths[-1], index=False)
+    assert lab.main(["--loo", *map(str, paths), "--splits", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "leave-one-out choice" in out and "a early" in out and "targets (issue 24):" in out
+    assert "without c (init, leave-one-out choice): kappa_w:max" in out
+    with pytest.raises(SystemExit):
+        lab.main(["--loo", str(paths[0])])  # one lab: nothing to leave out
+    with pytest.raises(SystemExit):
+        lab.main(["--loo", str(paths[0]), str(paths[0])])  # the same name twice
+    with pytest.raises(SystemExit):
+        lab.main(["--loo", str(paths[0]), str(tmp_path / "missing.csv")])

@@ -106,3 +106,20 @@ def test_candidate_features_by_phase(toy_path):
     early = selection.candidate_features(df, "early")
     assert {"kappa_w@early", "train_loss_last"} <= set(early)
     assert not set(selection.EXCLUDED) & set(early)
+
+
+def test_a_value_of_the_early_steps_is_no_init_feature_even_when_stored(toy_path):
+    """A table written by the search's build stores train_loss_smooth_min (from the 20 steps' loss curve) as
+    a column: a candidate after the early steps, never at init; the 50-step view computes it from its curve."""
+    from objectives.combine import smoothed_loss_min
+    from nas.lab.tables import steps_view
+
+    df = load(toy_path)
+    curves = [[2.0, 1.5 - a, 1.0 - a] for a in df["acc"]]
+    df = df.assign(train_loss_smooth_min=df["acc"], **{"loss_curve@50": [str(c) for c in curves]})
+    assert "train_loss_smooth_min" not in selection.candidate_features(df, "init")
+    view = steps_view(df, "50")
+    assert "train_loss_smooth_min" in selection.candidate_features(view, "early")
+    assert "train_loss_smooth_min" not in view.columns  # the stored (20-step) value is stale there
+    np.testing.assert_allclose(selection.feature_values(view, "train_loss_smooth_min"),
+                               [smoothed_loss_min(np.array(c)) for c in curves])
