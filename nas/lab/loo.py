@@ -21,7 +21,9 @@ lab (``pool="min"``: the minimum), so that every lab counts the same whatever it
 rank within every lab, not just separate one lab's good configs from another's. A feature a lab lacks (no
 column, no inputs of a derived key; NB201 has no early values) is left out of the score in that lab, as a
 column without a finite value would be: its tau there is that of the rest of the set (0 for a set of it
-alone). The early score is the shipped structure, the early loss (``train_loss_last``, minimized) with the
+alone). So a metric one training lab never measured (NB201 has no fisher, jacob_cov, zico) is judged on the
+labs that did, and neither helps nor hurts in the one that did not; on the lab left out it is left out of
+the score, as a search whose trials lack it would have to. The early score is the shipped structure, the early loss (``train_loss_last``, minimized) with the
 weight from :data:`~nas.lab.selection.LOSS_WEIGHTS` of the best pooled tau over the training labs that have
 an early phase, plus the init set chosen on all of them; the budget sets cap the same selection at
 :data:`nas.lab.data.BUDGET_MAX_COST` steps.
@@ -52,7 +54,7 @@ from .selection import (EARLY_LOSS, candidate_features, has_feature, pooled_tau,
                         select_structured_over, tau)
 from .tables import SEARCH_EARLY_STEPS, load, seed_ceiling, steps_view, with_data
 
-__all__ = ["PHASES", "NB201_INPUT", "CHOSEN", "Lab", "lab_view", "load_lab", "candidates", "choose", "evaluate",
+__all__ = ["PHASES", "NB201_INPUT", "CHOSEN", "ROWS", "Lab", "lab_view", "load_lab", "candidates", "choose", "evaluate",
            "fixed_scores", "in_lab", "leave_one_out", "targets", "report"]
 
 #: Phases of a lab: ``early`` = after :data:`~nas.lab.tables.SEARCH_EARLY_STEPS` steps.
@@ -218,7 +220,7 @@ def targets(res: pd.DataFrame, p_max: float = 0.01, shipped_lab: str = "resnet_m
         lines.append(f"{mark(t >= a and t >= 0.9 * c)} {lab} {phase}: leave-one-out {t:+.3f} >= AZ-NAS {a:+.3f} "
                      f"and >= 0.9 x in-lab {0.9 * c:+.3f}")
         if phase == "init":
-            for ranker in (budget, "shipped budget rung 0", "shipped (chosen on resnet lab)"):
+            for ranker in (loo, budget, "shipped budget rung 0", "shipped (chosen on resnet lab)"):
                 if ranker.startswith("shipped") and lab == shipped_lab:
                     continue  # chosen on this lab: not an unseen family
                 row = g[g["ranker"] == ranker]
@@ -260,6 +262,11 @@ def report(labs: Sequence[Lab], splits: int = 20, seed: int = 0, pool: str = "me
     for _, r in chosen.iterrows():
         lines.append(f"  without {r['left_out']} ({r['phase']}, {r['ranker']}): {r['features']}  "
                      f"[{r['train_tau']:+.3f}" + (f"; lacks {r['missing']}]" if r["missing"] else "]"))
+    tables = {ph: [lab.phases[ph] for lab in labs if ph in lab.phases] for ph in PHASES}
+    lines.append("\nchosen on all the labs (what the defaults would be if they followed this procedure; no lab is "
+                 "left to judge it; pooled tau):")
+    for name, feats in choose(tables, pool).items():
+        lines.append(f"  {name}: {_text(feats)}  [{pooled_tau(tables[CHOSEN[name]], feats, pool):+.3f}]")
     lines.append("\ntargets (issue 24):")
     lines += ["  " + t for t in targets(res)]
     return "\n".join(lines)
