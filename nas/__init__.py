@@ -6,7 +6,7 @@ From Python::
 
     result = nas.search(space="resnet_cifar", dataset="synthetic", budget="2m", smoke=True)
     model = result.best_model            # the trained nn.Module
-    print(result.best_config, result.test_acc)
+    print(result.config, result.test_acc)
 
 From the shell: ``python -m nas --help`` (or ``gradnas --help``). ``nas`` imports the ``objectives`` and
 ``search_spaces`` libraries; they never import ``nas``.

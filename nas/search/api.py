@@ -5,6 +5,7 @@
     result = nas.search(space="resnet_cifar", dataset="synthetic", budget="2m", smoke=True)
     result.best_model        # the trained nn.Module (budget search), weights loaded
     result.config            # its config; result.test_acc, result.curve: its test accuracy per epoch
+    result.search_config     # the resolved SearchConfig (every default filled in)
     result.trials            # a pandas DataFrame, one row per trial (params, values, attributes)
     result.study             # the optuna.Study (also in RUNS_DIR/STUDY/study.db: the dashboard opens it)
 
@@ -35,14 +36,15 @@ class SearchResult:
     """What a search returns. ``best`` is the budget search's best trained model summary (trial, config,
     test accuracy, per-epoch curve, paths), None for a proxy-only search or when no finalist finished."""
 
-    config: SearchConfig
+    search_config: SearchConfig
     study: Any
     stats: dict[str, Any]
     best: dict[str, Any] | None = None
 
     @property
     def folder(self) -> StudyFolder:
-        return self.config.folder
+        """The study's folder (``study.db``, ``trials.csv``, ``best_model.pt``, checkpoints)."""
+        return self.search_config.folder
 
     @property
     def best_model(self):
@@ -52,7 +54,8 @@ class SearchResult:
         return load_model(self.best["model"])
 
     @property
-    def best_config(self) -> dict[str, Any] | None:
+    def config(self) -> dict[str, Any] | None:
+        """The best trained model's config (rebuilds it with the space), or None."""
         return dict(self.best["config"]) if self.best else None
 
     @property
@@ -132,7 +135,7 @@ class Search:
                 stats = run_trials(self.study, r["space"], c, r["objectives"], r["constraints"], on_update=on_update)
         finally:
             export_trials(self.study, c.folder.trials_csv)
-        return SearchResult(config=c, study=self.study, stats=stats, best=stats.get("best"))
+        return SearchResult(search_config=c, study=self.study, stats=stats, best=stats.get("best"))
 
 
 def search(space: str = "resnet_cifar", **options: Any) -> SearchResult:

@@ -37,7 +37,7 @@ def test_a_budget_search_from_python_ends_with_a_model_that_loads(tmp_path):
     assert result.best is not None and 1 <= len(result.curve) <= 2
     model = result.best_model
     assert isinstance(model, torch.nn.Module) and not model.training
-    assert result.best_config == result.study.trials[result.best["trial"]].user_attrs["config"]
+    assert result.config == result.study.trials[result.best["trial"]].user_attrs["config"]
     # the saved model is the trained one: it reproduces the stored final accuracy on the test set
     from nas.data import load_dataset
 
