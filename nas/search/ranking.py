@@ -28,7 +28,7 @@ from objectives.combine import (
 from .keys import CONFIG
 
 __all__ = [
-    "CONSTRAINTS_KEY", "complete_trials", "signed_values", "nondominated_ranks", "is_feasible", "constraint_values",
+    "CONSTRAINTS_KEY", "complete_trials", "signed_values", "dominance_ranks", "nondominated_ranks", "is_feasible", "constraint_values",
     "best_trials", "pareto_front", "worst_if_undefined", "trials_table", "gradnas_scores", "cohort_scores",
 ]
 
@@ -45,13 +45,12 @@ def signed_values(trial: optuna.trial.FrozenTrial, directions: Sequence[optuna.s
     return [v if d == optuna.study.StudyDirection.MINIMIZE else -v for v, d in zip(trial.values, directions)]
 
 
-def nondominated_ranks(
-    trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
-) -> list[int]:
-    """Non-dominated sorting rank of each trial (1 = Pareto front), in the order of ``trials``."""
-    keys = [signed_values(t, directions) for t in trials]
-    ranks = [0] * len(trials)
-    left = set(range(len(trials)))
+def dominance_ranks(vectors: Sequence[Sequence[float]]) -> list[int]:
+    """Non-dominated sorting rank of each vector, every coordinate minimized (1 = the front; rank r + 1 is
+    the front of what remains after removing ranks <= r)."""
+    keys = [list(v) for v in vectors]
+    ranks = [0] * len(keys)
+    left = set(range(len(keys)))
     rank = 0
 
     def dominates(a: list[float], b: list[float]) -> bool:
@@ -64,6 +63,13 @@ def nondominated_ranks(
             ranks[i] = rank
         left -= front
     return ranks
+
+
+def nondominated_ranks(
+    trials: Sequence[optuna.trial.FrozenTrial], directions: Sequence[optuna.study.StudyDirection]
+) -> list[int]:
+    """Non-dominated sorting rank of each trial (1 = Pareto front), in the order of ``trials``."""
+    return dominance_ranks([signed_values(t, directions) for t in trials])
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
@@ -161,7 +167,8 @@ def cohort_scores(rows: Sequence[Mapping[str, Any]], phase: str, features: Seque
                   objectives: Sequence[Any] = ()) -> list[float]:
     """Score of each row of a cohort (higher is better): the combined score of ``features`` at ``phase``
     over the rows (each a trial's config merged with its values); when the rows lack the score's inputs,
-    minus the non-dominated rank of the ``objectives`` (``key`` and ``direction`` attributes)."""
+    minus the non-dominated sorting rank of the ``objectives`` (``key`` and ``direction`` attributes), as
+    :func:`nondominated_ranks` ranks trials."""
     table = pd.DataFrame([dict(r) for r in rows])
     try:
         if all(np.isfinite(feature_values(table, f.key)).any() for f in features):
@@ -170,6 +177,4 @@ def cohort_scores(rows: Sequence[Mapping[str, Any]], phase: str, features: Seque
         pass
     signed = [[worst_if_undefined(r.get(o.key), o.direction) * (1 if o.direction == "minimize" else -1)
                for o in objectives] for r in rows]
-    ranks = [1 + sum(all(a <= b for a, b in zip(other, mine)) and other != mine for other in signed)
-             for mine in signed]
-    return [-float(rk) for rk in ranks]
+    return [-float(rk) for rk in dominance_ranks(signed)]

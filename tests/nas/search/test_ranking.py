@@ -75,3 +75,41 @@ def test_no_score_without_the_inputs():
     study.tell(t, 1.0)
     assert gradnas_scores(study.trials) == (None, None)
     assert gradnas_scores([]) == (None, None)
+
+
+def _reference_ranks(vectors):
+    """Slow non-dominated sorting: peel the front (no vector strictly better in one coordinate and no worse
+    in all) until nothing is left."""
+    left, ranks, r = list(range(len(vectors))), {}, 0
+    while left:
+        r += 1
+        front = [i for i in left
+                 if not any(all(a <= b for a, b in zip(vectors[j], vectors[i])) and vectors[j] != vectors[i]
+                            for j in left)]
+        for i in front:
+            ranks[i] = r
+        left = [i for i in left if i not in front]
+    return [ranks[i] for i in range(len(vectors))]
+
+
+def test_dominance_ranks_match_a_slow_reference():
+    from nas.search.ranking import dominance_ranks
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        v = rng.integers(0, 4, size=(12, 3)).astype(float).tolist()  # many ties
+        v[0][1] = float("inf")
+        assert dominance_ranks(v) == _reference_ranks(v)
+
+
+def test_a_cohort_without_the_score_inputs_is_ranked_by_its_objectives():
+    from nas.search.ranking import cohort_scores
+    from nas.study import parse_objectives
+    from objectives.combine import BUDGET_INIT_FEATURES
+
+    objs = parse_objectives("kappa_w:min,coherence:max")
+    rows = [{"kappa_w": 1.0, "coherence": 0.9}, {"kappa_w": 2.0, "coherence": 0.1}, {"kappa_w": float("nan"),
+            "coherence": 0.5}, {"kappa_w": 0.5, "coherence": 0.2}]
+    scores = cohort_scores(rows, "init", BUDGET_INIT_FEATURES, objs)
+    # fronts: {0, 3} then {1, 2} (the undefined kappa_w ranks worst)
+    assert scores == [-1.0, -2.0, -2.0, -1.0]
