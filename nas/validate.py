@@ -96,16 +96,14 @@ def study_settings(study: optuna.Study) -> dict[str, Any]:
     Raises:
         ValidationError: the study was not made by ``python -m nas search``.
     """
-    attrs = study.user_attrs
-    missing = [k for k in ("space", "dataset") if k not in attrs]
-    if missing:
-        raise ValidationError(
-            f"study {study.study_name!r} has no {', '.join(missing)} setting: only studies made by "
-            f"`python -m nas search` can be validated"
-        )
-    return {"space": attrs["space"], "bounds": dict(attrs.get("bounds") or {}), "dataset": attrs["dataset"],
-            "seed": int(attrs.get("seed", 0)), "objectives": list(attrs.get("objectives") or []),
-            "constraints": list(attrs.get("constraints") or [])}
+    from .search.config import SearchConfig, SearchError
+
+    try:
+        c = SearchConfig.from_study(study)
+    except SearchError as exc:
+        raise ValidationError(str(exc)) from None
+    return {"space": c.space, "bounds": c.bounds, "dataset": c.dataset, "seed": int(c.seed),
+            "objectives": c.objectives.split(",") if c.objectives else [], "constraints": list(c.constraints)}
 
 
 # ------------------------------------------------------------------------------------ selection

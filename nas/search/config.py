@@ -182,6 +182,26 @@ class SearchConfig:
             settings.update(mode="budget", epochs=self.epochs)
         return settings
 
+    @classmethod
+    def from_study(cls, study: Any) -> "SearchConfig":
+        """The search a study was made with, read back from what :meth:`study_settings` stored (validate,
+        report and a resumed run read it; fields the study does not fix keep their defaults).
+
+        Raises:
+            SearchError: the study was not made by a gradnas search (no space or dataset setting).
+        """
+        attrs = study.user_attrs
+        missing = [k for k in ("space", "dataset") if k not in attrs]
+        if missing:
+            raise SearchError(f"study {study.study_name!r} has no {', '.join(missing)} setting: only studies made by "
+                              f"`python -m nas search` can be validated")
+        fields = {k: attrs[k] for k in ("space", "dataset", "early_steps", "probe_size", "group_size", "seed",
+                                        "threads", "epochs") if k in attrs}
+        return cls(**fields, bounds=dict(attrs.get("bounds") or {}),
+                   objectives=",".join(attrs.get("objectives") or []) or None,
+                   constraints=list(attrs.get("constraints") or []), metrics=list(attrs.get("metrics") or []) or None,
+                   mode=str(attrs.get("mode") or "trials"), study=study.study_name)
+
     @property
     def folder(self) -> StudyFolder:
         return StudyFolder.of(self.runs_dir, self.study)

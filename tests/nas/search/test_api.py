@@ -72,3 +72,17 @@ def test_resolve_fills_the_defaults_a_user_expects(tmp_path):
     assert g.budget_s == 3600.0
     t = SearchConfig(dataset="synthetic", trials=5, runs_dir=str(tmp_path)).resolve(gpu=False)
     assert t.mode == "trials" and t.budget_s is None and "@early" in t.objectives or "train_loss" in t.objectives
+
+
+def test_a_study_says_which_search_made_it(tmp_path):
+    c = SearchConfig(dataset="synthetic", trials=2, smoke=True, runs_dir=str(tmp_path), study="s",
+                     constraints=["rank_input<=0.15"], group_size=4).resolve(gpu=False)
+    from nas.search.api import Search
+
+    study = Search(c).study
+    back = SearchConfig.from_study(study)
+    for field in ("space", "bounds", "dataset", "objectives", "constraints", "metrics", "early_steps", "probe_size",
+                  "group_size", "seed", "threads", "mode", "study"):
+        assert getattr(back, field) == getattr(c, field), field
+    with pytest.raises(SearchError, match="only studies made by"):
+        SearchConfig.from_study(optuna.create_study())
