@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import optuna
@@ -83,6 +84,6 @@ def test_a_study_says_which_search_made_it(tmp_path):
     back = SearchConfig.from_study(study)
     for field in ("space", "bounds", "dataset", "objectives", "constraints", "metrics", "early_steps", "probe_size",
                   "group_size", "seed", "threads", "mode", "study"):
-        assert getattr(back, field) == getattr(c, field), field
+        assert json.loads(json.dumps(getattr(back, field))) == json.loads(json.dumps(getattr(c, field))), field
     with pytest.raises(SearchError, match="only studies made by"):
         SearchConfig.from_study(optuna.create_study())
