@@ -13,6 +13,14 @@ can slice batches without a DataLoader. Names:
 - ``auto`` (through :func:`resolve_dataset`): CIFAR-10 when it is on disk or can be downloaded,
   otherwise ``mnist5k`` with a one-line warning.
 
+User data is named by a *reference* (a string with a colon; :mod:`nas.data.reference`, docs/data.md):
+``folder:PATH[?size=..]`` (:mod:`~nas.data.folder`), ``table:PATH?target=COLUMN``
+(:mod:`~nas.data.table`), ``package.module:function`` / ``file.py:function``
+(:mod:`~nas.data.user_function`), and data passed from Python: :func:`from_arrays` / :func:`from_torch`
+build a :class:`Dataset`, :func:`register_dataset` makes it reachable by name (``memory:SHA1`` in this
+process, ``saved:PATH`` from any process that sees the file; :mod:`~nas.data.arrays`). Every reference is
+loaded into memory once per process like the registry names.
+
 Modules: :mod:`~nas.data.dataset` (the :class:`Dataset` container, :class:`DatasetError`),
 :mod:`~nas.data.torchvision_sets`, :mod:`~nas.data.offline`, :mod:`~nas.data.augment`
 (:func:`augment_batch`); this file holds the registry and the per-process cache.
@@ -33,8 +41,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import offline, torchvision_sets
+from .arrays import check_dataset, digest, from_arrays, from_torch, load_saved, save_dataset
 from .augment import AUGMENT_KINDS, augment_batch
 from .dataset import Dataset, DatasetError
+from .folder import load_folder, prepare_images
+from .reference import canonical_reference, dataset_label, is_reference, parse_reference
+from .table import encode_table, load_table
+from .user_function import load_function
 from .torchvision_sets import NETWORK_TIMEOUT_S  # noqa: F401  (nas.data.NETWORK_TIMEOUT_S, as before the split)
 
 logger = logging.getLogger(__name__)
@@ -44,8 +57,16 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "augment_batch",
+    "check_dataset",
+    "dataset_label",
+    "encode_table",
+    "from_arrays",
+    "from_torch",
+    "is_reference",
     "list_datasets",
     "load_dataset",
+    "prepare_images",
+    "register_dataset",
     "resolve_dataset",
 ]
 
@@ -66,7 +87,10 @@ def _check_name(name: str) -> str:
         raise DatasetError(f"dataset name must be a string, got {type(name).__name__}")
     key = name.strip().lower().replace("-", "_")
     if key != "auto" and key not in list_datasets():
-        raise DatasetError(f"unknown dataset {name!r}; valid: auto, {', '.join(list_datasets())}")
+        raise DatasetError(
+            f"unknown dataset {name!r}; valid: auto, {', '.join(list_datasets())}, or your data: folder:PATH, "
+            "table:PATH?target=COLUMN, module:function (see docs/data.md)"
+        )
     return key
 
 
@@ -83,13 +107,20 @@ def resolve_dataset(
         data_dir: Directory holding (or receiving) torchvision datasets.
         download: Whether downloading is allowed; when False, ``"auto"`` only picks CIFAR-10 on disk.
 
+    A data reference (``folder:``, ``table:``, ``saved:``, ``memory:``, ``module:function``) comes back
+    canonical (:func:`~nas.data.reference.canonical_reference`: absolute paths, sorted options), checked
+    for existence (the path, the module's file, the registered data) but not yet read.
+
     Returns:
         ``(name, warning)``: the concrete name and ``None``, or ``("mnist5k", warning)`` with a one-line
         warning to show the user when ``"auto"`` fell back.
 
     Raises:
-        DatasetError: The name is unknown (the message lists the valid names).
+        DatasetError: The name is unknown (the message lists the valid names), or a reference is malformed
+            or names a missing path or unregistered data.
     """
+    if is_reference(name):
+        return _check_reference(name), None
     key = _check_name(name)
     if key != "auto":
         return key, None
@@ -105,7 +136,7 @@ def resolve_dataset(
 
 
 _CACHE: dict[tuple[Any, ...], Dataset] = {}
-_CACHE_LOCK = threading.Lock()
+_CACHE_LOCK = threading.RLock()  # reentrant: a user data function may call load_dataset itself
 
 
 def load_dataset(
@@ -136,8 +167,10 @@ def load_dataset(
 
     Raises:
         DatasetError: Unknown name, bad synthetic options, or a torchvision dataset that is neither under
-            ``data_dir`` nor downloadable.
+            ``data_dir`` nor downloadable; for a data reference, any of the one-line errors of its loader.
     """
+    if is_reference(name):
+        return _load_reference(name, int(seed))
     key = _check_name(name)
     if key == "auto":
         key, warning = resolve_dataset(key, data_dir, download)
@@ -171,3 +204,81 @@ def load_dataset(
             )
             _CACHE[cache_key] = dataset
         return _CACHE[cache_key]
+
+
+def _check_reference(text: str) -> str:
+    """The canonical reference, after checking that what it names exists."""
+    canonical = canonical_reference(text)
+    ref = parse_reference(canonical)
+    if ref.kind in ("folder", "table", "saved"):
+        for path in [ref.target] + ([ref.options["test"]] if "test" in ref.options else []):
+            if not Path(path).exists():
+                hint = {"folder": "a folder with one subfolder of images per class",
+                        "table": "a .csv or .parquet file", "saved": "a file written by register_dataset"}[ref.kind]
+                raise DatasetError(f"{text}: {path} does not exist; give {hint}")
+    elif ref.kind == "memory":
+        with _CACHE_LOCK:
+            if (canonical,) not in _CACHE:
+                raise DatasetError(
+                    f"{text} is not registered in this process: register_dataset(data) returns the name; to reach "
+                    "other processes, register_dataset(data, folder) saves it and returns a saved: reference"
+                )
+    return canonical
+
+
+def _load_reference(text: str, seed: int) -> Dataset:
+    canonical = canonical_reference(text)
+    ref = parse_reference(canonical)
+    fixed = ref.kind in ("memory", "saved")  # data already split: the seed does not matter
+    cache_key: tuple[Any, ...] = (canonical,) if fixed else (canonical, seed)
+    with _CACHE_LOCK:
+        if cache_key in _CACHE:
+            return _CACHE[cache_key]
+        if ref.kind == "memory":
+            raise DatasetError(
+                f"{text} is not registered in this process (a worker cannot see the driver's memory): use "
+                "register_dataset(data, folder), which returns a saved: reference every process can load"
+            )
+        if ref.kind == "folder":
+            dataset = load_folder(ref, seed, canonical)
+        elif ref.kind == "table":
+            dataset = load_table(ref, seed, canonical)
+        elif ref.kind == "saved":
+            dataset = load_saved(ref.target, canonical)
+        else:
+            dataset = load_function(ref.target, seed, canonical)
+        logger.info("loaded %s: %d train / %d test, %s, %s", dataset.name, len(dataset.train_y),
+                    len(dataset.test_y), dataset.input_shape, dataset.source)
+        _CACHE[cache_key] = dataset
+        return dataset
+
+
+def register_dataset(dataset: Dataset, folder: str | Path | None = None) -> str:
+    """Makes an in-memory :class:`Dataset` reachable by name, for :func:`load_dataset` and the search.
+
+    The dataset is named by the SHA-1 of its tensors (:func:`~nas.data.arrays.digest`) and cached in this
+    process as ``memory:<sha1>``. With ``folder``, it is also saved there as ``<sha1>.pt`` (once; a later
+    call with the same data reuses the file) and the returned name is ``saved:/abs/folder/<sha1>.pt``,
+    which any process that sees the file loads (a Ray worker on this machine, or on a cluster with a shared
+    filesystem), e.g. ``<runs_dir>/<study>/data/``.
+
+    Args:
+        dataset: The data (e.g. from :func:`from_arrays` or :func:`from_torch`); checked first.
+        folder: Where to save it for other processes, or ``None`` (this process only).
+
+    Returns:
+        ``"memory:<sha1>"`` without ``folder``, ``"saved:/abs/path/<sha1>.pt"`` with it.
+
+    Raises:
+        DatasetError: The dataset is malformed (see :func:`~nas.data.arrays.check_dataset`).
+    """
+    check_dataset(dataset, dataset.name if isinstance(dataset, Dataset) else "dataset")
+    sha = digest(dataset)
+    names = [f"memory:{sha}"]
+    if folder is not None:
+        path = save_dataset(dataset, Path(os.fspath(folder)).expanduser().resolve() / f"{sha}.pt")
+        names.append(canonical_reference(f"saved:{path}"))
+    with _CACHE_LOCK:
+        for name in names:
+            _CACHE.setdefault((name,), dataset)
+    return names[-1]

@@ -1,8 +1,9 @@
-"""The in-memory dataset container every loader returns, its error type, and the shared normalization.
+"""The in-memory dataset container every loader returns, its error type, and the shared split/normalization.
 
-Each loader (:mod:`nas.data.torchvision_sets`, :mod:`nas.data.offline`) builds both splits as float32
-``N x C x H x W`` tensors and normalizes them with :func:`normalize_splits` (the train split's
-per-channel mean and standard deviation, applied to both splits).
+Each loader (:mod:`nas.data.torchvision_sets`, :mod:`nas.data.offline`, the user-data loaders) builds both
+splits as float32 ``N x C x H x W`` tensors and normalizes them with :func:`normalize_splits` or
+:func:`normalize_along` (the train split's per-channel, or per-feature, mean and standard deviation, applied
+to both splits). :func:`stratified_split` holds out a seeded, class-stratified test part.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Dataset", "DatasetError", "normalize_splits"]
+__all__ = ["Dataset", "DatasetError", "normalize_along", "normalize_splits", "stratified_split"]
 
 
 class DatasetError(ValueError):
@@ -41,6 +42,14 @@ class Dataset:
         augment: Train-time augmentation kind for :func:`nas.data.augment_batch`: ``"crop_flip"`` (CIFAR),
             ``"crop"`` (SVHN: digits must not be mirrored) or ``"none"`` (MNIST-like, synthetic).
         source: Human-readable provenance, e.g. ``"torchvision CIFAR10 at /abs/data"``.
+        mean: How the inputs were normalized, with ``std``: ``x = (raw - mean) / std`` per channel (images,
+            raw pixels scaled to [0, 1]; length C) or per feature (tables; length F). ``None`` for the
+            built-in datasets (their statistics are not recorded).
+        std: See ``mean``.
+        class_names: Name of each class index (image folder names, a table's target values), or ``None``.
+        preprocess: A JSON-able recipe that turns a raw input into a model input the way the train split
+            was prepared (``{"kind": "image", ...}`` or ``{"kind": "table", ...}``; see
+            :func:`nas.data.prepare_images` and :func:`nas.data.encode_table`), or ``None``.
     """
 
     name: str
@@ -52,15 +61,19 @@ class Dataset:
     input_shape: tuple[int, int, int]
     augment: str
     source: str
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    class_names: tuple[str, ...] | None = None
+    preprocess: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
         """Returns a JSON-able summary to record in a study.
 
         Returns:
             A dict with ``name``, ``train_size``, ``test_size``, ``input_shape`` (list), ``num_classes``,
-            ``augment`` and ``source``.
+            ``augment`` and ``source``; ``class_names``, ``mean`` and ``std`` (lists) too where they are set.
         """
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "train_size": int(self.train_x.shape[0]),
             "test_size": int(self.test_x.shape[0]),
@@ -69,14 +82,18 @@ class Dataset:
             "augment": self.augment,
             "source": self.source,
         }
+        for key in ("class_names", "mean", "std"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = list(value)
+        return out
 
 
 def normalize_splits(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalizes both splits in place with the train split's per-channel mean and (population) std.
 
     ``x[:, c] <- (x[:, c] - mean_c) / max(std_c, 1e-12)``, with ``mean_c`` and ``std_c`` (``correction=0``)
-    of the train split's channel ``c``. Statistics are taken one channel at a time in float32 (torch's CPU
-    reductions sum pairwise, so this is accurate to ~1e-6 without a float64 copy of the data).
+    of the train split's channel ``c`` (:func:`normalize_along` over dimension 1).
 
     Args:
         train_x: Train images ``N x C x H x W`` (modified in place).
@@ -85,9 +102,62 @@ def normalize_splits(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch
     Returns:
         ``(train_x, test_x)``, the same tensors.
     """
-    for ch in range(train_x.shape[1]):
-        std, mean = torch.std_mean(train_x[:, ch], correction=0)
-        std = std.clamp_min(1e-12)
-        train_x[:, ch].sub_(mean).div_(std)
-        test_x[:, ch].sub_(mean).div_(std)
+    normalize_along(train_x, test_x, 1)
     return train_x, test_x
+
+
+def normalize_along(
+    train_x: torch.Tensor, test_x: torch.Tensor, dim: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Normalizes both splits in place, one index of ``dim`` at a time, with the train split's statistics.
+
+    For each index ``i`` of dimension ``dim`` (1: channels of ``N x C x H x W``; 3: features of
+    ``N x 1 x 1 x F``): ``x.select(dim, i) <- (x.select(dim, i) - mean_i) / max(std_i, 1e-12)``, mean and
+    population std (``correction=0``) of the train split's slice. Statistics are taken one slice at a time
+    in float32 (torch's CPU reductions sum pairwise, so this is accurate to ~1e-6 without a float64 copy).
+
+    Args:
+        train_x: Train inputs (modified in place).
+        test_x: Test inputs (modified in place, with the train statistics).
+        dim: The dimension whose slices are normalized separately.
+
+    Returns:
+        ``(mean, std)``: the statistics used, one float per index of ``dim`` (std after the clamp).
+    """
+    means, stds = [], []
+    for i in range(train_x.shape[dim]):
+        std, mean = torch.std_mean(train_x.select(dim, i), correction=0)
+        std = std.clamp_min(1e-12)
+        train_x.select(dim, i).sub_(mean).div_(std)
+        test_x.select(dim, i).sub_(mean).div_(std)
+        means.append(float(mean))
+        stds.append(float(std))
+    return tuple(means), tuple(stds)
+
+
+def stratified_split(
+    y: torch.Tensor, n_test: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Splits indices so each class has (to within one example) its overall share in the test part.
+
+    Class quotas use the largest-remainder rule so the test part has exactly ``n_test`` examples.
+
+    Returns:
+        ``(train_idx, test_idx)``, each shuffled.
+    """
+    classes, counts = torch.unique(y, return_counts=True)
+    exact = counts.double() * n_test / len(y)
+    quota = exact.floor().long()
+    short = n_test - int(quota.sum())
+    if short > 0:
+        quota[torch.argsort(exact - quota.double(), descending=True, stable=True)[:short]] += 1
+    train_parts, test_parts = [], []
+    for cls, q in zip(classes.tolist(), quota.tolist()):
+        idx = torch.nonzero(y == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        test_parts.append(idx[:q])
+        train_parts.append(idx[q:])
+    train_idx, test_idx = torch.cat(train_parts), torch.cat(test_parts)
+    train_idx = train_idx[torch.randperm(len(train_idx), generator=generator)]
+    test_idx = test_idx[torch.randperm(len(test_idx), generator=generator)]
+    return train_idx, test_idx

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import crop_windows
-from .dataset import Dataset, DatasetError, normalize_splits
+from .dataset import Dataset, DatasetError, normalize_splits, stratified_split
 
 __all__ = ["NAMES", "SYNTHETIC_CLASSES", "SYNTHETIC_SHAPE", "SYNTHETIC_SIZES", "load_mnist5k", "load_synthetic"]
 
@@ -29,34 +29,6 @@ _MNIST5K_TEST = 1000
 _SYNTHETIC_FREQ = 2  # template bandwidth, cycles per image
 _SYNTHETIC_BACKGROUND = 0.8  # weight of the per-example smooth background (unit RMS)
 _SYNTHETIC_NOISE = 0.7  # std of the white pixel noise
-
-
-def _stratified_split(
-    y: torch.Tensor, n_test: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Splits indices so each class has (to within one example) its overall share in the test part.
-
-    Class quotas use the largest-remainder rule so the test part has exactly ``n_test`` examples.
-
-    Returns:
-        ``(train_idx, test_idx)``, each shuffled.
-    """
-    classes, counts = torch.unique(y, return_counts=True)
-    exact = counts.double() * n_test / len(y)
-    quota = exact.floor().long()
-    short = n_test - int(quota.sum())
-    if short > 0:
-        quota[torch.argsort(exact - quota.double(), descending=True, stable=True)[:short]] += 1
-    train_parts, test_parts = [], []
-    for cls, q in zip(classes.tolist(), quota.tolist()):
-        idx = torch.nonzero(y == cls).flatten()
-        idx = idx[torch.randperm(len(idx), generator=generator)]
-        test_parts.append(idx[:q])
-        train_parts.append(idx[q:])
-    train_idx, test_idx = torch.cat(train_parts), torch.cat(test_parts)
-    train_idx = train_idx[torch.randperm(len(train_idx), generator=generator)]
-    test_idx = test_idx[torch.randperm(len(test_idx), generator=generator)]
-    return train_idx, test_idx
 
 
 @functools.lru_cache(maxsize=1)
@@ -81,7 +53,7 @@ def load_mnist5k(seed: int) -> Dataset:
     """
     x, y = _mnist5k_raw()
     generator = torch.Generator().manual_seed(seed)
-    train_idx, test_idx = _stratified_split(y, _MNIST5K_TEST, generator)
+    train_idx, test_idx = stratified_split(y, _MNIST5K_TEST, generator)
     train_x, test_x = normalize_splits(x[train_idx].contiguous(), x[test_idx].contiguous())
     return Dataset(
         name="mnist5k",

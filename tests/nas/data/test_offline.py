@@ -12,6 +12,7 @@ from torch import nn
 
 import nas.data.offline as offline
 from nas.data import DatasetError, load_dataset
+from nas.data.dataset import stratified_split
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ def test_mnist5k_split_is_deterministic(fresh_cache):
 
 def test_stratified_split_exact_size_with_uneven_classes():
     y = torch.tensor([0] * 7 + [1] * 13 + [2] * 33)
-    train_idx, test_idx = offline._stratified_split(y, 10, torch.Generator().manual_seed(0))
+    train_idx, test_idx = stratified_split(y, 10, torch.Generator().manual_seed(0))
     assert len(test_idx) == 10 and len(train_idx) == 43
     assert sorted(torch.cat([train_idx, test_idx]).tolist()) == list(range(len(y)))
     counts = torch.bincount(y[test_idx], minlength=3)
