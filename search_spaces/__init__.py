@@ -10,10 +10,17 @@ Public entry points (modelled on timm's ``list_models`` / ``create_model``)::
     model = space.build(config, num_classes=10, input_shape=(3, 32, 32), seed=0)
     space.dimensions()                    # what ``gradnas spaces`` prints
 
+    # a space from your code: a define-by-run function, a SearchSpace subclass or instance
+    space = get_space("examples/my_space.py:space", lr=(0.01, 0.1))   # or "package.module:attr"
+    space.ref                             # what rebuilds it in another process: get_space(space.ref, **space.bounds)
+
 Importing this package registers the built-in spaces; it is the only module that imports them.
 """
 
-from search_spaces._base import GRAD_TRANSFORMS, ConfigError, Dimension, SearchSpace
+from search_spaces._base import (GRAD_TRANSFORMS, ConfigError, Dimension, SearchSpace, categorical, integer, real,
+                                 training_dimensions)
+from search_spaces._errors import SpaceError
+from search_spaces._refs import resolve_space_ref
 from search_spaces._registry import UnknownSpaceError, get_space, list_spaces, register_space
 
 # registration side effects: each module decorates its space with @register_space
@@ -27,8 +34,14 @@ __all__ = [
     "ConfigError",
     "Dimension",
     "SearchSpace",
+    "SpaceError",
     "UnknownSpaceError",
+    "categorical",
     "get_space",
+    "integer",
     "list_spaces",
+    "real",
     "register_space",
+    "resolve_space_ref",
+    "training_dimensions",
 ]

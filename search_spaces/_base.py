@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from search_spaces.lazy import materialize
+
 __all__ = [
     "ConfigError",
     "Dimension",
@@ -322,6 +324,16 @@ class SearchSpace(abc.ABC):
         """
         return dict(self._bounds)
 
+    @property
+    def ref(self) -> str:
+        """What rebuilds this space in any process: ``get_space(space.ref, **space.bounds)``.
+
+        The registered name for a built-in space; for a space from user code the canonical reference
+        (``package.module:attr``, or ``/absolute/path/my_space.py:attr``) that :func:`~search_spaces.get_space`
+        resolved. Store this (not the string a user typed) with a study, a trial spec or a saved model.
+        """
+        return self.__dict__.get("_ref") or self.name
+
     def with_bounds(self, **bounds: Any) -> SearchSpace:
         """Return a new space of the same kind narrowed further by ``bounds`` (``self`` is unchanged).
 
@@ -389,7 +401,9 @@ class SearchSpace(abc.ABC):
                 global RNG state is unchanged. ``None`` draws from the global RNG.
 
         Returns:
-            An ``nn.Module`` in training mode on the CPU (or the current default device).
+            An ``nn.Module`` in training mode on the CPU (or the current default device). Lazy layers
+            (``nn.LazyConv2d``, ``nn.LazyLinear``, ...) are materialized first by one forward pass on a zero
+            batch of shape ``(2, *input_shape)`` in eval mode (:func:`search_spaces.lazy.materialize`).
 
         Raises:
             ConfigError: invalid config.
@@ -403,10 +417,10 @@ class SearchSpace(abc.ABC):
             raise ValueError(f"input_shape must be a non-empty sequence of positive ints; got {input_shape!r}")
         shape = tuple(int(s) for s in shape)
         if seed is None:
-            return self._build(cfg, int(num_classes), shape)
+            return materialize(self._build(cfg, int(num_classes), shape), shape, self.name or type(self).__name__)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return self._build(cfg, int(num_classes), shape)
+            return materialize(self._build(cfg, int(num_classes), shape), shape, self.name or type(self).__name__)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._bounds.items())

@@ -153,9 +153,11 @@ def test_build_rejects_bad_arguments(name):
 def test_public_api_is_small():
     assert sorted(search_spaces.__all__) == sorted(
         ["ConfigError", "Dimension", "GRAD_TRANSFORMS", "SearchSpace", "UnknownSpaceError", "get_space", "list_spaces",
-         "register_space"]
+         "register_space", "SpaceError", "resolve_space_ref", "categorical", "integer", "real", "training_dimensions"]
     )
     assert issubclass(search_spaces.ConfigError, ValueError)
+    assert issubclass(search_spaces.SpaceError, ValueError)
+    assert issubclass(search_spaces.UnknownSpaceError, (KeyError, search_spaces.SpaceError))
 
 
 @pytest.mark.parametrize("name", SPACES)
