@@ -31,7 +31,7 @@ from typing import Any
 from torch import nn
 
 from search_spaces._base import SearchSpace
-from search_spaces._errors import REF_HINT, SpaceError
+from search_spaces._errors import REF_HINT, SpaceError, first_line
 from search_spaces.user import FunctionSpace
 
 __all__ = ["is_ref", "open_space_ref", "reference_of", "resolve_space_ref", "space_from", "spaces_in"]
@@ -59,11 +59,6 @@ def _is_file(where: str) -> bool:
     return where.endswith(".py") or "/" in where or os.sep in where
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
 def _import_file(where: str) -> tuple[ModuleType, str]:
     path = Path(where).expanduser()
     path = (path if path.is_absolute() else Path.cwd() / path).resolve()
@@ -84,7 +79,7 @@ def _import_file(where: str) -> tuple[ModuleType, str]:
             spec.loader.exec_module(module)
         except Exception as exc:  # noqa: BLE001 - a user module's error becomes one line
             del sys.modules[name]
-            raise SpaceError(f"importing space file {where!r} failed: {_first_line(exc)}") from exc
+            raise SpaceError(f"importing space file {where!r} failed: {first_line(exc)}") from exc
     return module, str(path)
 
 
@@ -95,14 +90,14 @@ def _import_module(where: str) -> ModuleType:
         except ModuleNotFoundError as exc:
             missing_self = exc.name is not None and (where == exc.name or where.startswith(exc.name + "."))
             if not missing_self:
-                raise SpaceError(f"importing space module {where!r} failed: {_first_line(exc)}") from exc
+                raise SpaceError(f"importing space module {where!r} failed: {first_line(exc)}") from exc
             cwd = os.getcwd()
             if attempt or cwd in (os.path.abspath(p or ".") for p in sys.path):
                 raise SpaceError(f"no module named {where!r} (not on sys.path, nor in the current directory); "
                                  f"{REF_HINT}") from None
             sys.path.append(cwd)  # as ``python -m`` would have it; the gradnas script puts its own folder first
         except Exception as exc:  # noqa: BLE001
-            raise SpaceError(f"importing space module {where!r} failed: {_first_line(exc)}") from exc
+            raise SpaceError(f"importing space module {where!r} failed: {first_line(exc)}") from exc
     raise AssertionError("unreachable")
 
 

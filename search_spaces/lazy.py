@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import is_lazy
 
-from search_spaces._errors import SpaceError
+from search_spaces._errors import SpaceError, first_line
 
 __all__ = ["dry_run", "has_lazy", "materialize"]
 
@@ -23,11 +23,6 @@ __all__ = ["dry_run", "has_lazy", "materialize"]
 def has_lazy(model: nn.Module) -> bool:
     """Whether ``model`` holds a lazy module that still has uninitialized parameters or buffers."""
     return any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def dry_run(model: nn.Module, input_shape: Sequence[int], what: str = "the model") -> Any:
@@ -50,7 +45,7 @@ def dry_run(model: nn.Module, input_shape: Sequence[int], what: str = "the model
             return model(x)
     except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one line
         raise SpaceError(f"{what} failed on a zero batch of shape {tuple(x.shape)} "
-                         f"(inputs of shape {tuple(input_shape)}): {_first_line(exc)}") from exc
+                         f"(inputs of shape {tuple(input_shape)}): {first_line(exc)}") from exc
     finally:
         for m, training in modes:
             m.training = training

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from search_spaces._base import ConfigError, Dimension, SearchSpace, categorical, integer, real, training_dimensions
-from search_spaces._errors import SpaceError
+from search_spaces._errors import SpaceError, first_line
 from search_spaces.lazy import dry_run
 
 __all__ = ["FunctionSpace", "space_kwargs"]
@@ -224,12 +224,20 @@ class FunctionSpace(SearchSpace):
         except (KeyError, TypeError):
             pass
         self._bounds = {}
-        low, low_dists = self._record(high=False)
-        try:
-            high, high_dists = self._record(high=True)
-            both = True
-        except Exception:  # noqa: BLE001 - the largest model may not fit: list what the first run saw
-            high, high_dists, both = {}, {}, False
+        runs, errors = [], []
+        for high in (False, True):  # the largest model may fail (memory, a rejected combination): list the other
+            try:
+                runs.append(self._record(high))
+            except SpaceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - user code
+                runs.append(({}, {}))
+                errors.append(exc)
+        if len(errors) == 2:
+            raise SpaceError(f"space function {self.name} failed when run with every parameter at its low end: "
+                             f"{first_line(errors[0])}") from errors[0]
+        (low, low_dists), (high, high_dists) = runs
+        both = not errors
         dims = {k: _dimension(k, low_dists[k]) for k in low}
         for k in high:
             dims[k] = _merge(dims[k], _dimension(k, high_dists[k])) if k in dims else _dimension(k, high_dists[k])
@@ -252,7 +260,7 @@ class FunctionSpace(SearchSpace):
     def note(self) -> str:
         """How the dimensions were found (for ``gradnas spaces REF``)."""
         how = ("found by running the function with every parameter at its low end, then at its high end"
-               if self._both else "found by running the function once, every parameter at its low end")
+               if self._both else "found by running the function once (the other end of its parameters failed)")
         cond = (f"; conditional (on one path only): {', '.join(self._conditional)}" if self._conditional else "")
         return f"define-by-run function {self.name}: dimensions {how}{cond}; a parameter no run reached is " \
                "not listed"

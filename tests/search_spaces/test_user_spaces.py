@@ -69,6 +69,17 @@ def fixed_input(trial):
     return nn.Linear(4, 10)
 
 
+def big_fails(trial):
+    if trial.suggest_int("depth", 1, 3) == 3:
+        raise RuntimeError("out of memory")
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(10))
+
+
+def always_fails(trial):
+    trial.suggest_int("w", 1, 2)
+    raise RuntimeError("a bug in my space\\nsecond line")
+
+
 def extra_argument(trial, depth):
     return nn.Linear(2, 2)
 
@@ -145,7 +156,8 @@ def test_module_path_refs_resolve_each_kind(user_package):
     assert resolve_space_ref(f"{user_package}:space") == f"{user_package}:space"
     assert list_spaces(user_package) == [f"{user_package}:{a}" for a in
                                          ("space", "conditional", "own_lr", "fixed_head", "not_a_model",
-                                          "fixed_input", "extra_argument", "Plain", "INSTANCE")]
+                                          "fixed_input", "big_fails", "always_fails", "extra_argument", "Plain",
+                                          "INSTANCE")]
 
 
 def test_file_refs_resolve_to_an_absolute_path(user_file, monkeypatch):
@@ -196,6 +208,7 @@ def test_objects_from_python_get_their_reference(user_package):
     ("{file}:MODEL", "is a model (an nn.Module instance)"),
     ("{file}:extra_argument", "requires an argument 'depth'"),
     ("{file}:not_a_model", "returned str, not an nn.Module"),
+    ("{file}:always_fails", "failed when run with every parameter at its low end: RuntimeError: a bug in my space"),
     ("{file}:SearchSpace", "is an abstract SearchSpace"),
     ("resnett", "registered spaces: "),
 ])
@@ -204,7 +217,7 @@ def test_bad_refs_raise_one_line(user_file, ref, message):
         get_space(ref.format(file=user_file))
     text = str(err.value)
     assert isinstance(err.value, ValueError) and message in text and "\n" not in text
-    if ref != "{file}:not_a_model":
+    if ref not in ("{file}:not_a_model", "{file}:always_fails"):
         assert "--space" in text or "def space(trial)" in text
 
 
@@ -283,6 +296,8 @@ def test_dimensions_are_discovered(user_file):
     assert cond.build({"depth": 2, "hidden": 5}, 3, (6,), seed=0)[1].out_features == 5
     with pytest.raises(SpaceError, match="lacks a parameter"):
         cond.build({"depth": 2}, 3, (6,))
+    partial = get_space(f"{user_file}:big_fails")  # its high end fails: what the low run saw, and it says so
+    assert [d["name"] for d in partial.dimensions()][:1] == ["depth"] and "running the function once" in partial.note
 
 
 # ---------------------------------------------------------------------------------------- lazy layers
