@@ -28,7 +28,7 @@ from pathlib import Path
 from .augment import AUGMENT_KINDS
 from .dataset import DatasetError
 
-__all__ = ["OPTIONS", "Reference", "canonical_reference", "dataset_label", "is_reference", "parse_reference"]
+__all__ = ["OPTIONS", "Reference", "canonical_reference", "dataset_label", "is_module_file", "is_reference", "parse_reference"]
 
 #: Options each reference kind accepts, with a short description (for messages and docs).
 OPTIONS: dict[str, dict[str, str]] = {
@@ -169,7 +169,8 @@ def _absolute(path: str) -> str:
     return str(Path(os.path.expanduser(path)).resolve())
 
 
-def _is_file_target(module: str) -> bool:
+def is_module_file(module: str) -> bool:
+    """True when the module part of a function reference is a file path (``x.py`` or with a slash)."""
     return module.endswith(".py") or "/" in module or os.sep in module
 
 
@@ -187,7 +188,7 @@ def canonical_reference(text: str) -> str:
             options["test"] = _absolute(options["test"])
     elif ref.kind == "function":
         module, _, attr = ref.target.rpartition(":")
-        target = f"{_absolute(module) if _is_file_target(module) else module.strip()}:{attr.strip()}"
+        target = f"{_absolute(module) if is_module_file(module) else module.strip()}:{attr.strip()}"
     else:
         target = ref.target
     return Reference(ref.kind, target, options).text()

@@ -23,6 +23,7 @@ import torch
 
 from .arrays import check_dataset, from_arrays
 from .dataset import Dataset, DatasetError
+from .reference import is_module_file
 
 __all__ = ["import_function", "load_function"]
 
@@ -56,7 +57,7 @@ def import_function(target: str, reference: str) -> Callable[..., Any]:
         DatasetError: The module cannot be imported, lacks the attribute, or the attribute is not callable.
     """
     module_name, _, attr = target.rpartition(":")
-    if module_name.endswith(".py") or "/" in module_name:
+    if is_module_file(module_name):
         module = _import_file(Path(module_name), reference)
     else:
         try:
