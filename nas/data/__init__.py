@@ -152,8 +152,9 @@ def load_dataset(
     """Loads a dataset into memory (once per process; later calls return the cached object).
 
     Args:
-        name: A name from :func:`list_datasets`, or ``"auto"`` (resolved with :func:`resolve_dataset`; its
-            fallback warning is logged).
+        name: A name from :func:`list_datasets`, ``"auto"`` (resolved with :func:`resolve_dataset`; its
+            fallback warning is logged), or a data reference (``folder:``, ``table:``, ``saved:``,
+            ``memory:``, ``module:function``; cached per canonical reference and, where it splits, seed).
         data_dir: Root directory of the torchvision datasets (ignored by ``mnist5k`` and ``synthetic``).
         download: Download a missing torchvision dataset into ``data_dir``.
         seed: Seed of the ``mnist5k`` train/test split and of the ``synthetic`` data (the torchvision
