@@ -10,7 +10,7 @@
 
 A module path is imported with :mod:`importlib` (the current directory is tried too when it is not on
 ``sys.path``, as under the ``gradnas`` script); a file path is imported by path under a stable module name
-derived from its resolved path (``gradnas_user_<stem>_<hash>``), so every process on the machine, or on a
+derived from its resolved path (``_gradnas_user_<sha1 of the path>``), so every process on the machine, or on a
 shared filesystem (Ray workers), imports the same file as the same module. The canonical reference
 (:func:`resolve_space_ref`, ``space.ref``) holds the absolute path: store it, not what the user typed.
 """
@@ -37,7 +37,7 @@ from search_spaces.user import FunctionSpace
 __all__ = ["is_ref", "open_space_ref", "reference_of", "resolve_space_ref", "space_from", "spaces_in"]
 
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
-_FILE_MODULE_PREFIX = "gradnas_user_"
+_FILE_MODULE_PREFIX = "_gradnas_user_"
 
 
 def is_ref(text: Any) -> bool:
@@ -64,8 +64,8 @@ def _import_file(where: str) -> tuple[ModuleType, str]:
     path = (path if path.is_absolute() else Path.cwd() / path).resolve()
     if not path.is_file():
         raise SpaceError(f"space file {where!r} does not exist (looked for {path}); {REF_HINT}")
-    stem = re.sub(r"\W", "_", path.stem)
-    name = f"{_FILE_MODULE_PREFIX}{stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
+    # the same name as nas.data's ``path.py:function`` datasets: a file holding both is imported once
+    name = _FILE_MODULE_PREFIX + hashlib.sha1(str(path).encode()).hexdigest()[:12]
     module = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, path)
