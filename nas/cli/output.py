@@ -1,5 +1,5 @@
 """What the CLI prints for people: aligned tables, number formats, prose wrapped to the terminal, and the
-best validated trial (validate, report)."""
+best trained trial (validate, report)."""
 
 from __future__ import annotations
 
@@ -59,13 +59,17 @@ def say(text: str) -> None:
 
 
 def print_best_validated(study) -> bool:
-    """Print the validated trial with the best test accuracy; False when no trial is validated."""
+    """Print the best trained trial (:func:`nas.search.ranking.best_trained`: final test accuracy, ties by
+    fewer parameters); False when no trial is validated."""
+    from ..search.ranking import best_trained
     from ..validate import validation_results
 
-    results = {n: r for n, r in validation_results(study).items() if isinstance(r.get("val_best_acc"), (int, float))}
-    if not results:
+    results = validation_results(study)
+    params = {t.number: t.user_attrs.get("params") for t in study.get_trials(deepcopy=False)}
+    n = best_trained({k: {**r, "params": params.get(k)} for k, r in results.items()})
+    if n is None:
         return False
-    n, r = max(results.items(), key=lambda item: (item[1]["val_best_acc"], -item[0]))
-    print(f"best validated trial: {n}, test accuracy {r['val_best_acc']:.4f} (best epoch; final "
-          f"{fmt(r.get('val_final_acc'))}) after {r.get('val_epochs')} epoch(s)")
+    r = results[n]
+    print(f"best trained trial: {n}, final test accuracy {r['val_final_acc']:.4f} (best epoch "
+          f"{fmt(r.get('val_best_acc'))}) after {r.get('val_epochs')} epoch(s)")
     return True

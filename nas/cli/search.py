@@ -110,7 +110,7 @@ def _run_budget_search(core, no_progress: bool) -> int:
               f"the same command to continue the climb with the budget left", file=sys.stderr)
         return 130
     stats = result.stats
-    _print_front(core.study, c.resolved["objectives"])
+    _print_trained(core.study, (result.best or {}).get("trial"))
     wall = time.monotonic() - progress.t0
     rungs = ", ".join(f"{k} {v}" for k, v in stats["rungs"].items())
     print(f"\nstudy database: {c.storage}\ntrials table:   {c.folder.trials_csv}")
@@ -123,9 +123,41 @@ def _run_budget_search(core, no_progress: bool) -> int:
     curve = ", ".join(f"{a:.3f}" if isinstance(a, float) else str(a) for a in best.get("acc_curve") or [])
     diverged = " (its training diverged: no finalist trained cleanly; try a larger --budget)" if best.get("diverged") else ""
     print(f"best trained model: trial {best['trial']}, test accuracy {best['test_acc']:.4f} after {best['epochs']} "
-          f"epoch(s){diverged} (per epoch: {curve})\n  config: {json.dumps(best['config'])}\n  weights: {best['model']}\n"
-          f"  load: import nas; model = nas.load_model({str(best['model'])!r})")
+          f"epoch(s){diverged} (per epoch: {curve})\n  config: {json.dumps(best['config'])}\n  weights: {best['model']}")
+    _next_steps(c, best)
     return 0
+
+
+def _print_trained(study, best: int | None) -> None:
+    """The candidates the budget search trained (the rung they reached, their accuracy), best marked; the
+    rung-0 objective values of every candidate are in the dashboard and trials.csv."""
+    from ..search.keys import CONFIG, RUNG
+
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        acc = t.user_attrs.get("val_final_acc")
+        if t.user_attrs.get(RUNG) not in ("short", "full") or acc is None:
+            continue
+        cfg = t.user_attrs.get(CONFIG, {})
+        brief = ", ".join(f"{k}={fmt(v)}" for k, v in cfg.items() if k in t.params)
+        epochs = len(t.user_attrs.get("val_acc_curve") or [])
+        rows.append([("* " if t.number == best else "") + str(t.number), t.user_attrs[RUNG], epochs, acc,
+                     t.user_attrs.get("params"), brief])
+    if not rows:
+        return
+    rows.sort(key=lambda r: (r[1] != "full", -(r[3] if isinstance(r[3], (int, float)) else -1.0), r[4] or 0))
+    print(f"\ntrained candidates ({len(rows)}; * = the result: the finalist with the highest final test accuracy, "
+          f"ties by fewer parameters; the others stopped after the short rung):")
+    print(table(rows, ["trial", "rung", "epochs", "test acc", "params", "config"]))
+
+
+def _next_steps(c, best: dict) -> None:
+    """What to do next, with this study's name in every command."""
+    study = f"--study {c.study}" + (f" --runs-dir {c.runs_dir}" if c.runs_dir != "runs" else "")
+    print(f"\nnext:\n  python -m nas report {study}              # how well the rung scores predicted accuracy"
+          f"\n  python -m nas dashboard {study}           # every candidate in optuna-dashboard"
+          f"\n  python -m nas validate {study} --top 5    # train the 5 best-scored candidates fully"
+          f"\n  python -c \"import nas; print(nas.load_model('{best['model']}'))\"   # the trained model")
 
 
 def _run_search(core, no_progress: bool) -> int:

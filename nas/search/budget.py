@@ -22,6 +22,7 @@ from .budget_run import BudgetRun, finite
 from .budget_state import BudgetState, load_state
 from .executor import cluster_workers, default_workers, make_executor, run_jobs, sigterm_interrupts
 from .lifecycle import Lifecycle
+from .ranking import best_trained
 from .ownership import HEARTBEAT_INTERVAL_S, STALE_GRACE_S, Driver, Heartbeat, recover_stale_trials
 
 __all__ = ["run_budget"]
@@ -221,7 +222,7 @@ def _climb(run: BudgetRun, executor, recovered: int) -> None:
     # ---- the end: the best fully trained finalist is the result; every trial is told
     run.rung = prev
     trained = sorted(cohort) if prev == 3 else []
-    best = max(trained, key=lambda n: (run.values[n].get("final_test_acc", 0.0), -n)) if trained else None
+    best = best_trained({n: run.values[n] for n in trained})
     summary = run.save_best(best) if best is not None else None
     run.finish(list(run.life.running))
     run.stats["best"] = summary

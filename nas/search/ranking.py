@@ -29,7 +29,7 @@ from .keys import CONFIG
 
 __all__ = [
     "CONSTRAINTS_KEY", "complete_trials", "signed_values", "dominance_ranks", "nondominated_ranks", "is_feasible", "constraint_values",
-    "best_trials", "pareto_front", "worst_if_undefined", "trials_table", "gradnas_scores", "cohort_scores",
+    "best_trials", "best_trained", "pareto_front", "worst_if_undefined", "trials_table", "gradnas_scores", "cohort_scores",
 ]
 
 #: The system attribute where ``Trial.set_constraint`` stores the constraint values (Optuna's key).
@@ -178,3 +178,19 @@ def cohort_scores(rows: Sequence[Mapping[str, Any]], phase: str, features: Seque
     signed = [[worst_if_undefined(r.get(o.key), o.direction) * (1 if o.direction == "minimize" else -1)
                for o in objectives] for r in rows]
     return [-float(rk) for rk in dominance_ranks(signed)]
+
+
+def best_trained(results: Mapping[int, Mapping[str, Any]]) -> int | None:
+    """The one rule for "the best trained model" (the search's result, ``best_model.json``, ``validate`` and
+    ``report``): the highest final test accuracy (``val_final_acc``: after the last epoch; a diverged
+    training counts the accuracy it ended with), ties broken by fewer parameters (``params``), then by the
+    lower trial number. ``results`` maps trial numbers to their training summaries; None when no trial has
+    a final accuracy."""
+    def number(v: Any) -> float | None:
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+    scored = [(acc, number(r.get("params")) or math.inf, n) for n, r in results.items()
+              if (acc := number(r.get("val_final_acc"))) is not None]
+    if not scored:
+        return None
+    return min(scored, key=lambda s: (-s[0], s[1], s[2]))[2]

@@ -79,8 +79,10 @@ def test_report_cli_names_the_best_validated_trial_or_says_why_there_is_none(tmp
     study = validated_study(tmp_path, "named", n=4)
     assert main(["report", "--study", "named", "--runs-dir", str(tmp_path)]) == 0
     results = validation_results(study)
-    best = max(results, key=lambda n: (results[n]["val_best_acc"], -n))
-    assert f"best validated trial: {best}, test accuracy {results[best]['val_best_acc']:.4f}" in capsys.readouterr().out
+    params = {t.number: t.user_attrs.get("params", 0) for t in study.trials}
+    # the rule: the highest final accuracy, ties by fewer parameters, then the lower number
+    best = min(results, key=lambda n: (-results[n]["val_final_acc"], params[n], n))
+    assert f"best trained trial: {best}, final test accuracy {results[best]['val_final_acc']:.4f}" in capsys.readouterr().out
     validated_study(tmp_path, "bare2", n=3, validate=False)
     assert main(["report", "--study", "bare2", "--runs-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err

@@ -113,3 +113,17 @@ def test_a_cohort_without_the_score_inputs_is_ranked_by_its_objectives():
     scores = cohort_scores(rows, "init", BUDGET_INIT_FEATURES, objs)
     # fronts: {0, 3} then {1, 2} (the undefined kappa_w ranks worst)
     assert scores == [-1.0, -2.0, -2.0, -1.0]
+
+
+def test_the_best_trained_model_is_the_final_accuracy_then_fewer_parameters():
+    from nas.search.ranking import best_trained
+
+    results = {
+        3: {"val_final_acc": 0.90, "val_best_acc": 0.95, "params": 100},
+        5: {"val_final_acc": 0.92, "val_best_acc": 0.92, "params": 500},
+        7: {"val_final_acc": 0.92, "val_best_acc": 0.93, "params": 200},
+        9: {"val_final_acc": 0.92, "val_best_acc": 0.93, "params": 200},
+        11: {"val_final_acc": None, "val_best_acc": 0.99},  # a failed training
+    }
+    assert best_trained(results) == 7  # not 3 (best epoch 0.95), not 5 (more parameters), not 9 (later)
+    assert best_trained({1: {"val_final_acc": float("nan")}}) is None and best_trained({}) is None
