@@ -257,6 +257,12 @@ class FunctionSpace(SearchSpace):
         return doc.splitlines()[0] if doc else f"define-by-run function {self.name}"
 
     @property
+    def ref(self) -> str:
+        """The reference that rebuilds this space in another process; ``""`` for a function that has none
+        (defined in a notebook or inside another function: usable in this process only)."""
+        return self._ref
+
+    @property
     def note(self) -> str:
         """How the dimensions were found (for ``gradnas spaces REF``)."""
         how = ("found by running the function with every parameter at its low end, then at its high end"
