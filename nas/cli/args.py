@@ -165,13 +165,14 @@ def parents() -> dict[str, argparse.ArgumentParser]:
     add_runs_dir(study)
     add_storage(study)
     data = Parser(add_help=False)
-    data.add_argument("--dataset", default="auto", help="cifar10 | cifar100 | mnist | fashion_mnist | svhn | mnist5k | synthetic | auto (CIFAR-10 when available, else mnist5k) (default: %(default)s)")
+    data.add_argument("--dataset", default="auto", help="cifar10 | cifar100 | mnist | fashion_mnist | svhn | mnist5k | synthetic | auto (CIFAR-10 when available, else mnist5k), or your data: folder:PATH (an ImageFolder tree), table:PATH (CSV/Parquet; with --target), module:function or file.py:function, saved:PATH; see docs/data.md (default: %(default)s)")
     add_data_dir(data)
     return {"study": study, "data": data}
 
 
-def add_space(p: argparse.ArgumentParser, help: str = "search space (default: %(default)s)") -> None:
-    p.add_argument("--space", default="resnet_cifar", help=help)
+def add_space(p: argparse.ArgumentParser, help: str = "search space (default: %(default)s)",
+              default: str | None = "resnet_cifar") -> None:
+    p.add_argument("--space", default=default, help=help)
 
 
 def add_config(p: argparse.ArgumentParser, help: str) -> None:

@@ -32,7 +32,11 @@ class Search(Command):
     parents = ("study", "data")
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        add_space(p, help="search space (see `spaces`; default: %(default)s)")
+        add_space(p, default=None, help="search space: a name (see `spaces`) or your own, package.module:attr or "
+                                        "my_space.py:attr (see docs/spaces.md) (default: resnet_cifar; mlp_looks_linear "
+                                        "for a table: dataset)")
+        p.add_argument("--target", default=None, metavar="COLUMN",
+                       help="the label column of a --dataset table:PATH (default: none)")
         p.add_argument("--bounds", metavar="JSON", help='narrow the space, e.g. \'{"width": [8, 16], "blocks": [1, 2]}\' (default: full space)')
         p.add_argument("--smoke", action="store_true", help="use the space's tiny smoke-test bounds (CPU demos; default: off)")
         p.add_argument("--budget", default=None, metavar="DURATION",
@@ -70,6 +74,7 @@ class Search(Command):
 
         config = SearchConfig(
             space=args.space, bounds=json_arg(args.bounds, "--bounds"), smoke=args.smoke, dataset=args.dataset,
+            target=args.target,
             data_dir=args.data_dir, budget=args.budget, trials=args.trials, epochs=args.epochs, eta=args.eta,
             objectives=args.objectives, constraints=args.constraint, metrics=args.metrics, sampler=args.sampler,
             study=args.study, storage=args.storage, runs_dir=args.runs_dir, workers=args.workers,

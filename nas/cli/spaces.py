@@ -50,7 +50,7 @@ def _space_doc(space) -> str:
 
     import search_spaces.layers as layers
 
-    parts = [inspect.getdoc(type(space)) or ""]
+    parts = [inspect.getdoc(space) or ""]
     model_cls = getattr(type(space), "model_class", None)
     if model_cls is not None and inspect.getdoc(model_cls):
         parts.append(f"{model_cls.__name__}: " + inspect.getdoc(model_cls))

@@ -26,7 +26,7 @@ from typing import Any, Callable
 from .config import SearchConfig, SearchError, check_writable, remove_if_empty
 from .keys import StudyFolder
 
-__all__ = ["search", "Search", "SearchResult", "load_model"]
+__all__ = ["search", "Search", "SearchResult", "load_model", "register_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,20 +138,47 @@ class Search:
         return SearchResult(search_config=c, study=self.study, stats=stats, best=stats.get("best"))
 
 
-def search(space: str = "resnet_cifar", **options: Any) -> SearchResult:
+def search(space: str | None = None, data: Any = None, **options: Any) -> SearchResult:
     """Run a search and return its :class:`SearchResult` (module docstring). ``options`` are
     :class:`~nas.search.config.SearchConfig` fields; without ``budget`` and ``trials`` it is the 15-minute
-    (CPU) / 1-hour (GPU) budget search. Raises :class:`~nas.search.config.SearchError` for bad input."""
+    (CPU) / 1-hour (GPU) budget search. ``data``: your data from Python — a ``nas.data.Dataset``, or
+    ``(train, test)`` where each is a torch ``Dataset``/``DataLoader`` or an ``(x, y)`` pair of tensors or
+    arrays (``test`` may be None: a stratified 20 % is held out); it is saved under ``RUNS_DIR/data/`` so
+    Ray workers load the same tensors. Raises :class:`~nas.search.config.SearchError` for bad input."""
     unknown = set(options) - {f.name for f in dataclasses.fields(SearchConfig)} - {"on_event", "on_update", "warn"}
     if unknown:
         raise SearchError(f"unknown option(s) {', '.join(sorted(unknown))}; valid: the fields of SearchConfig")
     on_event, on_update = options.pop("on_event", None), options.pop("on_update", None)
     warn = options.pop("warn", None)
+    if data is not None:
+        if "dataset" in options:
+            raise SearchError("give data=... (objects) or dataset=... (a name or reference), not both")
+        options["dataset"] = register_data(data, Path(options.get("runs_dir", "runs")) / "data",
+                                           seed=int(options.get("seed", 0)))
     return Search(SearchConfig(space=space, **options), warn=warn).run(on_event=on_event, on_update=on_update)
 
 
-def load_model(path: str | Path):
-    """The model saved in a ``best_model.pt`` (space, config, bounds and weights), in eval mode."""
+def register_data(data: Any, folder: Path, seed: int = 0) -> str:
+    """A ``saved:`` reference to ``data`` (a Dataset or ``(train, test)``) written under ``folder``."""
+    from ..data import Dataset, DatasetError, from_arrays, from_torch, register_dataset
+
+    try:
+        if not isinstance(data, Dataset):
+            if not (isinstance(data, (tuple, list)) and len(data) == 2):
+                raise DatasetError(f"data must be a nas.data.Dataset or (train, test), got {type(data).__name__}")
+            train, test = data
+            pair = isinstance(train, (tuple, list)) and len(train) == 2
+            data = (from_arrays if pair else from_torch)(train, test, name="data", seed=seed)
+        return register_dataset(data, folder)
+    except DatasetError as exc:
+        raise SearchError(str(exc)) from None
+
+
+def load_model(path: str | Path, with_info: bool = False):
+    """The model saved in a ``best_model.pt`` (space, bounds, config and weights), in eval mode. With
+    ``with_info``: ``(model, info)``, ``info`` holding what inference needs: ``input_shape``,
+    ``num_classes``, and where the data provided them ``mean``/``std`` (per-channel normalization),
+    ``class_names``, ``preprocess`` (the recipe of a folder or table dataset), plus the config and accuracy."""
     import torch
 
     from search_spaces import get_space
@@ -160,5 +187,8 @@ def load_model(path: str | Path):
     model = get_space(ckpt["space"], **ckpt["bounds"]).build(ckpt["config"], ckpt["num_classes"],
                                                              tuple(ckpt["input_shape"]))
     model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
+    model.eval()
+    if not with_info:
+        return model
+    return model, {k: v for k, v in ckpt.items() if k != "state_dict"}
 

@@ -237,11 +237,26 @@ class BudgetRun:
         }
         if ckpt is not None:
             tmp = path.with_suffix(".pt.tmp")
+            data = getattr(s, "resolved", {}).get("data")
+            # what inference needs besides the weights: how the inputs were prepared, the class names
+            inputs = {k: getattr(data, k, None) for k in ("mean", "std", "class_names", "preprocess")}
             torch.save({"format": 1, "space": s.space, "config": v[keys.CONFIG], "bounds": s.bounds,
                         "dataset": s.dataset, "num_classes": int(ckpt["history"].get("num_classes") or 0),
                         "input_shape": list(self.input_shape), "state_dict": ckpt["model"],
-                        "test_acc": v.get("final_test_acc"), "trial": number}, tmp)
+                        "test_acc": v.get("final_test_acc"), "trial": number,
+                        **{k: _plain(x) for k, x in inputs.items() if x is not None}}, tmp)
             tmp.replace(path)
         self.folder.best_model_json.write_text(json.dumps(summary, indent=2))
         return summary
 
+
+
+def _plain(value: Any) -> Any:
+    """A value ``torch.load(weights_only=True)`` reads back: lists and numbers instead of arrays."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(x) for x in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(x) for k, x in value.items()}
+    return value

@@ -47,9 +47,13 @@ class SearchConfig:
     minutes on CPU, 1 hour on GPU) in which ``trials`` caps the candidates at rung 0.
 
     Attributes:
-        space: a registered search space name (``python -m nas spaces``).
+        space: a registered search space name (``python -m nas spaces``) or a reference to user code
+            (``package.module:attr``, ``my_space.py:attr``); default ``resnet_cifar``, ``mlp_looks_linear``
+            for a ``table:`` dataset.
         bounds: narrow the space, e.g. ``{"width": [8, 16]}``; ``smoke``: the space's tiny smoke bounds.
-        dataset: ``auto`` (CIFAR-10 when on disk, else mnist5k), ``cifar10``, ``mnist5k``, ``synthetic``, ...
+        dataset: ``auto`` (CIFAR-10 when on disk, else mnist5k), ``cifar10``, ``mnist5k``, ``synthetic``, or a
+            data reference (``folder:PATH``, ``table:PATH``, ``module:function``, ``saved:PATH``: see
+            ``docs/data.md``); ``target``: the label column of a ``table:`` dataset.
         objectives: ``"key:dir,..."`` (default: the measured defaults of the mode); ``constraints``: a list
             of ``"key<=x"`` (default none); ``metrics``: metrics scored on every trial (None: the combined
             score's inputs; ``"all"``; or names), objectives' and constraints' metrics always added.
@@ -64,10 +68,11 @@ class SearchConfig:
             timed on every rung-0 candidate (plans the training rungs).
     """
 
-    space: str = "resnet_cifar"
+    space: str | None = None
     bounds: dict[str, Any] = dataclasses.field(default_factory=dict)
     smoke: bool = False
     dataset: str = "auto"
+    target: str | None = None
     data_dir: str = "data"
     budget: float | str | None = None
     trials: int | None = None
@@ -116,6 +121,14 @@ class SearchConfig:
         )
 
         c = dataclasses.replace(self, bounds=dict(self.bounds or {}))
+        if c.target is not None:
+            if not str(c.dataset).startswith("table:"):
+                raise SearchError(f"--target {c.target} is for a table dataset (--dataset table:PATH), not "
+                                  f"{c.dataset!r}")
+            c.dataset = f"{c.dataset}{'&' if '?' in c.dataset else '?'}target={c.target}"
+            c.target = None
+        if c.space is None:
+            c.space = "mlp_looks_linear" if str(c.dataset).startswith("table:") else "resnet_cifar"
         if c.trials is not None and c.trials < 1:
             raise SearchError(f"trials must be >= 1, got {c.trials}")
         if c.workers is not None and not 1 <= c.workers <= MAX_WORKERS:
@@ -137,6 +150,12 @@ class SearchConfig:
                                   f"{MIN_BUDGET_S:g}s (measuring the first candidates takes some)")
         gpu = _has_cuda() if gpu is None else gpu
         space = open_space(c.space, c.bounds, c.smoke)
+        c.space = space.ref or c.space
+        if not isinstance(c.space, str) or not c.space:
+            if c.workers != 1:
+                raise SearchError("this space has no importable reference (a lambda or a notebook function): pass "
+                                  "workers=1 to search it in this process, or define it in a module or .py file")
+            c.space = _register_local(space)
         if c.mode == "budget" and not c.bounds and not c.smoke and not gpu and space.cpu_bounds:
             space = space.with_bounds(**space.cpu_bounds)  # a default that a CPU trains within the budget
         if c.mode == "budget" and c.budget is None:
@@ -157,12 +176,16 @@ class SearchConfig:
         else:
             c.metrics = metric_names(c.metrics, referenced)
         check_group_size(c.group_size, c.probe_size)
-        c.dataset, data = open_dataset(c.dataset, c.data_dir, warn or (lambda text: logger.warning("%s", text)))
+        c.dataset, data = open_dataset(c.dataset, c.data_dir, warn or (lambda text: logger.warning("%s", text)),
+                                       seed=c.seed)
         check_probe_size(c.probe_size, data)
         c.bounds = dict(space.bounds)
         c.objectives = ",".join(str(o) for o in objectives)
         c.constraints = [str(x) for x in constraints]
-        c.study = c.study or f"{c.space}-{c.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if not c.study:
+            from ..data import dataset_label
+
+            c.study = f"{_label(c.space)}-{dataset_label(c.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
         c.resolved = {"space": space, "data": data, "objectives": objectives, "constraints": constraints,
                       "folder": StudyFolder.of(c.runs_dir, c.study)}
         return c
@@ -221,30 +244,34 @@ def _has_cuda() -> bool:
         return False
 
 
-def open_space(name: str, bounds: dict[str, Any], smoke: bool = False):
-    """The registered space ``name``, narrowed to its smoke bounds with ``smoke``, then to ``bounds``."""
-    from search_spaces import ConfigError, get_space, list_spaces
+def open_space(name: Any, bounds: dict[str, Any], smoke: bool = False):
+    """The space ``name`` — a registered name, a reference to user code (``package.module:attr``,
+    ``my_space.py:attr``) or, from Python, the space object or define-by-run function itself — narrowed
+    to its smoke bounds with ``smoke``, then to ``bounds``. Its ``ref`` is the string that rebuilds it
+    anywhere (what the study, the workers and ``best_model.pt`` store)."""
+    from search_spaces import ConfigError, SpaceError, get_space
 
-    if name not in list_spaces():
-        raise SearchError(f"unknown space {name!r}; valid: {', '.join(list_spaces())}")
     try:
         space = get_space(name)
         if smoke:
             space = space.with_bounds(**space.smoke_bounds)
         return space.with_bounds(**bounds) if bounds else space
+    except SpaceError as exc:
+        raise SearchError(str(exc)) from None
     except ConfigError as exc:
         raise SearchError(f"bad --bounds: {exc}") from None
 
 
-def open_dataset(name: str, data_dir: str, warn, download: bool = True) -> tuple[str, Any]:
-    """``(resolved name, data)`` of dataset ``name`` (``auto`` resolved; ``warn(text)`` gets its notice)."""
+def open_dataset(name: str, data_dir: str, warn, download: bool = True, seed: int = 0) -> tuple[str, Any]:
+    """``(resolved name, data)`` of dataset ``name`` (``auto`` resolved; ``warn(text)`` gets its notice),
+    split with ``seed`` as the search's workers split it."""
     from ..data import DatasetError, load_dataset, resolve_dataset
 
     try:
         resolved, warning = resolve_dataset(name, data_dir, download=download)
         if warning:
             warn(warning)
-        return resolved, load_dataset(resolved, data_dir, download=download)
+        return resolved, load_dataset(resolved, data_dir, download=download, seed=seed)
     except DatasetError as exc:
         raise SearchError(str(exc)) from None
 
@@ -265,6 +292,22 @@ def metric_names(value: str | Sequence[str] | None, extra: Sequence[str] = ()) -
         if n not in registry.names():
             raise SearchError(f"unknown metric {n!r}; valid: {', '.join(registry.names())}")
     return list(dict.fromkeys([*names, *extra]))
+
+
+def _register_local(space: Any) -> str:
+    """Register a space without a reference under a name of this process (in-process searches only)."""
+    from search_spaces import _registry
+
+    name = f"local-{type(space).__name__}-{id(space):x}"
+    _registry._SPACES[name] = lambda **bounds: space.with_bounds(**bounds) if bounds else space
+    return name
+
+
+def _label(space: str) -> str:
+    """A space name or a user-code reference as it may appear in a study name (``pkg.mod:attr`` -> ``attr``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", space.rsplit(":", 1)[-1].rsplit("/", 1)[-1].removesuffix(".py"))[:40] or "space"
 
 
 def check_group_size(group_size: int, probe_size: int) -> None:
