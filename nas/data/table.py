@@ -75,6 +75,15 @@ def _is_text(series: Any) -> bool:
             or pd.api.types.is_string_dtype(series))
 
 
+def _check_finite(frame: Any, target: str, what: str) -> None:
+    """Infinite values in a numeric feature column are refused (missing values are imputed); checked on every
+    row before the split, so an infinite value that would land in the test split is refused too."""
+    for name in frame.columns:
+        if name != target and _is_numeric(frame[name]) and np.isinf(frame[name].astype("float64").to_numpy()).any():
+            raise DatasetError(f"column {name!r} of {what} has infinite values: replace them, or leave it out with "
+                               f"drop={name}")
+
+
 def _fit(frame: Any, target: str, max_categories: int) -> tuple[dict[str, Any], list[str]]:
     """The recipe (per column: how to encode it) fitted on the train rows, and notes on left-out columns."""
     columns: list[dict[str, Any]] = []
@@ -84,9 +93,7 @@ def _fit(frame: Any, target: str, max_categories: int) -> tuple[dict[str, Any], 
             continue
         col = frame[name]
         if _is_numeric(col):
-            values = col.astype("float64")
-            if np.isinf(values.to_numpy()).any():
-                raise DatasetError(f"column {name!r} has infinite values: replace them, or leave it out with drop={name}")
+            values = col.astype("float64")  # finite: load_table checked every row (_check_finite)
             if values.isna().all():
                 notes.append(f"{name} (no values)")
                 continue
@@ -166,6 +173,8 @@ def _classes(values: Any, target: str) -> list[Any]:
     import pandas as pd
 
     distinct = pd.unique(values)
+    if pd.api.types.is_float_dtype(values) and not np.isfinite(distinct).all():
+        raise DatasetError(f"target {target!r} has infinite values: replace them, or drop those rows")
     if pd.api.types.is_float_dtype(values) and not np.all(np.mod(distinct, 1) == 0):
         example = next(v for v in distinct if v % 1)
         raise DatasetError(
@@ -209,6 +218,7 @@ def load_table(ref: Reference, seed: int, name: str) -> Dataset:
     if target in drop:
         raise DatasetError(f"{name}: the target {target!r} cannot be dropped; remove it from drop=")
     frame = frame.drop(columns=drop)
+    _check_finite(frame, target, Path(ref.target).name)
     before = len(frame)
     frame = frame[frame[target].notna()].reset_index(drop=True)
     dropped = before - len(frame)
@@ -217,6 +227,7 @@ def load_table(ref: Reference, seed: int, name: str) -> Dataset:
         if target not in test.columns:
             raise DatasetError(f"{name}: the test table has no column {target!r}; give it the train table's columns")
         test = test.drop(columns=[c for c in drop if c in test.columns])
+        _check_finite(test, target, Path(ref.options["test"]).name)
         t_before = len(test)
         test = test[test[target].notna()].reset_index(drop=True)
         dropped += t_before - len(test)

@@ -206,6 +206,20 @@ def test_table_errors(tmp_path):
     frame.loc[4, "income"] = np.inf
     frame.to_csv(tmp_path / "inf.csv", index=False)
     assert "infinite" in error_of(lambda: load_dataset(f"table:{tmp_path / 'inf.csv'}?target=label"))
+    for row in range(30):  # wherever the split puts the row, and in a separate test table
+        frame = make_frame(30)
+        frame.loc[row, "income"] = -np.inf
+        frame.to_csv(tmp_path / "inf.csv", index=False)
+        assert "column 'income' of inf.csv has infinite values" in error_of(
+            lambda: load_dataset(f"table:{tmp_path / 'inf.csv'}?target=label"))
+    make_frame(30).to_csv(tmp_path / "fine.csv", index=False)
+    message = error_of(lambda: load_dataset(f"table:{tmp_path / 'fine.csv'}?target=label&test={tmp_path / 'inf.csv'}"))
+    assert "column 'income' of inf.csv has infinite values" in message
+    frame = make_frame(30).assign(income=lambda f: f["income"].round())
+    frame.loc[3, "income"] = np.inf
+    frame.to_csv(tmp_path / "inf_target.csv", index=False)
+    assert "target 'income' has infinite values" in error_of(
+        lambda: load_dataset(f"table:{tmp_path / 'inf_target.csv'}?target=income"))
     (tmp_path / "t.xlsx").write_bytes(b"")
     assert ".csv" in error_of(lambda: load_dataset(f"table:{tmp_path / 't.xlsx'}?target=label"))
 
