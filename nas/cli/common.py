@@ -12,8 +12,8 @@ from typing import Any, Sequence
 from .args import CLIError
 
 __all__ = [
-    "json_arg", "open_space", "open_dataset", "check_group_size", "check_probe_size", "metric_list", "storage_for",
-    "remove_if_empty", "check_writable", "warn",
+    "json_arg", "open_space", "open_dataset", "check_group_size", "check_probe_size", "check_space_fits", "metric_list",
+    "storage_for", "remove_if_empty", "check_writable", "warn",
 ]
 
 
@@ -70,6 +70,13 @@ def check_probe_size(probe_size: int, data) -> None:
     from ..search import config
 
     _cli(config.check_probe_size, probe_size, data)
+
+
+def check_space_fits(space, data, config=None) -> None:
+    """A define-by-run function's model must fit the data (inputs, one output per class): one line if not."""
+    from ..search import config as search_config
+
+    _cli(search_config.check_space_fits, space, data, config)
 
 
 def metric_list(text: str | None, extra: Sequence[str] = ()) -> list[str]:

@@ -11,7 +11,7 @@ from .args import (
     CLIError, Command, add_config, add_out, add_runs_dir, add_seed, add_seeds, add_space, add_storage, add_study,
     int_in,
 )
-from .common import check_writable, json_arg, open_dataset, open_space, storage_for
+from .common import check_space_fits, check_writable, json_arg, open_dataset, open_space, storage_for
 
 __all__ = ["Diagnose"]
 
@@ -76,7 +76,8 @@ class Diagnose(Command):
             config = space.validate(config)
         except ConfigError as exc:
             raise CLIError(f"bad config: {exc}") from None
-        dataset, _ = open_dataset(args.dataset, args.data_dir)
+        dataset, data = open_dataset(args.dataset, args.data_dir)
+        check_space_fits(space, data, config)
         check_writable(out)
         summary = diagnose(DiagnoseOptions(space=args.space, config=config, dataset=dataset, out_dir=out,
                                            data_dir=args.data_dir, bounds=bounds, steps=args.steps, seed=args.seed,

@@ -7,7 +7,9 @@ import json
 import sys
 
 from .args import CLIError, Command, add_config, add_metrics, add_probe_options, add_seed, add_space, int_in
-from .common import check_group_size, check_probe_size, json_arg, metric_list, open_dataset, open_space
+from .common import (
+    check_group_size, check_probe_size, check_space_fits, json_arg, metric_list, open_dataset, open_space,
+)
 from .output import fmt, table
 
 __all__ = ["Score"]
@@ -51,6 +53,7 @@ class Score(Command):
         check_group_size(args)
         dataset, data = open_dataset(args.dataset, args.data_dir)
         check_probe_size(args.probe_size, data)
+        check_space_fits(space, data, config)
         spec = TrialSpec(space=args.space, config=config, dataset=dataset, data_dir=args.data_dir,
                          metrics=metrics, early_steps=args.early_steps, probe_size=args.probe_size,
                          seed=args.seed, metric_options={"group_size": args.group_size})

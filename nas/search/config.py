@@ -20,7 +20,8 @@ from .keys import StudyFolder
 
 __all__ = [
     "SearchConfig", "SearchError", "MIN_BUDGET_S", "CPU_BUDGET_S", "GPU_BUDGET_S", "MAX_WORKERS", "open_space",
-    "open_dataset", "metric_names", "check_group_size", "check_probe_size", "check_writable", "remove_if_empty",
+    "open_dataset", "metric_names", "check_group_size", "check_probe_size", "check_space_fits", "check_writable",
+    "remove_if_empty",
 ]
 
 logger = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ class SearchConfig:
         c.dataset, data = open_dataset(c.dataset, c.data_dir, warn or (lambda text: logger.warning("%s", text)),
                                        seed=c.seed)
         check_probe_size(c.probe_size, data)
+        check_space_fits(space, data)
         c.bounds = dict(space.bounds)
         c.objectives = ",".join(str(o) for o in objectives)
         c.constraints = [str(x) for x in constraints]
@@ -323,6 +325,24 @@ def check_probe_size(probe_size: int, data: Any) -> None:
     if probe_size > n:
         raise SearchError(f"--probe-size {probe_size} is larger than the {n} training examples of {data.name} "
                           f"(valid: 2..{n})")
+
+
+def check_space_fits(space: Any, data: Any, config: dict[str, Any] | None = None) -> None:
+    """A define-by-run function's model must take the data's inputs and give one output per class: build
+    ``config`` (default: its smallest, the low end of every parameter) for the data once, so a misfit is
+    one line before anything is written instead of every trial failing. Other spaces build from
+    ``num_classes``/``input_shape`` themselves and are not built here."""
+    from search_spaces import SpaceError
+    from search_spaces.user import FunctionSpace
+
+    if not isinstance(space, FunctionSpace):
+        return
+    try:
+        space.build(space.default_config() if config is None else config, data.num_classes, data.input_shape, seed=0)
+    except SpaceError as exc:
+        raise SearchError(str(exc)) from None
+    except Exception:  # noqa: BLE001 - a combination the function rejects (ConfigError) fails its trials, not the search
+        pass
 
 
 def check_writable(folder: Path) -> None:

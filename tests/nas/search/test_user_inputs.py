@@ -96,3 +96,13 @@ def test_the_shell_takes_a_space_file_and_says_what_is_wrong_with_a_bad_one(tmp_
                  "--runs-dir", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "nope.py" in err[0]
+
+
+def test_a_model_that_does_not_fit_the_data_is_one_error_before_anything_is_written(tmp_path):
+    def seven_outputs(trial):
+        width = trial.suggest_int("width", 4, 8)
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(width), nn.ReLU(), nn.LazyLinear(7))
+
+    with pytest.raises(SearchError, match=r"outputs of shape \(2, 7\) .* the data has 10 classes"):
+        nas.search(space=seven_outputs, dataset="synthetic", trials=1, workers=1, runs_dir=str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()
