@@ -1,11 +1,12 @@
 """The CLI fuzz table run against any checkout: how each malformed invocation ends.
 
 Runs every case of ``tests/nas/test_cli_fuzz.py`` (this checkout's table) as ``python -m nas ...`` in a
-fresh temporary folder, with the ``nas`` package of ``--repo`` (default: this checkout; pass an older
+fresh temporary folder holding the table's user files (its ``write_inputs``: ``inputs/`` with image folders,
+tables and broken user modules that the user-input cases name), with the ``nas`` package of ``--repo`` (default: this checkout; pass an older
 worktree, e.g. ``git worktree add /tmp/before a4baf17``, to measure the code before a change), and
 classifies the outcome:
 
-* ``clear``: exit 2, an ``error:`` line on stderr, no traceback, no file left behind (``stderr_lines`` > 1
+* ``clear``: exit 2, an ``error:`` line on stderr, no traceback, no new file left behind (``stderr_lines`` > 1
   is argparse's usage line above it; the test asks for exactly one line);
 * ``traceback``: a Python traceback on stderr;
 * ``accepted``: exit 0, or still running after ``--timeout`` seconds (it started the job; killed);
@@ -36,19 +37,30 @@ ROOT = Path(__file__).resolve().parents[1]
 FIELDS = ["case", "outcome", "exit", "stderr_lines", "left", "last_line"]
 
 
-def load_cases() -> list[tuple[list[str], list[str]]]:
+def load_table():
+    """The test module: its ``CASES`` and ``write_inputs(folder)`` (absent in older tables: no files)."""
     spec = importlib.util.spec_from_file_location("_fuzz", ROOT / "tests" / "nas" / "test_cli_fuzz.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.CASES
+    return module
+
+
+def load_cases() -> list[tuple[list[str], list[str]]]:
+    return load_table().CASES
+
+
+def _no_inputs(folder: str) -> None:
+    pass
 
 
 def case_id(base: list[str], bad: list[str]) -> str:
     return " ".join([base[0] if base else "", *bad]) if base else " ".join(bad)
 
 
-def run_case(repo: Path, base: list[str], bad: list[str], timeout: float) -> dict[str, str]:
+def run_case(repo: Path, base: list[str], bad: list[str], timeout: float, write_inputs=_no_inputs) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
+        write_inputs(tmp)
+        given = set(Path(tmp).rglob("*"))
         argv = list(base)
         if base and base[0] in ("search", "dashboard", "validate", "report", "diagnose") and "--runs-dir" not in base:
             argv += ["--runs-dir", os.path.join(tmp, "runs")]
@@ -62,7 +74,7 @@ def run_case(repo: Path, base: list[str], bad: list[str], timeout: float) -> dic
             os.killpg(proc.pid, signal.SIGKILL)
             _, err = proc.communicate()
             code = None
-        left = [str(p.relative_to(tmp)) for p in Path(tmp).rglob("*") if "__pycache__" not in p.parts]
+        left = [str(p.relative_to(tmp)) for p in Path(tmp).rglob("*") if p not in given and "__pycache__" not in p.parts]
     lines = [line for line in err.splitlines() if line.strip()]
     if "Traceback" in err:
         outcome = "traceback"
@@ -84,7 +96,8 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a running case counts as accepted")
     p.add_argument("--jobs", type=int, default=2, help="cases run at once")
     args = p.parse_args()
-    cases = load_cases()
+    table = load_table()
+    cases, write_inputs = table.CASES, getattr(table, "write_inputs", _no_inputs)
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     done = {}
     if args.csv.exists():
@@ -96,7 +109,7 @@ def main() -> int:
         writer = csv.DictWriter(f, FIELDS)
         if new:
             writer.writeheader()
-        for i, row in enumerate(pool.map(lambda c: run_case(args.repo, *c, args.timeout), todo), 1):
+        for i, row in enumerate(pool.map(lambda c: run_case(args.repo, *c, args.timeout, write_inputs), todo), 1):
             writer.writerow(row)
             f.flush()
             done[row["case"]] = row

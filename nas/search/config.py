@@ -251,13 +251,16 @@ def open_space(name: Any, bounds: dict[str, Any], smoke: bool = False):
     ``my_space.py:attr``) or, from Python, the space object or define-by-run function itself — narrowed
     to its smoke bounds with ``smoke``, then to ``bounds``. Its ``ref`` is the string that rebuilds it
     anywhere (what the study, the workers and ``best_model.pt`` store)."""
-    from search_spaces import ConfigError, SpaceError, get_space
+    from search_spaces import ConfigError, SpaceError, UnknownSpaceError, get_space, list_spaces
 
     try:
         space = get_space(name)
         if smoke:
             space = space.with_bounds(**space.smoke_bounds)
         return space.with_bounds(**bounds) if bounds else space
+    except UnknownSpaceError:
+        raise SearchError(f"unknown space {name!r}; valid: {', '.join(list_spaces())}; or a space of your own: "
+                          f"package.module:attr or my_space.py:attr") from None
     except SpaceError as exc:
         raise SearchError(str(exc)) from None
     except ConfigError as exc:
