@@ -96,7 +96,8 @@ class TrialsProgress:
 
         self.study, self.objectives = study, objectives
         self.bar = tqdm(total=total, initial=min(already, total), unit="trial", disable=disable, dynamic_ncols=True)
-        self.best: dict[str, float] = {}
+        self.feasible_best: dict[str, float] = {}
+        self.all_best: dict[str, float] = {}
         self._stop: threading.Event | None = None
 
     def __enter__(self) -> "TrialsProgress":
@@ -109,18 +110,19 @@ class TrialsProgress:
         self.bar.close()
 
     def on_update(self, status: dict[str, Any]) -> None:
-        from ..search.ranking import best_trials, complete_trials
+        from ..search.ranking import is_feasible
 
-        bar, best = self.bar, self.best
+        bar = self.bar
         if status.get("reason"):  # a failure is said when it happens, not only with -v
             bar.write(f"trial {status['trial']} failed: {status['reason'][:300]}")
         if status["status"] == "ok":
             bar.update(1)
-            # the best value of each objective over the study's best trials: the printed front's and the
-            # dashboard's (feasible, non-dominated; best_trials)
-            front, _ = best_trials(complete_trials(self.study), self.study.directions)
-            for k, o in enumerate(self.objectives):
-                values = [t.values[k] for t in front]
-                if values:
-                    best[o.key] = min(values) if o.direction == "minimize" else max(values)
+            # each objective's best over the study's best trials (best_trials: the feasible non-dominated
+            # ones, all complete ones while none is feasible) = its best over that pool; kept incrementally
+            t = self.study.trials[status["trial"]]
+            for pool in ((self.feasible_best, self.all_best) if is_feasible(t) else (self.all_best,)):
+                for o, v in zip(self.objectives, t.values or []):
+                    cur = pool.get(o.key)
+                    pool[o.key] = v if cur is None or (v < cur if o.direction == "minimize" else v > cur) else cur
+        best = self.feasible_best or self.all_best
         bar.set_postfix(failed=status["failed"], **{k: f"{v:.3g}" for k, v in best.items()})

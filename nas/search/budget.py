@@ -27,6 +27,9 @@ from .ownership import HEARTBEAT_INTERVAL_S, STALE_GRACE_S, Driver, Heartbeat, r
 
 __all__ = ["run_budget"]
 
+#: Seconds between saves of the state while jobs run (besides one after every finished job).
+SAVE_EVERY_S = 10.0
+
 
 def run_budget(study, space, settings, objectives, constraints, folder, input_shape, train_size: int,
                on_event: Callable[[dict], None] | None = None, clock: Callable[[], float] = time.monotonic,
@@ -46,13 +49,19 @@ def run_budget(study, space, settings, objectives, constraints, folder, input_sh
     Returns:
         ``{"plan", "failed", "completed", "rungs": {rung: candidates}, "best": {...} or None, "resumed"}``.
     """
+    t0 = clock()  # the budget counts from here (executor start-up included, as a user waits for it)
+    grace = settings.stale_grace or STALE_GRACE_S
     state = load_state(study)
     resumed = state is not None and not state.finished
+    if resumed and _alive(study, state.driver, grace):
+        raise BudgetError(f"a budget search is running on study {study.study_name!r} (driver {state.driver}); "
+                          f"wait for it to end, or search another --study")
     if not resumed:
         state = BudgetState(budget=float(settings.budget_s), full_epochs=int(settings.epochs))
     elif abs(state.budget - float(settings.budget_s)) > 1e-6:  # another --budget: this run gets it afresh
         state.budget, state.spent = float(settings.budget_s), 0.0
     driver = Driver.new()
+    state.driver = driver.id
     heartbeat = Heartbeat(study, driver, settings.heartbeat_interval or HEARTBEAT_INTERVAL_S).__enter__()
     life = Lifecycle(study, space, settings, objectives, constraints, heartbeat)
     workers = int(settings.workers or default_workers(settings.trials_per_gpu))
@@ -63,19 +72,25 @@ def run_budget(study, space, settings, objectives, constraints, folder, input_sh
                                      timeout=settings.trial_timeout, ray_address=settings.ray_address)
             if settings.workers is None:  # a joined cluster runs as many candidates at once as it has workers
                 workers = cluster_workers(executor, settings.trials_per_gpu) or workers
-        run = BudgetRun(life, settings, folder, input_shape, train_size, workers, state, on_event, clock)
+        run = BudgetRun(life, settings, folder, input_shape, train_size, workers, state, on_event, clock, t0=t0)
+        run.save()  # this driver owns the climb from now on
         if resumed:
             _adopt(run)
-        recovered = recover_stale_trials(study, driver, settings.stale_grace or STALE_GRACE_S)
+        recovered = recover_stale_trials(study, driver, grace)
         if resumed:
             run.event("resume", candidates=len(run.values), left=run.left(), recovered=recovered)
         with sigterm_interrupts():
             try:
-                _climb(run, executor, recovered)
+                if resumed and (run.state.closing or run.state.best is not None):
+                    _close(run)
+                if run.state.best is not None:  # interrupted after the result was saved: only the tells were left
+                    _end(run, run.state.best)
+                else:
+                    _climb(run, executor, recovered)
             finally:
                 run.stats["failed"] += life.invalid
                 if not run.state.finished:
-                    run.save()
+                    _interrupted(run)
     finally:
         if own_executor and executor is not None:
             executor.shutdown()
@@ -84,17 +99,56 @@ def run_budget(study, space, settings, objectives, constraints, folder, input_sh
     return run.stats
 
 
-def _adopt(run: BudgetRun) -> None:
-    """Take over the candidates of the interrupted run that are still climbing."""
+def _interrupted(run: BudgetRun) -> None:
+    """Leave the climb for a rerun: the state saved and released (this driver no longer runs it), the
+    candidates whose rung-0 scoring was in flight failed and queued again with their config and seed (the
+    rerun scores them; the others stay RUNNING for it to adopt)."""
+    st = run.state
+    kept = set(st.cohort) | set(st.done) | set(st.closing) | ({st.best} if st.best is not None else set())
+    for n in [n for n in list(run.life.running) if n not in kept]:
+        cand = run.life.running[n]
+        if run.life.fail(n, "interrupted: the budget search stopped while it was being scored") and cand.trial.params:
+            run.study.enqueue_trial(cand.trial.params, user_attrs={keys.RETRY_OF: n, keys.SEED: cand.seed})
+    st.driver = None
+    run.save()
+
+
+def _alive(study, driver_id: str | None, grace: float) -> bool:
+    """Whether the driver that last ran the climb is still running it (same rule as stale recovery: its
+    process on this host, else a heartbeat on one of its trials within ``grace`` seconds)."""
     import optuna
 
-    numbers = sorted(set(run.state.cohort) | set(run.state.done))
+    if not driver_id:
+        return False
+    alive = Driver.alive(driver_id)
+    if alive is not None:
+        return alive
+    from .ownership import DRIVER_KEY, HEARTBEAT_KEY
+
+    now = time.time()
+    return any(t.system_attrs.get(DRIVER_KEY) == driver_id and now - (t.system_attrs.get(HEARTBEAT_KEY) or 0.0) < grace
+               for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+def _adopt(run: BudgetRun) -> None:
+    """Take over the candidates of the interrupted run that are still climbing (or still to be told)."""
+    import optuna
+
+    st = run.state
+    numbers = sorted(set(st.cohort) | set(st.done) | set(st.closing) | ({st.best} if st.best is not None else set()))
     running = {t.number for t in run.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
     for n in numbers:
         if n in running:
             run.adopt(n)
-    run.state.cohort = [n for n in run.state.cohort if n in run.values]
-    run.state.done = [n for n in run.state.done if n in run.values]
+    st.cohort = [n for n in st.cohort if n in run.values]
+    st.done = [n for n in st.done if n in run.values]
+
+
+def _close(run: BudgetRun) -> None:
+    """Tell the candidates a promotion had stopped (interrupted while telling them)."""
+    run.finish([n for n in run.state.closing if n in run.values], rung=run.state.closing_rung)
+    run.state.closing = []
+    run.save()
 
 
 def _jobs(run: BudgetRun, executor, jobs, handle, more=None, stop_when=None) -> None:
@@ -108,7 +162,14 @@ def _jobs(run: BudgetRun, executor, jobs, handle, more=None, stop_when=None) -> 
         handle(number, status, payload)
         run.event("job", trial=number, status=status, done=count[0])
 
-    run_jobs(executor, run.workers, jobs, on_result, more=more, stop_when=stop_when, clock=run.clock)
+    last = [run.clock()]
+
+    def poll() -> None:  # the seconds spent are saved every few seconds, so a kill -9 loses little of them
+        if run.clock() - last[0] > SAVE_EVERY_S:
+            run.save()
+            last[0] = run.clock()
+
+    run_jobs(executor, run.workers, jobs, on_result, more=more, stop_when=stop_when, poll=poll, clock=run.clock)
 
 
 def _handler(run: BudgetRun):
@@ -189,10 +250,13 @@ def _promote(run: BudgetRun, prev: int, k: int, cohort: list[int]) -> list[int]:
     chosen = [survivors[j] for j in promote(scores, run.plan.counts[k], fits)]
     for n, sc in zip(survivors, scores):
         run.life.set(n, keys.score_key(RUNGS[prev]), float(sc) if finite(sc) else None)
-    run.finish([n for n in survivors if n not in chosen])
+    # the promotion is stored before the others are told: a rerun after an interruption here finishes
+    # the telling (_close) instead of promoting again from a smaller cohort
+    run.state.closing, run.state.closing_rung = [n for n in survivors if n not in chosen], prev
     run.rung = k
     run.state.cohort, run.state.done = list(chosen), []
     run.save()
+    _close(run)
     run.event("rung", count=len(chosen), plan=run.plan)
     return chosen
 
@@ -223,8 +287,21 @@ def _climb(run: BudgetRun, executor, recovered: int) -> None:
     run.rung = prev
     trained = sorted(cohort) if prev == 3 else []
     best = best_trained({n: run.values[n] for n in trained})
-    summary = run.save_best(best) if best is not None else None
+    if best is not None:
+        run.save_best(best)
+        run.state.best = best
+        run.save()  # the result is kept: a rerun after an interruption from here on only tells the rest
+    _end(run, best)
+
+
+def _end(run: BudgetRun, best: int | None) -> None:
+    """Tell every candidate still running, report the result (read back from ``best_model.json``)."""
+    import json
+
     run.finish(list(run.life.running))
+    summary = None
+    if best is not None and run.folder.best_model_json.is_file():
+        summary = json.loads(run.folder.best_model_json.read_text())
     run.stats["best"] = summary
     run.state.finished = True
     run.save()

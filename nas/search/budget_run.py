@@ -45,13 +45,13 @@ class BudgetRun:
 
     def __init__(self, life: Lifecycle, settings: Any, folder: Any, input_shape, train_size: int,
                  workers: int, state: BudgetState, on_event: Callable[[dict], None] | None,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], t0: float | None = None) -> None:
         self.life, self.study, self.settings, self.folder = life, life.study, settings, folder
         self.input_shape, self.train_size, self.workers = tuple(input_shape), int(train_size), int(workers)
         self.state = state
         self.on_event = on_event or (lambda event: None)
         self.clock = clock
-        self.t0 = clock()
+        self.t0 = clock() if t0 is None else t0
         self.spent_before = state.spent
         self.deadline = self.t0 + max(0.0, state.budget - state.spent)
         self.values: dict[int, dict] = {}
@@ -73,6 +73,9 @@ class BudgetRun:
         st = self.state
         st.spent, st.rung, st.full_epochs = self.elapsed(), self.rung, self.full_epochs
         st.plan = BudgetState.plan_dict(self.plan)
+        if self.rung == 0 or not st.estimates:
+            step, build, batch = self.estimates()
+            st.estimates = {"step": step, "build": build, "batch": batch}
         st.seconds = {str(k): {str(n): s for n, s in v.items()} for k, v in self.seconds.items()}
         save_state(self.study, st)
 
@@ -140,23 +143,33 @@ class BudgetRun:
         self.stats["failed"] += 1
         self.event("fail", trial=number, reason=reason)
 
-    def finish(self, numbers) -> None:
-        """Tell these trials COMPLETE with their objective values; they climb no further."""
+    def finish(self, numbers, rung: int | None = None) -> None:
+        """Tell these trials COMPLETE with their objective values; they climb no further (the last rung they
+        reached: ``rung``, default the current one)."""
         for n in list(numbers):
             if n not in self.life.running:
                 continue
-            self.life.set(n, keys.RUNG, RUNGS[self.rung])
+            self.life.set(n, keys.RUNG, RUNGS[self.rung if rung is None else rung])
             if self.life.complete(n, self.values[n], store=False):
                 self.stats["completed"] += 1
 
     # ---------------------------------------------------------------- costs and scores
-    def costs(self) -> tuple[float, float, float, float]:
-        """Seconds per candidate of each rung: measured where the rung ran, else estimated from the timed
-        steps of rung 0 (median over the candidates so far)."""
+    def estimates(self) -> tuple[float, float, float]:
+        """Medians over the rung-0 candidates of a training step's seconds, a build's seconds and the batch
+        size. Kept in the state once rung 0 is over: a resumed run holds only the candidates still climbing."""
+        if self.rung > 0 and self.state.estimates:
+            e = self.state.estimates
+            return e["step"], e["build"], e["batch"]
         vals = list(self.values.values())
         step = _median([v.get("time_step") for v in vals], 0.05)
         build = _median([v.get("time_build") for v in vals], 1.0)
         batch = _median([v[keys.CONFIG].get("batch_size") for v in vals if isinstance(v.get(keys.CONFIG), dict)], 128.0)
+        return step, build, batch
+
+    def costs(self) -> tuple[float, float, float, float]:
+        """Seconds per candidate of each rung: measured where the rung ran, else estimated from the timed
+        steps of rung 0 (median over the candidates so far)."""
+        step, build, batch = self.estimates()
         spe = max(1, self.train_size // max(1, int(batch))) if self.train_size else 100
         epoch = spe * step * EPOCH_OVERHEAD
         measured = {}

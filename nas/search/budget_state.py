@@ -30,7 +30,12 @@ class BudgetState:
         rung: the rung running (0..3); ``cohort``: its candidates (rung 0: those that finished it);
         done: candidates of the current rung whose job finished (``rung_done`` on their trials).
         asked: rung-0 candidates asked so far; ``plan``: the plan (None during the pilot);
+        estimates: the rung-0 medians the training rungs are planned with (step and build seconds, batch);
         full_epochs: the finalists' epochs (may have been cut); ``seconds``: per rung, each job's seconds.
+        closing, closing_rung: candidates a promotion stopped at ``closing_rung``, still to be told COMPLETE
+            (the state is saved before the tells, so a rerun finishes them instead of re-promoting);
+        best: the result's trial once ``best_model.pt`` is written (a rerun then only tells the rest);
+        driver: the driver running the climb (another driver resumes it only when that one is gone);
         finished: the run ended (a rerun starts a new budget).
     """
 
@@ -43,6 +48,11 @@ class BudgetState:
     plan: dict[str, Any] | None = None
     full_epochs: int = 10
     seconds: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    estimates: dict[str, float] = dataclasses.field(default_factory=dict)
+    closing: list[int] = dataclasses.field(default_factory=list)
+    closing_rung: int = 0
+    best: int | None = None
+    driver: str | None = None
     finished: bool = False
 
     def to_plan(self) -> Plan | None:

@@ -172,9 +172,11 @@ class Lifecycle:
     def set(self, number: int, key: str, value: Any) -> None:
         self.running[number].trial.set_user_attr(key, jsonable(value))
 
-    def complete(self, number: int, result: Mapping[str, Any], store: bool = True) -> bool:
-        """Store ``result`` (unless already stored) and tell the objective values; False when a value
-        cannot be told (the trial is failed with the reason) or another driver already finished it."""
+    def complete(self, number: int, result: Mapping[str, Any], store: bool = True) -> bool | None:
+        """Store ``result`` (unless already stored) and tell the objective values. True when told; False
+        when a value cannot be told (the trial is failed with the reason); None when another driver
+        already finished it (it took this driver for gone; its retry reruns the trial): not this
+        driver's result to count."""
         cand = self.running.pop(number)
         self._release(number)
         try:
@@ -188,15 +190,18 @@ class Lifecycle:
                 return False
         except optuna.exceptions.UpdateFinishedTrialError:
             logger.warning("trial %d was failed as stale by another driver; its retry reruns it", number)
-            return False
+            return None
 
-    def fail(self, number: int, reason: str) -> None:
+    def fail(self, number: int, reason: str) -> bool:
+        """Tell the trial FAIL with ``reason``; False when another driver already finished it."""
         cand = self.running.pop(number)
         self._release(number)
         try:
             tell_failure(self.study, cand.trial, reason)
+            return True
         except optuna.exceptions.UpdateFinishedTrialError:
             logger.warning("trial %d was failed as stale by another driver; its retry reruns it", number)
+            return False
 
     # ---- internals
     def _release(self, number: int) -> None:

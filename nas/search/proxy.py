@@ -70,14 +70,15 @@ def run_trials(
             return None if cand is None else (cand.number, trial_spec(settings, cand.config, cand.seed))
 
         def handle(number: int, status: str, payload: Any, seconds: float) -> None:  # noqa: ARG001
-            if status == "ok" and life.complete(number, payload):
+            told = life.complete(number, payload) if status == "ok" else life.fail(number, str(payload))
+            if told is None or (status != "ok" and told is False):
+                return  # another driver took this trial for stale: its retry is counted where it runs
+            if status == "ok" and told:
                 stats["completed"] += 1
-            elif status == "ok":
-                stats["failed"] += 1
             else:
-                life.fail(number, str(payload))
                 stats["failed"] += 1
-                logger.info("trial %d failed: %s", number, payload)
+                if status != "ok":
+                    logger.info("trial %d failed: %s", number, payload)
             if on_update:
                 update = {**stats, "failed": failed(), "total_complete": len(complete_trials(study)),
                           "trial": number, "status": status}

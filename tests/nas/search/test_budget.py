@@ -98,6 +98,8 @@ def _driver_died(study: optuna.Study) -> None:
     dead = f"{socket.gethostname()}:{proc.pid}:dead"
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study._storage.set_trial_system_attr(t._trial_id, DRIVER_KEY, dead)
+    state = study.user_attrs[BUDGET_STATE]
+    study.set_user_attr(BUDGET_STATE, {**state, "driver": dead})
 
 
 class _KillAfter(FakeCluster):
@@ -158,3 +160,61 @@ def test_a_finished_budget_search_reruns_as_a_new_budget(tmp_path):
     stats = _run(tmp_path, space, objectives, study, cfg, again)
     assert not stats["resumed"] and len(study.trials) > n and again.now() <= 60 + 4 * COST_EPOCH
     assert math.isclose(study.user_attrs[BUDGET_STATE]["budget"], 60.0)
+
+
+def _kill_inside_complete(monkeypatch, after: int):
+    from nas.search import lifecycle
+
+    calls = {"n": 0}
+    original = lifecycle.Lifecycle.complete
+
+    def complete(self, number, result, store=True):
+        calls["n"] += 1
+        if calls["n"] == after:
+            raise _Killed
+        return original(self, number, result, store)
+
+    monkeypatch.setattr(lifecycle.Lifecycle, "complete", complete)
+    return calls
+
+
+class _Killed(BaseException):
+    """Not an Exception and not KeyboardInterrupt: nothing in the driver catches it (like kill -9)."""
+
+
+@pytest.mark.parametrize("where", ["promotion", "end"])
+def test_a_kill_while_telling_stopped_candidates_is_finished_by_the_rerun(tmp_path, monkeypatch, where):
+    budget, workers = 120, 2
+    reference_dir, cut_dir = tmp_path / "ref", tmp_path / "cut"
+    reference_dir.mkdir(), cut_dir.mkdir()
+    space, objectives, ref_study, cfg = _setup(reference_dir, budget, workers)
+    ref = _run(reference_dir, space, objectives, ref_study, cfg, FakeCluster(workers))
+    told = sum(1 for t in ref_study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    # the same search, killed in the middle of the tells: at the first promotion, or after the result is saved
+    space, objectives, study, cfg = _setup(cut_dir, budget, workers)
+    after = 3 if where == "promotion" else told - 1
+    with monkeypatch.context() as m:
+        _kill_inside_complete(m, after)
+        first = FakeCluster(workers)
+        with pytest.raises(_Killed):
+            _run(cut_dir, space, objectives, study, cfg, first)
+    _driver_died(study)
+    second = FakeCluster(workers)
+    second.t = first.now()
+    stats = _run(cut_dir, space, objectives, study, cfg, second)
+    # the same climb as without the kill: the same rungs and the same result
+    assert stats["best"] is not None and stats["best"]["trial"] == ref["best"]["trial"]
+    rungs = lambda st: sorted((t.user_attrs.get(RUNG), t.number) for t in st.trials if t.state.name == "COMPLETE")
+    assert rungs(study) == rungs(ref_study)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_a_second_driver_does_not_take_over_a_live_climb(tmp_path):
+    from nas.search.budget_state import BudgetState, save_state
+    from nas.search.ownership import Driver
+    from nas.search.plan import BudgetError
+
+    space, objectives, study, cfg = _setup(tmp_path, 60, 1)
+    save_state(study, BudgetState(budget=60.0, spent=5.0, driver=Driver.new().id))  # this (live) process
+    with pytest.raises(BudgetError, match="a budget search is running on study"):
+        _run(tmp_path, space, objectives, study, cfg, FakeCluster(1))
