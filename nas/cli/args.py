@@ -77,30 +77,24 @@ def seconds(text: str) -> float:
     return value
 
 
-_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
 def study_name(text: str) -> str:
     """An argparse ``type``: a study name that is also a folder name inside the runs directory."""
-    if not _STUDY_NAME.match(text or "") or ".." in text:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a study name (valid: letters, digits, '_', '-', '.', starting with a letter or "
-            f"digit, no '..' or '/': the study lives in RUNS_DIR/STUDY/)")
-    return text
+    from ..search.names import check_study_name
+
+    try:
+        return check_study_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def storage_url(text: str) -> str:
     """An argparse ``type``: a database URL an Optuna RDB storage can keep (not in memory)."""
-    url = (text or "").strip()
-    scheme, sep, rest = url.partition("://")
-    if not sep or not re.fullmatch(r"[a-z][a-z0-9+]*", scheme):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a database URL (valid: sqlite:///path/study.db, postgresql://user@host/db, ...)")
-    if scheme.startswith("sqlite") and rest in ("", "/", "/:memory:", ":memory:"):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is an in-memory database: the study would be gone when the process ends (valid: "
-            f"sqlite:///path/study.db or a server URL)")
-    return url
+    from ..search.names import check_storage_url
+
+    try:
+        return check_storage_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def ray_address(text: str) -> str:

@@ -88,7 +88,7 @@ class Search:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.config = config if config.mode else config.resolve(warn=warn)
+        self.config = config if config.resolved else config.resolve(warn=warn)
         self.study = self._open()
 
     @property

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from .keys import StudyFolder
+from .names import check_storage_url, check_study_name
 
 __all__ = [
     "SearchConfig", "SearchError", "MIN_BUDGET_S", "CPU_BUDGET_S", "GPU_BUDGET_S", "MAX_WORKERS", "open_space",
@@ -140,6 +142,17 @@ class SearchConfig:
             raise SearchError(f"--early-steps must be >= 0, got {c.early_steps}")
         if c.sampler not in SAMPLERS:
             raise SearchError(f"unknown sampler {c.sampler!r}; valid: {', '.join(SAMPLERS)}")
+        try:
+            if c.study:
+                check_study_name(c.study)
+            if c.storage:
+                c.storage = check_storage_url(c.storage)
+        except ValueError as exc:
+            raise SearchError(str(exc)) from None
+        if c.threads < 1 or (c.max_failures is not None and c.max_failures < 1) or not 0 <= c.seed < 2**32:
+            raise SearchError(f"need threads >= 1, max_failures >= 1 and 0 <= seed < 2**32, got {c.threads}, "
+                              f"{c.max_failures} and {c.seed}")
+        c.ray_address = c.ray_address or os.environ.get("RAY_ADDRESS") or None  # as the command line does
         c.mode = "budget" if c.budget is not None or c.trials is None else "trials"
         if c.budget is not None:
             try:

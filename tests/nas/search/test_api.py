@@ -56,6 +56,10 @@ def test_a_budget_search_from_python_ends_with_a_model_that_loads(tmp_path):
     ({"metrics": "kappa"}, "unknown metric 'kappa'"),
     ({"objectives": "loss_early:min", "budget": "1m"}, "not measured at initialization"),
     ({"group_size": 100, "probe_size": 8, "trials": 1}, "--group-size 100 is larger"),
+    ({"study": "../../escaped", "trials": 1}, "is not a study name"),
+    ({"storage": "sqlite://", "trials": 1}, "in-memory database"),
+    ({"max_failures": 0, "trials": 1}, "max_failures >= 1"),
+    ({"seed": -1, "trials": 1}, "0 <= seed"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, options, needle):
     with pytest.raises(SearchError, match=needle.replace("(", r"\(")):
