@@ -316,8 +316,15 @@ def _register_local(space: Any) -> str:
     """Register a space without a reference under a name of this process (in-process searches only)."""
     from search_spaces import _registry
 
-    name = f"local-{type(space).__name__}-{id(space):x}"
-    _registry._SPACES[name] = lambda **bounds: space.with_bounds(**bounds) if bounds else space
+    name = space.name if space.name and ":" not in space.name else f"local-{id(space):x}"
+    if _registry._SPACES.get(name) is not None and getattr(_registry._SPACES[name], "_space", None) is not space:
+        name = f"{name}-{id(space):x}"
+
+    def factory(**bounds: Any) -> Any:
+        return space.with_bounds(**bounds) if bounds else space
+
+    factory._space = space
+    _registry._SPACES[name] = factory
     return name
 
 
