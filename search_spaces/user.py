@@ -24,7 +24,10 @@ and ``get_space("my_space.py:space")`` wraps it:
   reaches is not listed (validate accepts it all the same: the function is the authority).
 
 Bounds narrow the training fields and the function's own parameters alike: the trial the function sees
-answers ``suggest_*`` within the narrowed domain.
+answers ``suggest_*`` within the narrowed domain. Bounds set as attributes of the function,
+``space.smoke_bounds = {...}`` (``--smoke``) and ``space.cpu_bounds = {...}`` (a budget search on a CPU
+without ``--bounds``), are the space's :attr:`~search_spaces.SearchSpace.smoke_bounds` and
+:attr:`~search_spaces.SearchSpace.cpu_bounds`, as a subclass's class attributes are.
 """
 
 from __future__ import annotations
@@ -166,6 +169,9 @@ class FunctionSpace(SearchSpace):
 
     def __init__(self, fn: Callable[..., Any], ref: str = "", **bounds: Any) -> None:  # noqa: D107
         self._fn, self._ref = fn, ref
+        # like a SearchSpace subclass's class attributes: set on the function (space.smoke_bounds = {...})
+        self.smoke_bounds = dict(getattr(fn, "smoke_bounds", None) or {})
+        self.cpu_bounds = dict(getattr(fn, "cpu_bounds", None) or {})
         self.name = ref or getattr(fn, "__qualname__", type(fn).__name__)
         self._kwargs = space_kwargs(fn, f"space function {self.name}")
         user, self._conditional, self._both = self._discovered()

@@ -18,11 +18,12 @@ k x k depthwise, 1x1 project; a residual connection where the shapes match), glo
 a linear head. Searched: the width multiplier, the blocks per stage (depth), the expansion ratio, the
 depthwise kernel and the activation; gradnas adds the batch size and learning rate. The stem is a lazy
 layer (it takes the folder's channels, 1 for grayscale or 3 for RGB, on its first forward pass, which
-gradnas runs before anything else); the other layers have explicit sizes.
+gradnas runs before anything else); the other layers have explicit sizes. ``space.smoke_bounds`` and
+``space.cpu_bounds`` (set after the function) narrow it for ``--smoke`` and for a budget search on a CPU.
 
 Run time on a 2-core CPU: the search takes the budget you give (``--budget 5m``: about 5 minutes, plus a
-few seconds to read the images); the example's test (60 images of 12 x 12 pixels, ``--budget 30s``, the
-smallest models) about 35 seconds.
+few seconds to read the images); the example's test (60 images of 12 x 12 pixels, ``--budget 30s
+--smoke``) about 35 seconds.
 """
 
 from torch import nn
@@ -74,3 +75,9 @@ def space(trial, num_classes=10):
             c_in = c_out
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
     return nn.Sequential(*layers)
+
+
+# What --smoke (tiny networks, for tests) and a budget search on a CPU without --bounds search: the largest
+# networks of the full space score slowly on a 2-core CPU and leave little of a 5-minute budget for training.
+space.smoke_bounds = {"width_mult": [0.25], "depth": (1, 1), "expand": [1, 2], "kernel": [3]}
+space.cpu_bounds = {"width_mult": [0.25, 0.5], "depth": (1, 2), "expand": [1, 2, 4], "batch_size": (32, 128)}

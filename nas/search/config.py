@@ -361,7 +361,8 @@ def check_space_fits(space: Any, data: Any, config: dict[str, Any] | None = None
     if not isinstance(space, FunctionSpace):
         return
     try:
-        space.build(space.default_config() if config is None else config, data.num_classes, data.input_shape, seed=0)
+        config = space.default_config() if config is None else config
+        space.build(config, data.num_classes, data.input_shape, seed=0)
     except SpaceError as exc:
         raise SearchError(str(exc)) from None
     except Exception:  # noqa: BLE001 - a combination the function rejects (ConfigError) fails its trials, not the search

@@ -6,7 +6,6 @@ function, the script run as a user runs it)."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -46,9 +45,8 @@ def write_pngs(folder: Path, per_class: int = 20, size: int = 12) -> None:
 def test_image_folder_example_searches_its_space_and_saves_a_model_with_the_class_names(tmp_path, capsys):
     write_pngs(tmp_path / "images")
     space = EXAMPLES / "image_folder" / "space.py"
-    smallest = {"width_mult": [0.25], "depth": [1, 1], "expand": [1, 2], "kernel": [3], "batch_size": [32, 32]}
     code = main(["search", "--space", f"{space}:space", "--dataset", f"folder:{tmp_path / 'images'}",
-                 "--budget", "30s", "--epochs", "1", "--bounds", json.dumps(smallest), "--workers", "1",
+                 "--budget", "30s", "--epochs", "1", "--smoke", "--workers", "1",
                  "--probe-size", "8", "--group-size", "4", "--early-steps", "2", "--runs-dir", str(tmp_path / "runs"),
                  "--study", "images", "--no-progress"])
     captured = capsys.readouterr()
@@ -57,7 +55,7 @@ def test_image_folder_example_searches_its_space_and_saves_a_model_with_the_clas
     assert "best trained model" in out
     model, info = nas.load_model(tmp_path / "runs" / "images" / "best_model.pt", with_info=True)
     assert info["class_names"] == ["blue", "green", "red"] and info["input_shape"] == [3, 12, 12]
-    assert info["space"] == f"{space}:space" and info["config"]["width_mult"] == 0.25
+    assert info["space"] == f"{space}:space" and info["config"]["width_mult"] == 0.25  # the smoke bounds
     from nas.data import prepare_images
 
     x = prepare_images([tmp_path / "images" / "red" / "0.png"], info["preprocess"])
@@ -71,7 +69,10 @@ def test_image_folder_example_space_and_demo_images(tmp_path):
     from search_spaces import get_space
 
     space = get_space(f"{EXAMPLES / 'image_folder' / 'space.py'}:space")
-    assert {"width_mult", "depth", "expand", "kernel", "activation", "lr", "batch_size"} <= {d["name"] for d in space.dimensions()}
+    names = {d["name"] for d in space.dimensions()}
+    assert {"width_mult", "depth", "expand", "kernel", "activation", "lr", "batch_size"} <= names
+    cpu = space.with_bounds(**space.cpu_bounds)  # what a budget search on a CPU searches by default
+    assert cpu.bounds["depth"] == (1, 2) and space.smoke_bounds["width_mult"] == [0.25]
     largest = {"width_mult": 1.0, "depth": 3, "expand": 6, "kernel": 5, "activation": "hardswish"}
     model = space.build(space.validate(largest), num_classes=5, input_shape=(1, 32, 32), seed=0)  # lazy stem: 1 channel
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 5)

@@ -304,7 +304,8 @@ def test_malformed_invocation_is_one_clear_line(base, bad, tmp_path, monkeypatch
     assert code == 2, f"accepted: {bad} -> exit {code}"
     assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
     assert "Traceback" not in captured.err
-    left = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p not in given and "__pycache__" not in p.parts]
+    left = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+            if p not in given and "__pycache__" not in p.parts]
     assert not left, f"left behind: {left}"
 
 

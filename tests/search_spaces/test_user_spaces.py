@@ -283,6 +283,20 @@ def test_training_fields_are_added_and_tunable(user_file):
     assert own.build(config, 10, (4,), seed=0)(torch.zeros(2, 4)).shape == (2, 10)
 
 
+def test_smoke_and_cpu_bounds_are_attributes_of_the_function():
+    def space(trial):
+        width = trial.suggest_int("width", 4, 64)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(width), torch.nn.LazyLinear(10))
+
+    assert get_space(space).smoke_bounds == {} and get_space(space).cpu_bounds == {}
+    space.smoke_bounds = {"width": (4, 4)}
+    space.cpu_bounds = {"width": (4, 16), "batch_size": (32, 64)}
+    wrapped = get_space(space)
+    assert wrapped.smoke_bounds == {"width": (4, 4)} and wrapped.cpu_bounds["batch_size"] == (32, 64)
+    smoke = wrapped.with_bounds(**wrapped.smoke_bounds)
+    assert smoke.sample(_trials(1)[0])["width"] == 4 and smoke.cpu_bounds == wrapped.cpu_bounds
+
+
 def test_dimensions_are_discovered(user_file):
     dims = {d["name"]: d for d in get_space(f"{EXAMPLE}:space").dimensions()}
     assert (dims["depth"]["low"], dims["depth"]["high"], dims["depth"]["default"]) == (1, 3, 1)
