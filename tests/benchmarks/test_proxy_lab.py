@@ -28,21 +28,15 @@ def _load():
 lab = _load()
 
 
-def _table(n=60, seed=0):
-    """kappa_w ranks accuracy in reverse of the paper (higher is better), confusion is noise, the loss
-    after 20 steps ranks it well; a NaN kappa_w (undefined) goes with the worst accuracies."""
-    rng = np.random.default_rng(seed)
-    acc = rng.random(n)
-    kappa_w = acc + 0.3 * rng.standard_normal(n)
-    kappa_w[np.argsort(acc)[:3]] = np.nan
-    rows = []
-    for i in range(n):
-        rows.append({"index": i, "config": json.dumps({"lr": 0.1, "batch_size": 32}), "eval_status": "ok",
-                     "val_best_acc": acc[i] + 0.01 * rng.standard_normal(), "rep_best_acc": acc[i],
-                     "kappa_w": kappa_w[i], "kappa_w@early": kappa_w[i], "confusion": rng.random(),
-                     "train_loss_last": 2.0 - acc[i] + 0.2 * rng.standard_normal(),
-                     "train_loss_last@50": 2.0 - acc[i], "params": rng.random()})
-    return pd.DataFrame(rows)
+def _lab_conftest():
+    """The lab tests' toy ground-truth table (tests/nas/lab/conftest.py: toy_table), one definition."""
+    spec = importlib.util.spec_from_file_location("_gradnas_lab_conftest", ROOT / "tests" / "nas" / "lab" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_table = _lab_conftest().toy_table
 
 
 def test_cli_writes_evidence_and_rejects_bad_input(tmp_path, capsys):
