@@ -32,7 +32,7 @@ def json_arg(text: str | None, what: str) -> dict[str, Any]:
 
 def _cli(fn, *args, **kwargs):
     """Call a library check; its :class:`~nas.search.SearchError` becomes a :class:`CLIError`."""
-    from ..search.config import SearchError
+    from ..search.inputs import SearchError
 
     try:
         return fn(*args, **kwargs)
@@ -42,9 +42,9 @@ def _cli(fn, *args, **kwargs):
 
 def open_space(name: str, bounds: dict[str, Any], smoke: bool = False):
     """The registered space ``name``, narrowed to its smoke bounds with ``smoke``, then to ``bounds``."""
-    from ..search import config
+    from ..search import inputs
 
-    return _cli(config.open_space, name, bounds, smoke)
+    return _cli(inputs.open_space, name, bounds, smoke)
 
 
 def warn(text: str) -> None:
@@ -53,50 +53,50 @@ def warn(text: str) -> None:
 
 def open_dataset(name: str, data_dir: str, download: bool = True):
     """``(resolved name, data)`` of --dataset ``name`` (``auto`` resolved; its warning printed)."""
-    from ..search import config
+    from ..search import inputs
 
-    return _cli(config.open_dataset, name, data_dir, warn, download)
+    return _cli(inputs.open_dataset, name, data_dir, warn, download)
 
 
 def check_group_size(args: argparse.Namespace) -> None:
     """The probe batch is split into groups: --group-size must not exceed --probe-size."""
-    from ..search import config
+    from ..search import inputs
 
-    _cli(config.check_group_size, args.group_size, args.probe_size)
+    _cli(inputs.check_group_size, args.group_size, args.probe_size)
 
 
 def check_probe_size(probe_size: int, data) -> None:
     """The probe batch is drawn from the training set: --probe-size must not exceed it."""
-    from ..search import config
+    from ..search import inputs
 
-    _cli(config.check_probe_size, probe_size, data)
+    _cli(inputs.check_probe_size, probe_size, data)
 
 
 def check_space_fits(space, data, config=None) -> None:
     """A define-by-run function's model must fit the data (inputs, one output per class): one line if not."""
-    from ..search import config as search_config
+    from ..search import inputs as search_inputs
 
-    _cli(search_config.check_space_fits, space, data, config)
+    _cli(search_inputs.check_space_fits, space, data, config)
 
 
 def metric_list(text: str | None, extra: Sequence[str] = ()) -> list[str]:
     """The metrics of a --metrics value (None: the default metrics, ``all``: every metric) plus ``extra``."""
-    from ..search import config
+    from ..search import inputs
 
-    return _cli(config.metric_names, text, extra)
+    return _cli(inputs.metric_names, text, extra)
 
 
 def remove_if_empty(folder: Path) -> None:
-    from ..search import config
+    from ..search import inputs
 
-    config.remove_if_empty(folder)
+    inputs.remove_if_empty(folder)
 
 
 def check_writable(folder: Path) -> None:
     """Create ``folder`` and write a file in it, or say that the runs directory is not writable."""
-    from ..search import config
+    from ..search import inputs
 
-    _cli(config.check_writable, folder)
+    _cli(inputs.check_writable, folder)
 
 
 def storage_for(args: argparse.Namespace, create: bool) -> str:

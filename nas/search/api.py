@@ -23,7 +23,8 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import SearchConfig, SearchError, check_writable, remove_if_empty
+from .config import SearchConfig
+from .inputs import SearchError, check_writable, remove_if_empty
 from .keys import StudyFolder
 
 __all__ = ["search", "Search", "SearchResult", "load_model", "register_data"]

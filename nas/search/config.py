@@ -14,17 +14,16 @@ import dataclasses
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
+from .inputs import (
+    SearchError, _has_cuda, check_group_size, check_probe_size, check_space_fits, metric_names, open_dataset,
+    open_space,
+)
 from .keys import StudyFolder
 from .names import check_storage_url, check_study_name
 
-__all__ = [
-    "SearchConfig", "SearchError", "MIN_BUDGET_S", "CPU_BUDGET_S", "GPU_BUDGET_S", "MAX_WORKERS", "open_space",
-    "open_dataset", "metric_names", "check_group_size", "check_probe_size", "check_space_fits", "check_writable",
-    "remove_if_empty",
-]
+__all__ = ["SearchConfig", "SearchError", "MIN_BUDGET_S", "CPU_BUDGET_S", "GPU_BUDGET_S", "MAX_WORKERS"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +34,6 @@ CPU_BUDGET_S = 900.0
 GPU_BUDGET_S = 3600.0
 #: Upper bound of ``workers`` (a bigger number is a typo, not a machine).
 MAX_WORKERS = 1024
-
-
-class SearchError(ValueError):
-    """A search that cannot run as described; the message is one line saying what to change."""
 
 
 @dataclasses.dataclass
@@ -249,69 +244,7 @@ class SearchConfig:
         return {"group_size": self.group_size}
 
 
-# ---------------------------------------------------------------------- checks shared with the CLI
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def open_space(name: Any, bounds: dict[str, Any], smoke: bool = False):
-    """The space ``name`` — a registered name, a reference to user code (``package.module:attr``,
-    ``my_space.py:attr``) or, from Python, the space object or define-by-run function itself — narrowed
-    to its smoke bounds with ``smoke``, then to ``bounds``. Its ``ref`` is the string that rebuilds it
-    anywhere (what the study, the workers and ``best_model.pt`` store)."""
-    from search_spaces import ConfigError, SpaceError, UnknownSpaceError, get_space, list_spaces
-
-    try:
-        space = get_space(name)
-        if smoke:
-            space = space.with_bounds(**space.smoke_bounds)
-        return space.with_bounds(**bounds) if bounds else space
-    except UnknownSpaceError:
-        raise SearchError(f"unknown space {name!r}; valid: {', '.join(list_spaces())}; or a space of your own: "
-                          f"package.module:attr or my_space.py:attr") from None
-    except SpaceError as exc:
-        raise SearchError(str(exc)) from None
-    except ConfigError as exc:
-        raise SearchError(f"bad --bounds: {exc}") from None
-
-
-def open_dataset(name: str, data_dir: str, warn, download: bool = True, seed: int = 0) -> tuple[str, Any]:
-    """``(resolved name, data)`` of dataset ``name`` (``auto`` resolved; ``warn(text)`` gets its notice),
-    split with ``seed`` as the search's workers split it."""
-    from ..data import DatasetError, load_dataset, resolve_dataset
-
-    try:
-        resolved, warning = resolve_dataset(name, data_dir, download=download)
-        if warning:
-            warn(warning)
-        return resolved, load_dataset(resolved, data_dir, download=download, seed=seed)
-    except DatasetError as exc:
-        raise SearchError(str(exc)) from None
-
-
-def metric_names(value: str | Sequence[str] | None, extra: Sequence[str] = ()) -> list[str]:
-    """The metrics of a ``metrics`` value (None: the default metrics, ``"all"``: every metric, a
-    comma-separated string or a list of names) plus ``extra``."""
-    import objectives
-    from objectives import registry
-
-    if value is None:
-        names = list(objectives.DEFAULT_METRICS)
-    elif isinstance(value, str):
-        names = registry.names() if value.strip() == "all" else [n.strip() for n in value.split(",") if n.strip()]
-    else:
-        names = list(value)
-    for n in [*names, *extra]:
-        if n not in registry.names():
-            raise SearchError(f"unknown metric {n!r}; valid: {', '.join(registry.names())}")
-    return list(dict.fromkeys([*names, *extra]))
-
-
+# ---------------------------------------------------------------------- helpers of resolve()
 def _register_local(space: Any) -> str:
     """Register a space without a reference under a name of this process (in-process searches only)."""
     from search_spaces import _registry
@@ -333,65 +266,6 @@ def _label(space: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", space.rsplit(":", 1)[-1].rsplit("/", 1)[-1].removesuffix(".py"))[:40] or "space"
-
-
-def check_group_size(group_size: int, probe_size: int) -> None:
-    """The probe batch is split into groups: the group size must not exceed the probe size."""
-    if group_size > probe_size:
-        raise SearchError(f"--group-size {group_size} is larger than --probe-size {probe_size} (valid: "
-                          f"1..{probe_size}: the probe batch is split into groups)")
-
-
-def check_probe_size(probe_size: int, data: Any) -> None:
-    """The probe batch is drawn from the training set: the probe size must not exceed it."""
-    n = int(data.train_x.shape[0])
-    if probe_size > n:
-        raise SearchError(f"--probe-size {probe_size} is larger than the {n} training examples of {data.name} "
-                          f"(valid: 2..{n})")
-
-
-def check_space_fits(space: Any, data: Any, config: dict[str, Any] | None = None) -> None:
-    """A define-by-run function's model must take the data's inputs and give one output per class: build
-    ``config`` (default: its smallest, the low end of every parameter) for the data once, so a misfit is
-    one line before anything is written instead of every trial failing. Other spaces build from
-    ``num_classes``/``input_shape`` themselves and are not built here."""
-    from search_spaces import SpaceError
-    from search_spaces.user import FunctionSpace
-
-    if not isinstance(space, FunctionSpace):
-        return
-    try:
-        config = space.default_config() if config is None else config
-        space.build(config, data.num_classes, data.input_shape, seed=0)
-    except SpaceError as exc:
-        raise SearchError(str(exc)) from None
-    except Exception:  # noqa: BLE001 - a combination the function rejects (ConfigError) fails its trials, not the search
-        pass
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` and write a file in it, or say that the runs directory is not writable."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise SearchError(f"runs directory {str(folder)!r} is not writable ({exc.strerror}); pass --runs-dir DIR") from None
-
-
-def remove_if_empty(folder: Path) -> None:
-    """Remove the study folder when it holds nothing, then the runs directory above it when that is empty
-    too (a run that failed to open its storage leaves nothing behind)."""
-    try:
-        folder = Path(folder).resolve()
-        for f in (folder, folder.parent):
-            if f.is_dir() and not any(f.iterdir()) and f != Path.cwd().resolve():
-                f.rmdir()
-            else:
-                break
-    except OSError:
-        pass
 
 
 def _check_budget_objectives(objectives) -> None:
