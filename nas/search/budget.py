@@ -23,7 +23,7 @@ from .budget_state import BudgetState, load_state
 from .executor import cluster_workers, default_workers, make_executor, run_jobs, sigterm_interrupts
 from .lifecycle import Lifecycle
 from .ranking import best_trained
-from .ownership import HEARTBEAT_INTERVAL_S, STALE_GRACE_S, Driver, Heartbeat, recover_stale_trials
+from .ownership import HEARTBEAT_INTERVAL_S, STALE_GRACE_S, Driver, Heartbeat, driver_running, recover_stale_trials
 
 __all__ = ["run_budget"]
 
@@ -53,7 +53,7 @@ def run_budget(study, space, settings, objectives, constraints, folder, input_sh
     grace = settings.stale_grace or STALE_GRACE_S
     state = load_state(study)
     resumed = state is not None and not state.finished
-    if resumed and _alive(study, state.driver, grace):
+    if resumed and driver_running(study, state.driver, grace):
         raise BudgetError(f"a budget search is running on study {study.study_name!r} (driver {state.driver}); "
                           f"wait for it to end, or search another --study")
     if not resumed:
@@ -104,7 +104,7 @@ def _interrupted(run: BudgetRun) -> None:
     candidates whose rung-0 scoring was in flight failed and queued again with their config and seed (the
     rerun scores them; the others stay RUNNING for it to adopt)."""
     st = run.state
-    kept = set(st.cohort) | set(st.done) | set(st.closing) | ({st.best} if st.best is not None else set())
+    kept = st.members()
     for n in [n for n in list(run.life.running) if n not in kept]:
         cand = run.life.running[n]
         if run.life.fail(n, "interrupted: the budget search stopped while it was being scored") and cand.trial.params:
@@ -113,29 +113,12 @@ def _interrupted(run: BudgetRun) -> None:
     run.save()
 
 
-def _alive(study, driver_id: str | None, grace: float) -> bool:
-    """Whether the driver that last ran the climb is still running it (same rule as stale recovery: its
-    process on this host, else a heartbeat on one of its trials within ``grace`` seconds)."""
-    import optuna
-
-    if not driver_id:
-        return False
-    alive = Driver.alive(driver_id)
-    if alive is not None:
-        return alive
-    from .ownership import DRIVER_KEY, HEARTBEAT_KEY
-
-    now = time.time()
-    return any(t.system_attrs.get(DRIVER_KEY) == driver_id and now - (t.system_attrs.get(HEARTBEAT_KEY) or 0.0) < grace
-               for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
-
-
 def _adopt(run: BudgetRun) -> None:
     """Take over the candidates of the interrupted run that are still climbing (or still to be told)."""
     import optuna
 
     st = run.state
-    numbers = sorted(set(st.cohort) | set(st.done) | set(st.closing) | ({st.best} if st.best is not None else set()))
+    numbers = sorted(st.members())
     running = {t.number for t in run.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
     for n in numbers:
         if n in running:

@@ -55,6 +55,10 @@ class BudgetState:
     driver: str | None = None
     finished: bool = False
 
+    def members(self) -> set[int]:
+        """The candidates the climb still holds: in the current rung, finished in it, to be told, the result."""
+        return set(self.cohort) | set(self.done) | set(self.closing) | ({self.best} if self.best is not None else set())
+
     def to_plan(self) -> Plan | None:
         if self.plan is None:
             return None

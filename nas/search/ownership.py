@@ -22,8 +22,8 @@ import optuna
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Driver", "Heartbeat", "recover_stale_trials", "trial_seed", "DRIVER_KEY", "HEARTBEAT_KEY",
-           "HEARTBEAT_INTERVAL_S", "STALE_GRACE_S"]
+__all__ = ["Driver", "Heartbeat", "recover_stale_trials", "owner_gone", "driver_running", "trial_seed", "DRIVER_KEY",
+           "HEARTBEAT_KEY", "HEARTBEAT_INTERVAL_S", "STALE_GRACE_S"]
 
 
 #: Trial system attributes of ownership: the driver that runs the trial and its last heartbeat
@@ -117,6 +117,33 @@ class Heartbeat:
             self._thread.join(timeout=5)
 
 
+def owner_gone(trial: optuna.trial.FrozenTrial, now: float, grace: float) -> str | None:
+    """Why a RUNNING trial's owner is gone (``"exited"``: its process on this host has ended; ``"sent no
+    heartbeat for N s"``: elsewhere, past ``grace`` seconds; a trial without any heartbeat counts from its
+    start), or None while the owner lives. The one rule :func:`recover_stale_trials` and
+    :func:`driver_running` apply."""
+    owner = trial.system_attrs.get(DRIVER_KEY)
+    alive = Driver.alive(owner) if owner else None
+    last = trial.system_attrs.get(HEARTBEAT_KEY) or (trial.datetime_start.timestamp() if trial.datetime_start else 0.0)
+    age = now - last
+    if alive or (alive is None and age < grace):
+        return None
+    return "exited" if alive is False else f"sent no heartbeat for {age:.0f} s (grace {grace:g} s)"
+
+
+def driver_running(study: optuna.Study, driver_id: str | None, grace: float = STALE_GRACE_S) -> bool:
+    """Whether driver ``driver_id`` still runs: its process when it is on this host, else a RUNNING trial it
+    owns whose owner is not gone (:func:`owner_gone`)."""
+    if not driver_id:
+        return False
+    alive = Driver.alive(driver_id)
+    if alive is not None:
+        return alive
+    now = time.time()
+    return any(t.system_attrs.get(DRIVER_KEY) == driver_id and owner_gone(t, now, grace) is None
+               for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
 def recover_stale_trials(study: optuna.Study, driver: Driver | None = None, grace: float = STALE_GRACE_S) -> int:
     """Fail every RUNNING trial whose owner is gone and enqueue its params once, with the same seed.
 
@@ -133,12 +160,9 @@ def recover_stale_trials(study: optuna.Study, driver: Driver | None = None, grac
         owner = t.system_attrs.get(DRIVER_KEY)
         if driver is not None and owner == driver.id:
             continue
-        alive = Driver.alive(owner) if owner else None
-        last = t.system_attrs.get(HEARTBEAT_KEY) or (t.datetime_start.timestamp() if t.datetime_start else 0.0)
-        age = now - last
-        if alive or (alive is None and age < grace):
+        why = owner_gone(t, now, grace)
+        if why is None:
             continue
-        why = ("exited" if alive is False else f"sent no heartbeat for {age:.0f} s (grace {grace:g} s)")
         try:
             study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
                                                f"interrupted: its driver {owner or '(unknown)'} {why}")
