@@ -190,9 +190,11 @@ def parse_constraint(text: str) -> Constraint:
 
 def default_storage(runs_dir: str | Path, study: str) -> str:
     """``sqlite:///<runs_dir>/<study>/study.db`` (the folder is created)."""
-    folder = Path(runs_dir) / study
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder.resolve() / 'study.db'}"
+    from .search.keys import StudyFolder
+
+    folder = StudyFolder.of(runs_dir, study)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    return folder.storage_url
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:

@@ -113,7 +113,9 @@ def storage_for(args: argparse.Namespace, create: bool) -> str:
         return args.storage
     if not args.study:
         raise CLIError("give --study NAME (its storage is runs/NAME/study.db) or --storage URL")
-    db = Path(args.runs_dir) / args.study / "study.db"
+    from ..search.keys import StudyFolder
+
+    db = StudyFolder.of(args.runs_dir, args.study).database
     if not create and not db.exists():
         raise CLIError(f"no study database at {db}; run `python -m nas search --study {args.study}` first or pass --storage")
     return default_storage(args.runs_dir, args.study)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .args import CLIError, Command, add_epochs, int_in
 from .common import check_writable, storage_for
@@ -34,7 +33,9 @@ class Report(Command):
         storage = storage_for(args, create=False)
         try:
             study = load_study(storage, args.study)
-            out_dir = Path(args.runs_dir) / study.study_name
+            from ..search.keys import StudyFolder
+
+            out_dir = StudyFolder.of(args.runs_dir, study.study_name).root
             check_writable(out_dir)
             result = write_report(study, out_dir, epochs=args.epochs, k=args.k)
         except (ValidationError, ReportError) as exc:

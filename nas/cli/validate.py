@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from .args import CLIError, Command, add_data_dir, add_epochs, add_execution_options, add_no_progress, add_seed, int_in
@@ -50,7 +49,9 @@ class Validate(Command):
         if not complete_trials(study):
             raise CLIError(f"study {study.study_name!r} has no complete trial to validate: run (or continue) "
                            f"`python -m nas search --study {study.study_name}` first")
-        out_dir = Path(args.runs_dir) / study.study_name
+        from ..search.keys import StudyFolder
+
+        out_dir = StudyFolder.of(args.runs_dir, study.study_name).root
         check_writable(out_dir)
         options = ValidateOptions(epochs=args.epochs, top=args.top, n_random=args.random, workers=args.workers,
                                   seed=args.seed, trials_per_gpu=args.trials_per_gpu, data_dir=args.data_dir,
@@ -82,6 +83,6 @@ class Validate(Command):
                 bar.close()
         print_best_validated(study)
         print(f"trained {stats['trained']} trial(s) ({stats['diverged']} diverged, {stats['failed']} failed); "
-              f"results in {out_dir / 'validation.csv'}; next: python -m nas report --study {study.study_name}"
+              f"results in {StudyFolder(out_dir).validation_csv}; next: python -m nas report --study {study.study_name}"
               + (f" --runs-dir {args.runs_dir}" if args.runs_dir != "runs" else ""))
         return 0 if stats["failed"] == 0 else 1

@@ -47,6 +47,7 @@ from typing import Any
 
 import optuna
 
+from ..search.keys import StudyFolder
 from ..validate import study_settings
 from .gather import gather
 from .html import legend, render_html, terminal_table
@@ -116,7 +117,7 @@ def write_report(study: optuna.Study, out_dir: str | Path, epochs: int | None = 
     tmp.replace(csv)
     k_note = f"{k}" if k is not None else "n/4"
     plots = write_plots(data, out_dir / "plots")
-    page = out_dir / "report.html"
+    page = StudyFolder(out_dir).report
     tmp = page.with_suffix(".html.tmp")
     tmp.write_text(render_html(data, rows, plots, k_note), encoding="utf-8")
     tmp.replace(page)

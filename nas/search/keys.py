@@ -92,7 +92,8 @@ class StudyFolder:
 
     @property
     def storage_url(self) -> str:
-        return f"sqlite:///{self.database}"
+        """The SQLite URL of :attr:`database` (absolute: other processes may run elsewhere)."""
+        return f"sqlite:///{self.database.resolve()}"
 
     @property
     def trials_csv(self) -> Path:
