@@ -60,7 +60,9 @@ class Diagnose(Command):
                 raise CLIError(f"trial {args.trial} has no stored config (it failed before sampling)")
             if args.dataset == "auto" and "dataset" in study.user_attrs:
                 args.dataset = study.user_attrs["dataset"]
-            out = Path(args.out or Path(args.runs_dir) / args.study / "diagnose" / f"trial_{args.trial}")
+            from ..search.keys import StudyFolder
+
+            out = Path(args.out or StudyFolder.of(args.runs_dir, args.study).diagnose(args.trial))
         else:
             space = open_space(args.space, {})
             if args.config:

@@ -119,6 +119,10 @@ class StudyFolder:
     def report(self) -> Path:
         return self.root / "report.html"
 
+    def diagnose(self, number: int) -> Path:
+        """Where ``python -m nas diagnose --trial N`` writes its report of trial ``number``."""
+        return self.root / "diagnose" / f"trial_{number}"
+
     def checkpoint(self, number: int) -> Path:
         """Trial ``number``'s training checkpoint (absolute: Ray workers on other nodes get the path)."""
         return (self.root / "checkpoints" / f"trial_{number}.pt").resolve()
