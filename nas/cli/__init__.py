@@ -1,4 +1,4 @@
-"""Command line: ``python -m nas {search,score,spaces,objectives,dashboard,validate,report,diagnose,reproduce}``
+"""Command line: ``python -m nas {search,score,spaces,objectives,dashboard,validate,report,diagnose,reproduce,predict}``
 (also ``gradnas ...``).
 
 Modelled on ``optuna/cli.py`` and pip's ``commands/``: one module per subcommand, each a
@@ -23,6 +23,7 @@ from .args import CLIError, Command, Parser, parents
 from .dashboard import Dashboard
 from .diagnose import Diagnose
 from .objectives import Objectives
+from .predict import Predict
 from .report import Report
 from .reproduce import Reproduce
 from .score import Score
@@ -42,6 +43,7 @@ COMMANDS: dict[str, type[Command]] = {
     "report": Report,
     "diagnose": Diagnose,
     "reproduce": Reproduce,
+    "predict": Predict,
 }
 
 

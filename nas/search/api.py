@@ -175,11 +175,18 @@ def register_data(data: Any, folder: Path, seed: int = 0) -> str:
         raise SearchError(str(exc)) from None
 
 
-def load_model(path: str | Path, with_info: bool = False):
+def load_model(path: str | Path, with_info: bool = False, with_transform: bool = False):
     """The model saved in a ``best_model.pt`` (space, bounds, config and weights), in eval mode. With
     ``with_info``: ``(model, info)``, ``info`` holding what inference needs: ``input_shape``,
     ``num_classes``, and where the data provided them ``mean``/``std`` (per-channel normalization),
-    ``class_names``, ``preprocess`` (the recipe of a folder or table dataset), plus the config and accuracy."""
+    ``class_names``, ``preprocess`` (the recipe of a folder or table dataset), plus the config and accuracy.
+    With ``with_transform``: a :class:`nas.inference.SavedModel` (``.model``, ``.info``, ``.transform`` from
+    files to normalized inputs of the training shape, ``.predict(paths)``, ``.export(path)``); it raises
+    :class:`nas.inference.InferenceError` (a ValueError) for a missing or foreign file."""
+    if with_transform:
+        from ..inference import SavedModel
+
+        return SavedModel.load(path)
     import torch
 
     from search_spaces import get_space
