@@ -42,7 +42,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["RUNGS", "Plan", "BudgetError", "parse_duration", "format_duration", "waves_time", "plan", "replan",
-           "promote", "DEFAULT_ETA", "RESERVE", "resources", "used_rungs"]
+           "promote", "DEFAULT_ETA", "RESERVE", "resources", "used_rungs", "plan_brackets"]
 
 RUNGS = ("init", "early", "short", "full")
 DEFAULT_ETA = 3
@@ -99,6 +99,9 @@ class Plan:
         costs: seconds per candidate of each rung (measured or estimated).
         full_epochs: epochs of the full training (rung 3).
         short_epochs: epochs of the short training (rung 2).
+        start: the rung its candidates enter (a Hyperband bracket, :func:`plan_brackets`): 0 screens them by
+            the rung-0 score; a later rung admits every candidate there after its rung-0 job (which only
+            records its values), ``counts[0] == counts[start]`` and the rungs in between are 0.
     """
 
     budget: float
@@ -108,6 +111,7 @@ class Plan:
     costs: tuple[float, ...]
     full_epochs: int
     short_epochs: int = 1
+    start: int = 0
 
     @property
     def rung_costs(self) -> tuple[float, ...]:
@@ -130,12 +134,16 @@ class Plan:
     def describe(self) -> str:
         """One line: ``init 81 -> early 27 -> short 9 (1 ep) -> full 3 (10 ep), expected 14m10s``."""
         parts = []
-        for name, n in zip(RUNGS, self.counts):
+        for k, (name, n) in enumerate(zip(RUNGS, self.counts)):
+            if 0 < k < self.start:
+                continue
             if n == 0:
                 parts.append(f"{name} skipped")
                 continue
             extra = {"short": f" ({self.short_epochs} ep)", "full": f" ({self.full_epochs} ep)"}.get(name, "")
             parts.append(f"{name} {n}{extra}")
+        if self.start:
+            parts[0] = f"init {self.counts[0]} (all admitted)"
         return " -> ".join(parts) + f", expected {format_duration(self.expected)}"
 
 
@@ -291,3 +299,62 @@ def promote(scores: Sequence[float], count: int, fits: Sequence[bool] | None = N
     if fits is not None:
         order = [i for i in order if fits[i]]
     return order[: max(0, int(count))]
+
+
+def _bracket(budget: float, costs: Sequence[float], workers: int, eta: int, start: int, full_epochs: int,
+             short_epochs: int, cap: int, reserve: float) -> Plan | None:
+    """The largest bracket entering at rung ``start`` (> 0) that fits ``budget``: ``n`` candidates scored at
+    rung 0 (their values only) and admitted at ``start``, each later used rung ``ceil(n / f)``; None when
+    not even one candidate fits."""
+    used = used_rungs(costs, eta)
+    factors = _factors(costs, used, eta)
+    idx = [k for k in range(len(RUNGS)) if used[k] and k >= start]
+    if not idx or idx[0] != start:
+        return None
+
+    def make(n: int) -> Plan:
+        counts = [0] * len(RUNGS)
+        counts[0] = counts[start] = n
+        for a, b in zip(idx, idx[1:]):
+            counts[b] = max(1, math.ceil(counts[a] / factors[a]))
+        return Plan(budget, workers, eta, tuple(counts), tuple(costs), full_epochs, short_epochs, start)
+
+    best = None
+    n = 1
+    while n <= cap and make(n).expected <= budget * (1.0 - reserve):
+        best, n = make(n), n + 1
+    return best
+
+
+def plan_brackets(budget: float, costs: Sequence[float], workers: int = 1, eta: int = DEFAULT_ETA,
+                  max_candidates: int | None = None, full_epochs: int = 10, short_epochs: int = 1,
+                  brackets: int = 1, reserve: float = RESERVE) -> list[Plan]:
+    """Hyperband's schedule: up to ``brackets`` brackets over the budget, bracket 0 = :func:`plan` (every
+    candidate screened from rung 0), the next ones entering at the later used rungs in Hyperband's order
+    (the most aggressive first: early, short, full). The budget is shared equally (Hyperband) among the
+    brackets that fit; a later bracket is added only while bracket 0, at its share, still keeps at least
+    ``eta`` candidates at its second used rung and the new bracket fits at least ``eta`` candidates at its
+    entry rung (below that the hedge costs the screening more than it can recover). ``brackets=1`` is
+    :func:`plan` alone.
+
+    Raises:
+        BudgetError: bracket 0 does not fit (as :func:`plan`), or ``brackets < 1``.
+    """
+    if int(brackets) < 1:
+        raise BudgetError(f"brackets must be >= 1, got {brackets}")
+    first = plan(budget, costs, workers, eta, max_candidates, full_epochs, short_epochs, reserve)
+    cap = max_candidates if max_candidates is not None else 10**6
+    starts = [k for k in range(1, len(RUNGS)) if first.counts[k] > 0]
+    best = [first]
+    for b in range(2, min(int(brackets), len(starts) + 1) + 1):
+        share = budget / b
+        try:
+            zero = plan(share, costs, workers, eta, max_candidates, full_epochs, short_epochs, reserve)
+        except BudgetError:
+            break
+        later = [_bracket(share, costs, workers, eta, s, full_epochs, short_epochs, cap, reserve)
+                 for s in starts[: b - 1]]
+        if zero.counts[starts[0]] < eta or any(p is None or p.counts[p.start] < eta for p in later):
+            break
+        best = [zero, *later]
+    return [dataclasses.replace(p, budget=budget) if len(best) == 1 else p for p in best]
