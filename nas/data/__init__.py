@@ -45,6 +45,9 @@ from .arrays import check_dataset, digest, from_arrays, from_torch, load_saved, 
 from .augment import AUGMENT_KINDS, augment_batch
 from .dataset import Dataset, DatasetError
 from .folder import load_folder, prepare_images
+from .loss import LOSSES, loss_reference, resolve_loss
+from .stream import StreamedDataset, default_memory_limit, parse_memory
+from .torch_data import STREAM_SUFFIX, load_streamed, save_streamed, streamed_digest
 from .reference import canonical_reference, dataset_label, is_reference, parse_reference
 from .table import encode_table, load_table
 from .user_function import load_function
@@ -56,6 +59,8 @@ __all__ = [
     "AUGMENT_KINDS",
     "Dataset",
     "DatasetError",
+    "LOSSES",
+    "StreamedDataset",
     "augment_batch",
     "check_dataset",
     "dataset_label",
@@ -65,7 +70,10 @@ __all__ = [
     "is_reference",
     "list_datasets",
     "load_dataset",
+    "loss_reference",
+    "parse_memory",
     "prepare_images",
+    "resolve_loss",
     "register_dataset",
     "resolve_dataset",
 ]
@@ -201,7 +209,7 @@ def load_dataset(
             dataset = loader()
             logger.info(
                 "loaded %s: %d train / %d test, %s, %s",
-                dataset.name, len(dataset.train_y), len(dataset.test_y), dataset.input_shape, dataset.source,
+                dataset.name, dataset.train_size, dataset.test_size, dataset.input_shape, dataset.source,
             )
             _CACHE[cache_key] = dataset
         return _CACHE[cache_key]
@@ -245,16 +253,18 @@ def _load_reference(text: str, seed: int) -> Dataset:
         elif ref.kind == "table":
             dataset = load_table(ref, seed, canonical)
         elif ref.kind == "saved":
-            dataset = load_saved(ref.target, canonical)
+            load = load_streamed if ref.target.endswith(STREAM_SUFFIX) else load_saved
+            dataset = load(ref.target, canonical)
         else:
-            dataset = load_function(ref.target, seed, canonical)
-        logger.info("loaded %s: %d train / %d test, %s, %s", dataset.name, len(dataset.train_y),
-                    len(dataset.test_y), dataset.input_shape, dataset.source)
+            dataset = load_function(ref.target, seed, canonical, loss=ref.option("loss"),
+                                    max_memory=ref.option("max_memory"))
+        logger.info("loaded %s: %d train / %d test, %s, %s", dataset.name, dataset.train_size,
+                    dataset.test_size, dataset.input_shape, dataset.source)
         _CACHE[cache_key] = dataset
         return dataset
 
 
-def register_dataset(dataset: Dataset, folder: str | Path | None = None) -> str:
+def register_dataset(dataset: Dataset | StreamedDataset, folder: str | Path | None = None) -> str:
     """Makes an in-memory :class:`Dataset` reachable by name, for :func:`load_dataset` and the search.
 
     The dataset is named by the SHA-1 of its tensors (:func:`~nas.data.arrays.digest`) and cached in this
@@ -273,11 +283,16 @@ def register_dataset(dataset: Dataset, folder: str | Path | None = None) -> str:
     Raises:
         DatasetError: The dataset is malformed (see :func:`~nas.data.arrays.check_dataset`).
     """
-    check_dataset(dataset, dataset.name if isinstance(dataset, Dataset) else "dataset")
-    sha = digest(dataset)
+    check_dataset(dataset, dataset.name if isinstance(dataset, (Dataset, StreamedDataset)) else "dataset")
+    streamed = isinstance(dataset, StreamedDataset)
+    sha = streamed_digest(dataset) if streamed else digest(dataset)
     names = [f"memory:{sha}"]
     if folder is not None:
-        path = save_dataset(dataset, Path(os.fspath(folder)).expanduser().resolve() / f"{sha}.pt")
+        where = Path(os.fspath(folder)).expanduser().resolve()
+        if streamed:  # the user's torch datasets, pickled: their classes must import in every worker
+            path = save_streamed(dataset, where / f"{sha}{STREAM_SUFFIX}")
+        else:
+            path = save_dataset(dataset, where / f"{sha}.pt")
         names.append(canonical_reference(f"saved:{path}"))
     with _CACHE_LOCK:
         for name in names:

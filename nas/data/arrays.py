@@ -25,6 +25,10 @@ import torch
 
 from .augment import AUGMENT_KINDS
 from .dataset import Dataset, DatasetError, normalize_along, stratified_split
+from .loss import LOSSES, is_regression_loss, resolve_loss
+from .stream import (
+    Normalized, StreamedDataset, as_input, channel_stats, loader_workers, memory_limit, tensor_bytes,
+)
 
 __all__ = ["check_dataset", "digest", "from_arrays", "from_torch", "load_saved", "save_dataset", "to_xy"]
 
@@ -95,6 +99,25 @@ def to_xy(part: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+def _targets(y: torch.Tensor, what: str) -> torch.Tensor:
+    """Regression targets: float32 ``N x T`` (``N`` -> ``N x 1``), finite."""
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    if y.ndim != 2 or y.is_complex():
+        raise DatasetError(f"{what} targets have shape {tuple(y.shape)}: give N or N x T real numbers for a regression loss")
+    y = y.to(torch.float32, copy=True)
+    if not bool(torch.isfinite(y).all()):
+        raise DatasetError(f"{what} targets contain NaN or inf values; replace or drop those examples")
+    return y
+
+
+def is_regression(loss: str | None, y: torch.Tensor) -> bool:
+    """Float targets with a loss other than cross-entropy, or any targets with a built-in regression loss."""
+    if is_regression_loss(loss):
+        return True
+    return loss is not None and loss != "cross_entropy" and (y.is_floating_point() and not bool((y == y.round()).all()))
+
+
 def _labels(y: torch.Tensor, what: str) -> torch.Tensor:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -106,7 +129,7 @@ def _labels(y: torch.Tensor, what: str) -> torch.Tensor:
         if not bool(torch.isfinite(y).all()) or not bool((y == y.round()).all()):
             raise DatasetError(
                 f"{what} labels are not integers (e.g. {float(y[(y != y.round()) | ~torch.isfinite(y)][0])}): "
-                "give class indices 0..K-1 (gradnas classifies; bin a continuous target first)"
+                "give class indices 0..K-1, or a regression loss (loss_fn=, --loss mse) for a continuous target"
             )
     return y.long()
 
@@ -139,6 +162,7 @@ def from_arrays(
     test_fraction: float = 0.2,
     seed: int = 0,
     source: str | None = None,
+    loss: str | None = None,
 ) -> Dataset:
     """A :class:`Dataset` from ``(x, y)`` pairs (tensors, numpy arrays or anything ``np.asarray`` reads).
 
@@ -155,6 +179,9 @@ def from_arrays(
         test_fraction: Held-out share when ``test`` is None.
         seed: Seed of that hold-out.
         source: Provenance, put before the summary of the arrays (default: ``name``).
+        loss: The training loss (:mod:`nas.data.loss`); with a regression loss (or float targets with a
+            loss other than cross-entropy) ``y`` is kept as float targets ``N x T`` and ``num_classes`` is
+            ``T``.
 
     Raises:
         DatasetError: Bad shapes, non-finite inputs, labels that are not integers in ``[0, num_classes)``,
@@ -162,7 +189,9 @@ def from_arrays(
     """
     train_x, train_y = to_xy(train, f"{name} train")
     train_x, dim = _inputs(train_x, f"{name} train")
-    train_y = _labels(train_y, f"{name} train")
+    regression = is_regression(loss, train_y)
+    targets = _targets if regression else _labels
+    train_y = targets(train_y, f"{name} train")
     if test is None:
         if not 0.0 < float(test_fraction) < 1.0:
             raise DatasetError(f"{name}: test_fraction must be between 0 and 1, got {test_fraction!r}")
@@ -171,38 +200,60 @@ def from_arrays(
         n_test = max(1, round(float(test_fraction) * len(train_y)))
         if n_test >= len(train_y):
             raise DatasetError(f"{name}: {len(train_y)} examples are too few to hold out a test part; give more data")
-        train_idx, test_idx = stratified_split(train_y, n_test, torch.Generator().manual_seed(int(seed)))
+        gen = torch.Generator().manual_seed(int(seed))
+        if regression:
+            order = torch.randperm(len(train_y), generator=gen)
+            train_idx, test_idx = order[n_test:], order[:n_test]
+        else:
+            train_idx, test_idx = stratified_split(train_y, n_test, gen)
         test_x, test_y = train_x[test_idx], train_y[test_idx]
         train_x, train_y = train_x[train_idx], train_y[train_idx]
         split = f"stratified {len(train_y):,}/{len(test_y):,} split, seed {int(seed)}"
     else:
         test_x, test_y = to_xy(test, f"{name} test")
         test_x, _ = _inputs(test_x, f"{name} test")
-        test_y = _labels(test_y, f"{name} test")
+        test_y = targets(test_y, f"{name} test")
         split = f"{len(train_y):,} train / {len(test_y):,} test"
-    if num_classes is not None:
+    if regression:
+        k = int(train_y.shape[1])
+    elif num_classes is not None:
         k = int(num_classes)
     else:
         k = 1 + max((int(y.max()) for y in (train_y, test_y) if len(y)), default=-1)
     shape = tuple(int(s) for s in train_x.shape[1:])
     names = tuple(str(c) for c in class_names) if class_names is not None else None
-    check_dataset(Dataset(name, train_x, train_y, test_x, test_y, k, shape, augment, "", class_names=names), name)
+    check_dataset(Dataset(name, train_x, train_y, test_x, test_y, k, shape, augment, "", class_names=names,
+                          loss=loss), name)
     mean, std = normalize_along(train_x, test_x, dim) if normalize else (None, None)
     kind = "features" if dim == 3 else "images"
+    what = f"{k} target(s), loss {loss}" if regression else f"{k} classes"
     return Dataset(
         name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, num_classes=k,
         input_shape=shape, augment=augment,
-        source=f"{source or name}: in-memory {kind} {'x'.join(map(str, shape))}, {k} classes, {split}",
-        mean=mean, std=std, class_names=names,
+        source=f"{source or name}: in-memory {kind} {'x'.join(map(str, shape))}, {what}, {split}",
+        mean=mean, std=std, class_names=names, loss=loss,
     )
 
 
-def from_torch(train_ds: Any, test_ds: Any = None, **kwargs: Any) -> Dataset:
-    """A :class:`Dataset` from torch ``Dataset``/``DataLoader`` objects (read once, into memory).
+def from_torch(train_ds: Any, test_ds: Any = None, *, max_memory: Any = None, **kwargs: Any) -> Dataset | StreamedDataset:
+    """A dataset from torch ``Dataset``/``DataLoader`` objects: read once into a :class:`Dataset` when their
+    examples fit ``max_memory`` as float32 tensors (default: :func:`~nas.data.stream.default_memory_limit`),
+    else a :class:`~nas.data.stream.StreamedDataset` that reads them on the fly
+    (:func:`~nas.data.torch_data.stream_torch`; map-style datasets only).
 
-    Each example must be ``(input tensor, integer label)``. Keyword arguments as :func:`from_arrays`.
+    Each example must be ``(input tensor, integer label)`` (float targets with a regression ``loss``).
+    Keyword arguments as :func:`from_arrays`.
     """
+    from .torch_data import estimated_bytes, stream_torch
+
     kwargs.setdefault("name", type(train_ds).__name__)
+    limit = memory_limit(max_memory)
+    need = estimated_bytes(train_ds, test_ds)
+    if need is not None and need > limit:
+        extra = {k: kwargs[k] for k in ("num_classes", "class_names") if k in kwargs}
+        return stream_torch(train_ds, test_ds, name=kwargs["name"], loss=kwargs.get("loss"),
+                            augment=kwargs.get("augment", "none"), test_fraction=kwargs.get("test_fraction", 0.2),
+                            seed=kwargs.get("seed", 0), need=need, limit=limit, **extra)
     return from_arrays(train_ds, test_ds, **kwargs)
 
 
@@ -215,10 +266,20 @@ def check_dataset(ds: Any, what: str = "dataset") -> Dataset:
     """
     if not isinstance(ds, Dataset):
         raise DatasetError(f"{what} is a {type(ds).__name__}, not a nas.data.Dataset")
+    if isinstance(ds, StreamedDataset):
+        return ds
+    regression = isinstance(ds.train_y, torch.Tensor) and ds.train_y.is_floating_point()
     for split, x, y in (("train", ds.train_x, ds.train_y), ("test", ds.test_x, ds.test_y)):
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.dtype != torch.float32:
             raise DatasetError(f"{what}: {split}_x must be a float32 N x C x H x W tensor (from_arrays makes one)")
-        if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.dtype != torch.int64:
+        if regression:
+            if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.dtype != torch.float32 or y.shape[1:] != (ds.num_classes,):
+                raise DatasetError(f"{what}: {split}_y must be float32 N x {ds.num_classes} regression targets")
+            if x.shape[0] != y.shape[0] or x.shape[0] == 0 or not bool(torch.isfinite(y).all()):
+                raise DatasetError(f"{what}: {split} split needs as many finite targets as inputs, at least one")
+            if ds.loss in (None, "cross_entropy"):
+                raise DatasetError(f"{what}: float targets need a regression loss (loss='mse'), not cross-entropy")
+        elif not isinstance(y, torch.Tensor) or y.ndim != 1 or y.dtype != torch.int64:
             raise DatasetError(f"{what}: {split}_y must be an int64 tensor of class indices (from_arrays makes one)")
         if x.shape[0] != y.shape[0] or x.shape[0] == 0:
             raise DatasetError(f"{what}: {split} split has {x.shape[0]} inputs and {y.shape[0]} labels; give as many of each, at least one")
@@ -226,13 +287,13 @@ def check_dataset(ds: Any, what: str = "dataset") -> Dataset:
             raise DatasetError(f"{what}: {split} inputs are {tuple(x.shape[1:])} but input_shape is {tuple(ds.input_shape)}; resize them to one shape")
         if not bool(torch.isfinite(x).all()):
             raise DatasetError(f"{what}: the {split} inputs contain NaN or inf values; replace or drop them")
-        low, high = int(y.min()), int(y.max())
+        low, high = (0, 0) if regression else (int(y.min()), int(y.max()))
         if low < 0 or high >= ds.num_classes:
             raise DatasetError(
                 f"{what}: {split} label {low if low < 0 else high} is out of range for {ds.num_classes} classes; "
                 "labels must be class indices 0..K-1"
             )
-    if ds.num_classes < 2:
+    if ds.num_classes < 2 and not regression:
         raise DatasetError(f"{what} has {ds.num_classes} class(es): a classifier needs at least 2 classes")
     if ds.augment not in AUGMENT_KINDS:
         raise DatasetError(f"{what}: unknown augment {ds.augment!r}; valid: {', '.join(AUGMENT_KINDS)}")
@@ -247,6 +308,8 @@ def digest(ds: Dataset) -> str:
     """The SHA-1 (hex) of a dataset's four tensors, shapes, class count, input shape and augment."""
     h = hashlib.sha1()
     h.update(repr((ds.num_classes, tuple(ds.input_shape), ds.augment)).encode())
+    if ds.loss is not None:  # (the names of data without a loss stay as they were)
+        h.update(repr(("loss", ds.loss)).encode())
     for t in (ds.train_x, ds.train_y, ds.test_x, ds.test_y):
         h.update(repr((tuple(t.shape), str(t.dtype))).encode())
         h.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
@@ -265,6 +328,7 @@ def save_dataset(ds: Dataset, path: str | Path) -> Path:
         "augment": ds.augment, "source": ds.source,
         "mean": None if ds.mean is None else list(ds.mean), "std": None if ds.std is None else list(ds.std),
         "class_names": None if ds.class_names is None else list(ds.class_names), "preprocess": ds.preprocess,
+        "loss": ds.loss,
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(payload, tmp)
@@ -296,6 +360,6 @@ def load_saved(path: str | Path, reference: str) -> Dataset:
         name=p["name"], train_x=p["train_x"], train_y=p["train_y"], test_x=p["test_x"], test_y=p["test_y"],
         num_classes=int(p["num_classes"]), input_shape=tuple(p["input_shape"]), augment=p["augment"],
         source=p["source"], mean=tup(p["mean"]), std=tup(p["std"]), class_names=tup(p["class_names"]),
-        preprocess=p["preprocess"],
+        preprocess=p["preprocess"], loss=p.get("loss"),
     )
     return check_dataset(ds, reference)

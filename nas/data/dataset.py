@@ -8,8 +8,8 @@ to both splits). :func:`stratified_split` holds out a seeded, class-stratified t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -50,6 +50,12 @@ class Dataset:
         preprocess: A JSON-able recipe that turns a raw input into a model input the way the train split
             was prepared (``{"kind": "image", ...}`` or ``{"kind": "table", ...}``; see
             :func:`nas.data.prepare_images` and :func:`nas.data.encode_table`), or ``None``.
+        loss: The training loss, a name or reference (:func:`nas.data.loss.resolve_loss`), or ``None``:
+            cross-entropy on class labels. With float targets (``train_y`` float32 ``N x T``) the task is
+            regression: ``num_classes`` is then the number of outputs ``T``.
+
+    The consumers read batches through :attr:`train_size`, :meth:`take` and :meth:`batches`, which a
+    :class:`~nas.data.stream.StreamedDataset` answers too (data larger than the memory limit).
     """
 
     name: str
@@ -65,6 +71,49 @@ class Dataset:
     std: tuple[float, ...] | None = None
     class_names: tuple[str, ...] | None = None
     preprocess: dict[str, Any] | None = None
+    loss: str | None = None
+
+    streamed = False
+
+    @property
+    def task(self) -> str:
+        """``"regression"`` when the targets are floats, else ``"classification"``."""
+        return "regression" if self.train_y.is_floating_point() else "classification"
+
+    @property
+    def train_size(self) -> int:
+        return int(self.train_x.shape[0])
+
+    @property
+    def test_size(self) -> int:
+        return int(self.test_x.shape[0])
+
+    def _split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if which not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {which!r}")
+        return (self.train_x, self.train_y) if which == "train" else (self.test_x, self.test_y)
+
+    def take(self, which: str, idx: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The examples ``idx`` of split ``which``: ``(x[idx], y[idx])``."""
+        x, y = self._split(which)
+        return x[idx], y[idx]
+
+    def batches(self, which: str, index_batches: Iterable[Any], device: Any = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(x[idx], y[idx])`` for each index batch, in order (the whole split moved to ``device`` once;
+        :meth:`on` does that ahead for a caller that reads many epochs)."""
+        x, y = self._split(which)
+        if device is not None:
+            x, y = x.to(device), y.to(device)
+        for idx in index_batches:
+            yield x[idx], y[idx]
+
+    def on(self, device: Any) -> "Dataset":
+        """This dataset with both splits on ``device`` (itself when they are there already)."""
+        device = torch.device(device)
+        if self.train_x.device == device and self.test_x.device == device:
+            return self
+        return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
+                       test_x=self.test_x.to(device), test_y=self.test_y.to(device))
 
     def describe(self) -> dict[str, Any]:
         """Returns a JSON-able summary to record in a study.
@@ -86,6 +135,8 @@ class Dataset:
             value = getattr(self, key)
             if value is not None:
                 out[key] = list(value)
+        if self.loss is not None:
+            out.update(loss=self.loss, task=self.task)
         return out
 
 

@@ -5,8 +5,10 @@ Layouts: ``PATH/<class>/<image>`` (a seeded stratified ``test_fraction`` is held
 of torchvision's ``IMG_EXTENSIONS``; subfolders of a class folder count) are decoded with PIL, converted to
 RGB (or one grayscale channel), resized with bilinear filtering to ``size`` and scaled to [0, 1]; both
 splits are then normalized per channel with the train split's mean and std. Hidden folders (``.name``)
-are ignored. The whole folder is held in memory as float32 (4 bytes per value): a folder that would take
-more than half of this machine's memory is refused with a hint to pass a smaller ``size``.
+are ignored. A folder whose decoded images fit the memory limit (``max_memory=``, default a quarter of this
+machine's memory; float32, 4 bytes per value) is held in memory; a larger one is a
+:class:`~nas.data.stream.StreamedDataset` that decodes each image when a batch needs it (normalized with
+statistics of a seeded sample of the train images).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 
 from .dataset import Dataset, DatasetError, normalize_along, stratified_split
 from .reference import Reference, parse_fraction, parse_size
+from .stream import Normalized, StreamedDataset, channel_stats, loader_workers, memory_limit, tensor_bytes
 
 __all__ = ["load_folder", "prepare_images"]
 
@@ -105,11 +108,20 @@ def _decode(image: Any, mode: str, size: tuple[int, int], path: str = "an image"
     return array.reshape(size[0], size[1], -1)
 
 
-def _memory_bytes() -> int | None:
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return None
+class ImageFiles(torch.utils.data.Dataset):
+    """Image files decoded when read: ``(x, label)``, ``x`` float32 ``C x H x W`` in [0, 1] (as :func:`_read`)."""
+
+    def __init__(self, paths: Sequence[str], labels: Sequence[int], mode: str, size: tuple[int, int]) -> None:
+        self.paths, self.labels, self.mode, self.size = list(paths), list(labels), mode, tuple(size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path = self.paths[i]
+        with _open(path) as image:
+            array = _decode(image, self.mode, self.size, path)
+        return torch.from_numpy(array).permute(2, 0, 1).to(torch.float32).div_(255.0), self.labels[i]
 
 
 def _read(paths: list[str], mode: str, size: tuple[int, int]) -> torch.Tensor:
@@ -152,13 +164,8 @@ def load_folder(ref: Reference, seed: int, name: str) -> Dataset:
         raise DatasetError(f"{name}: found 1 class folder ({classes[0]}); a classifier needs at least 2 classes")
     mode, size = _mode_and_size(ref, train_paths + test_paths)
     channels = 1 if mode == "L" else 3
-    need = (len(train_paths) + len(test_paths)) * channels * size[0] * size[1] * 4
-    total = _memory_bytes()
-    if total and need > total // 2:
-        raise DatasetError(
-            f"{name}: {len(train_paths) + len(test_paths):,} images at {size[0]}x{size[1]} need {need / 2**30:.1f} GiB "
-            f"in memory (this machine has {total / 2**30:.1f} GiB); pass a smaller size, e.g. ?size=64"
-        )
+    need = tensor_bytes(len(train_paths) + len(test_paths), (channels, *size))
+    limit = memory_limit(ref.option("max_memory"))
     if split is None:
         y = torch.tensor(train_labels, dtype=torch.int64)
         fraction = parse_fraction(ref.option("test_fraction", "0.2"), name)
@@ -166,21 +173,46 @@ def load_folder(ref: Reference, seed: int, name: str) -> Dataset:
         if n_test >= len(y):
             raise DatasetError(f"{name}: {len(y)} images are too few to hold out a test split; add images")
         train_idx, test_idx = stratified_split(y, n_test, torch.Generator().manual_seed(int(seed)))
-        x = _read(train_paths, mode, size)
-        train_x, test_x, train_y, test_y = x[train_idx], x[test_idx], y[train_idx], y[test_idx]
-        del x
         split = f"stratified held-out {fraction:g} ({len(train_idx):,}/{len(test_idx):,}), seed {int(seed)}"
-    else:
+        paths = train_paths
+        train_paths, test_paths = [paths[i] for i in train_idx.tolist()], [paths[i] for i in test_idx.tolist()]
+        train_labels, test_labels = y[train_idx].tolist(), y[test_idx].tolist()
+        if need <= limit:  # decoded once, in the order of the files (the in-memory path as it always was)
+            x = _read(paths, mode, size)
+            train_x, test_x, train_y, test_y = x[train_idx], x[test_idx], y[train_idx], y[test_idx]
+            del x
+    elif need <= limit:
         train_x, test_x = _read(train_paths, mode, size), _read(test_paths, mode, size)
         train_y = torch.tensor(train_labels, dtype=torch.int64)
         test_y = torch.tensor(test_labels, dtype=torch.int64)
+    shape = (channels, size[0], size[1])
+    info = f"image folder {root} ({len(classes)} classes, {channels}x{size[0]}x{size[1]} {mode}; {split})"
+    if need > limit:
+        return _streamed(ref, name, info, classes, shape, mode, size, seed, need, limit,
+                         (train_paths, train_labels), (test_paths, test_labels))
     mean, std = normalize_along(train_x, test_x, 1)
     recipe = {"kind": "image", "mode": mode, "size": list(size), "divide_by": 255.0, "mean": list(mean), "std": list(std)}
     return Dataset(
         name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
         num_classes=len(classes), input_shape=(channels, size[0], size[1]), augment=ref.option("augment", "none"),
-        source=f"image folder {root} ({len(classes)} classes, {channels}x{size[0]}x{size[1]} {mode}; {split})",
-        mean=mean, std=std, class_names=tuple(classes), preprocess=recipe,
+        source=info, mean=mean, std=std, class_names=tuple(classes), preprocess=recipe, loss=ref.option("loss"),
+    )
+
+
+def _streamed(ref: Reference, name: str, info: str, classes: list[str], shape: tuple[int, int, int], mode: str,
+              size: tuple[int, int], seed: int, need: int, limit: int, train: tuple[list[str], list[int]],
+              test: tuple[list[str], list[int]]) -> StreamedDataset:
+    """The folder as a :class:`StreamedDataset` (its images exceed the memory limit)."""
+    workers = loader_workers()
+    train_files, test_files = ImageFiles(*train, mode, size), ImageFiles(*test, mode, size)
+    mean, std = channel_stats(train_files, 0, seed=int(seed), workers=workers)
+    recipe = {"kind": "image", "mode": mode, "size": list(size), "divide_by": 255.0, "mean": list(mean), "std": list(std)}
+    return StreamedDataset(
+        name=name, train=Normalized(train_files, mean, std), test=Normalized(test_files, mean, std),
+        num_classes=len(classes), input_shape=shape, augment=ref.option("augment", "none"),
+        source=f"{info}; streamed: {need / 2**30:.2f} GiB as tensors > max_memory {limit / 2**30:.2f} GiB",
+        mean=mean, std=std, class_names=tuple(classes), preprocess=recipe, loss=ref.option("loss"),
+        workers=workers, estimated_bytes=need,
     )
 
 

@@ -37,6 +37,8 @@ OPTIONS: dict[str, dict[str, str]] = {
         "test_fraction": "held-out test share when there is no test/ subfolder (default 0.2)",
         "grayscale": "1: one channel, 0: RGB (default: 1 when every image is grayscale)",
         "augment": f"train-time augmentation, one of {'|'.join(AUGMENT_KINDS)} (default none)",
+        "max_memory": "stream from disk when the decoded images would take more, e.g. 2G (default: 1/4 of RAM)",
+        "loss": "the training loss: cross_entropy (default) or module:function (see nas.data.loss)",
     },
     "table": {
         "target": "the label column (required)",
@@ -45,10 +47,15 @@ OPTIONS: dict[str, dict[str, str]] = {
         "sep": "CSV field separator (default: ',' for .csv, tab for .tsv)",
         "drop": "comma-separated columns to leave out (ids, free text)",
         "max_categories": "a text column with more distinct values is left out (default 50)",
+        "loss": "the training loss: cross_entropy (default), mse|l1|smooth_l1|huber (a numeric target: "
+                "regression) or module:function",
     },
     "saved": {},
     "memory": {},
-    "function": {},
+    "function": {
+        "max_memory": "stream torch Datasets from disk when their tensors would take more (default: 1/4 of RAM)",
+        "loss": "the training loss: cross_entropy (default), mse|l1|smooth_l1|huber or module:function",
+    },
 }
 _PREFIXES = ("folder", "table", "saved", "memory")
 _ENCODE = {"%": "%25", "&": "%26", "=": "%3D", "?": "%3F"}
@@ -141,6 +148,15 @@ def _check_options(ref: Reference, text: str) -> None:
         raise DatasetError(f"{text!r}: augment must be one of {', '.join(AUGMENT_KINDS)}, got {o['augment']!r}")
     if "max_categories" in o and not (o["max_categories"].isdigit() and int(o["max_categories"]) >= 1):
         raise DatasetError(f"{text!r}: max_categories must be a positive integer, got {o['max_categories']!r}")
+    if "max_memory" in o:
+        from .stream import parse_memory
+
+        parse_memory(o["max_memory"], f"{text!r}: max_memory")
+    if "loss" in o:
+        from .loss import LOSSES
+
+        if o["loss"] not in LOSSES and ":" not in o["loss"]:
+            raise DatasetError(f"{text!r}: unknown loss {o['loss']!r}; valid: {', '.join(LOSSES)} or module:function")
     if ref.kind == "table" and not o.get("target", "").strip():
         raise DatasetError(f"{text!r}: say which column holds the labels: table:PATH?target=COLUMN")
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .dataset import Dataset, DatasetError, stratified_split
+from .loss import is_regression_loss
 from .reference import Reference, parse_fraction
 
 __all__ = ["encode_table", "load_table", "read_table"]
@@ -234,7 +235,32 @@ def load_table(ref: Reference, seed: int, name: str) -> Dataset:
         train = frame
         split = f"test table {Path(ref.options['test']).name}"
     else:
-        train, test = frame, None
+        train, test, split = frame, None, None
+    loss = ref.option("loss")
+    if is_regression_loss(loss):
+        train, test, train_y, test_y, split = _regression_targets(train, test, target, ref, name, seed)
+        classes = None
+    else:
+        train, test, train_y, test_y, split, classes = _class_targets(train, test, target, ref, name, seed, split)
+    recipe, notes = _fit(train, target, int(ref.option("max_categories", str(_MAX_CATEGORIES))))
+    train_x, test_x = encode_table(train, recipe), encode_table(test, recipe)
+    mean, std, features = _feature_stats(recipe)
+    recipe["features"] = features
+    left_out = f"; left out: {', '.join(notes)}" if notes else ""
+    what = f"loss {loss}, regression" if classes is None else f"{len(classes)} classes"
+    return Dataset(
+        name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+        num_classes=1 if classes is None else len(classes), input_shape=(1, 1, int(train_x.shape[3])), augment="none",
+        source=(f"table {ref.target} (target {target!r}, {what}, {train_x.shape[3]} features, "
+                f"{len(train_y):,}/{len(test_y):,} rows, {split}; dropped {dropped} row(s) with a missing target"
+                f"{left_out})"),
+        mean=mean, std=std, class_names=None if classes is None else tuple(_class_name(v) for v in classes),
+        preprocess=recipe, loss=loss,
+    )
+
+
+def _class_targets(train: Any, test: Any, target: str, ref: Reference, name: str, seed: int, split: str | None):
+    """Class labels: ``(train, test, train_y, test_y, split, classes)``, a stratified held-out test part."""
     classes = _classes(train[target], target)
     if len(classes) < 2:
         raise DatasetError(f"{name}: target {target!r} has {len(classes)} distinct value(s); a classifier needs at least 2 classes")
@@ -256,16 +282,31 @@ def load_table(ref: Reference, seed: int, name: str) -> Dataset:
             raise DatasetError(f"{name}: the test table has target value(s) {', '.join(unseen[:5])} that the train table lacks")
         train_y = labels
         test_y = torch.tensor([index[v] for v in test[target]], dtype=torch.int64)
-    recipe, notes = _fit(train, target, int(ref.option("max_categories", str(_MAX_CATEGORIES))))
-    train_x, test_x = encode_table(train, recipe), encode_table(test, recipe)
-    mean, std, features = _feature_stats(recipe)
-    recipe["features"] = features
-    left_out = f"; left out: {', '.join(notes)}" if notes else ""
-    return Dataset(
-        name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, num_classes=len(classes),
-        input_shape=(1, 1, int(train_x.shape[3])), augment="none",
-        source=(f"table {ref.target} (target {target!r}, {len(classes)} classes, {train_x.shape[3]} features, "
-                f"{len(train_y):,}/{len(test_y):,} rows, {split}; dropped {dropped} row(s) with a missing target"
-                f"{left_out})"),
-        mean=mean, std=std, class_names=tuple(_class_name(v) for v in classes), preprocess=recipe,
-    )
+    return train, test, train_y, test_y, split, classes
+
+
+def _regression_targets(train: Any, test: Any, target: str, ref: Reference, name: str, seed: int):
+    """Float targets ``N x 1`` of a regression loss: ``(train, test, train_y, test_y, split)``, a seeded
+    random held-out test part."""
+    def values(frame: Any) -> torch.Tensor:
+        if not _is_numeric(frame[target]):
+            raise DatasetError(f"{name}: target {target!r} is not numeric; a regression loss needs numbers "
+                               "(drop loss= to classify it)")
+        y = torch.tensor(frame[target].astype("float64").to_numpy(), dtype=torch.float32).reshape(-1, 1)
+        if not bool(torch.isfinite(y).all()):
+            raise DatasetError(f"{name}: target {target!r} has infinite values: replace them, or drop those rows")
+        return y
+
+    y = values(train)
+    split = f"test table {Path(ref.options['test']).name}" if test is not None else ""
+    if test is None:
+        fraction = parse_fraction(ref.option("test_fraction", "0.2"), name)
+        n_test = max(1, round(fraction * len(y)))
+        if n_test >= len(y):
+            raise DatasetError(f"{name}: {len(y)} rows are too few to hold out a test split; add rows")
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(int(seed)))
+        test = train.iloc[order[:n_test].numpy()].reset_index(drop=True)
+        train = train.iloc[order[n_test:].numpy()].reset_index(drop=True)
+        return train, test, y[order[n_test:]].contiguous(), y[order[:n_test]].contiguous(), \
+            f"random held-out {fraction:g}, seed {int(seed)}"
+    return train, test, y, values(test), split

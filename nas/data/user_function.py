@@ -11,6 +11,7 @@ there too (a file path given absolute always is, on a shared filesystem).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -21,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from .arrays import check_dataset, from_arrays
+from .arrays import check_dataset, from_arrays, from_torch
 from .dataset import Dataset, DatasetError
 from .reference import is_module_file
 
@@ -94,8 +95,10 @@ def _is_array(value: Any) -> bool:
     return isinstance(value, torch.Tensor) or type(value).__module__ == "numpy"
 
 
-def load_function(target: str, seed: int, name: str) -> Dataset:
-    """Calls the function and converts what it returns into a :class:`Dataset` named ``name``.
+def load_function(target: str, seed: int, name: str, loss: str | None = None, max_memory: Any = None) -> Any:
+    """Calls the function and converts what it returns into a :class:`Dataset` named ``name`` (torch
+    datasets larger than ``max_memory`` into a streamed one: :func:`nas.data.arrays.from_torch`), trained
+    with ``loss`` (the reference's ``loss=`` option).
 
     Raises:
         DatasetError: Import problems (see :func:`import_function`), the function raised, or it returned
@@ -109,6 +112,8 @@ def load_function(target: str, seed: int, name: str) -> Dataset:
     except Exception as exc:
         raise DatasetError(f"{name}: the function raised {type(exc).__name__}: {exc}") from exc
     if isinstance(result, Dataset):
+        if loss is not None and result.loss != loss:
+            result = dataclasses.replace(result, loss=loss)
         return check_dataset(result, name)
     usage = "return a nas.data.Dataset or (train, test), each a torch Dataset, a DataLoader or an (x, y) pair of arrays"
     if not isinstance(result, (tuple, list)) or len(result) != 2:
@@ -117,4 +122,7 @@ def load_function(target: str, seed: int, name: str) -> Dataset:
     if _is_array(result[0]) and _is_array(result[1]):
         raise DatasetError(f"{name}: the function returned one (x, y) pair; {usage}, e.g. ((x_train, y_train), (x_test, y_test))")
     short = target.rpartition(":")[2]
-    return from_arrays(result[0], result[1], name=name, source=f"{short}() from {target.rpartition(':')[0]}")
+    source = f"{short}() from {target.rpartition(':')[0]}"
+    if _is_array(result[0]) or isinstance(result[0], (tuple, list)):
+        return from_arrays(result[0], result[1], name=name, source=source, loss=loss)
+    return from_torch(result[0], result[1], name=name, source=source, loss=loss, max_memory=max_memory)
