@@ -26,12 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from objectives import noise
 from search_spaces import get_space
 
-from .data import augment_batch, load_dataset
+from .data import augment_batch, load_dataset, resolve_loss
 from .training import jsonable, make_optimizer
 
 __all__ = ["DiagnoseOptions", "diagnose", "format_table"]
@@ -55,9 +54,21 @@ class DiagnoseOptions:
     max_weights: int = 256  # weights per layer kept in the history (Gaussianity, spectrum)
 
 
+def random_batches(data, batch_size: int, num_batches: int, seed: int):
+    """``num_batches`` minibatches of ``batch_size`` train examples, each drawn without replacement and
+    independently (:func:`objectives.noise.random_batches`' draws), read through ``data.batches`` so a
+    streamed dataset works too."""
+    n = data.train_size
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be in 1..{n}, got {batch_size}")
+    gen = torch.Generator().manual_seed(int(seed))
+    return data.batches("train", [torch.randperm(n, generator=gen)[:batch_size] for _ in range(int(num_batches))])
+
+
 def _history(model, data, batch: int, t: int, opts: DiagnoseOptions, salt: int) -> noise.GradientHistory:
-    batches = noise.random_batches(data.train_x, data.train_y, batch, t, seed=opts.seed + salt)
-    return noise.gradient_history(model, batches, max_weights_per_layer=opts.max_weights, seed=opts.seed)
+    batches = random_batches(data, batch, t, seed=opts.seed + salt)
+    return noise.gradient_history(model, batches, loss_fn=resolve_loss(data.loss),
+                                  max_weights_per_layer=opts.max_weights, seed=opts.seed)
 
 
 def _spectrum(history: noise.GradientHistory) -> noise.Spectrum | None:
@@ -78,27 +89,28 @@ def diagnose(opts: DiagnoseOptions) -> dict[str, Any]:
 
     model = make_model(opts.seed)
     batch = int(opts.history_batch or min(int(config.get("batch_size", 64)), 128))
-    batch = min(batch, data.train_x.shape[0])
+    batch = min(batch, data.train_size)
+    loss_fn = resolve_loss(data.loss)
     hist0 = _history(model, data, batch, opts.history, opts, salt=1)
-    shared = list(noise.random_batches(data.train_x, data.train_y, min(batch, 64), 2, seed=opts.seed + 2))
-    align = noise.cross_seed_alignment(make_model, shared, seeds=opts.seeds, num_bootstrap=500, seed=opts.seed)
+    shared = list(random_batches(data, min(batch, 64), 2, seed=opts.seed + 2))
+    align = noise.cross_seed_alignment(make_model, shared, loss_fn, seeds=opts.seeds, num_bootstrap=500, seed=opts.seed)
     gauss0 = noise.sgn_gaussianity_profile(hist0, batch_size=batch)
     spec0 = _spectrum(hist0)
 
     # training with the recipe's optimizer (Nesterov SGD, the config's settings and gradient transform,
     # as the search's early steps and validation train), std tracked per step
-    order = [n for n in noise.layer_order(model, data.train_x[:2]) if n in hist0.layers]
+    order = [n for n in noise.layer_order(model, data.take("train", [0, 1])[0]) if n in hist0.layers]
     tracker = noise.GradientStdTracker(model, order=order)
     opt = make_optimizer(model, config)
     gen = torch.Generator().manual_seed(opts.seed + 3)
-    bs = min(int(config.get("batch_size", 64)), data.train_x.shape[0])
+    bs = min(int(config.get("batch_size", 64)), data.train_size)
     losses: list[float] = []
     model.train()
-    for _ in range(opts.steps):
-        idx = torch.randperm(data.train_x.shape[0], generator=gen)[:bs]
-        x = augment_batch(data.train_x[idx], data.augment, generator=gen)
+    steps = (torch.randperm(data.train_size, generator=gen)[:bs] for _ in range(opts.steps))
+    for x, y in data.batches("train", steps):
+        x = augment_batch(x, data.augment, generator=gen)
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), data.train_y[idx])
+        loss = loss_fn(model(x), y)
         if not torch.isfinite(loss):
             break  # reported: a diverging candidate is a diagnosis, not a crash
         loss.backward()

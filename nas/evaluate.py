@@ -35,7 +35,7 @@ from objectives import PROBE_OPTIONS, InTrainingStepConsistency, registry
 from objectives.combine import derived_values
 from search_spaces import get_space
 
-from .data import augment_batch, load_dataset
+from .data import augment_batch, load_dataset, resolve_loss
 from .search.keys import EARLY_SUFFIX
 from .training import make_optimizer, resolve_device
 
@@ -92,13 +92,14 @@ class TrialSpec:
     time_steps: int = 0
 
 
-def _score(model, x, y, spec: TrialSpec, phase: str) -> objectives.Scores:
+def _score(model, x, y, spec: TrialSpec, phase: str, loss_fn=F.cross_entropy) -> objectives.Scores:
     """Every metric of the spec; a metric undefined for this network is NaN, its reason in ``.errors``."""
     # the CLI passes shared options (e.g. group_size) whether or not the chosen metrics take them
     accepted = {o for m in spec.metrics for o in registry.get(m).options} | set(PROBE_OPTIONS)
     options = {k: v for k, v in spec.metric_options.items() if k in accepted}
     try:
-        return objectives.score(model, x, y, metrics=spec.metrics, seed=spec.seed, on_error="nan", **options)
+        return objectives.score(model, x, y, metrics=spec.metrics, loss_fn=loss_fn, seed=spec.seed, on_error="nan",
+                                **options)
     except ValueError as exc:  # the batch or the loss itself: nothing can be measured
         raise TrialFailed(f"scoring at {phase} failed: {exc}") from None
 
@@ -138,10 +139,10 @@ def _evaluate(spec: TrialSpec) -> dict[str, Any]:
     config = space.validate(spec.config)
     model = space.build(config, data.num_classes, data.input_shape, seed=spec.seed).to(device)
     model.train()
+    loss_fn = resolve_loss(data.loss)
     gen = torch.Generator().manual_seed(spec.data_seed)
-    n_train = data.train_x.shape[0]
-    probe_idx = torch.randperm(n_train, generator=gen)[: spec.probe_size]
-    px, py = data.train_x[probe_idx].to(device), data.train_y[probe_idx].to(device)
+    probe_idx = torch.randperm(data.train_size, generator=gen)[: spec.probe_size]
+    px, py = (t.to(device) for t in data.take("train", probe_idx))
     out: dict[str, Any] = {"device": str(device), "seed": spec.seed}
     out["params"] = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
     try:
@@ -156,14 +157,14 @@ def _evaluate(spec: TrialSpec) -> dict[str, Any]:
     try:
         errors: dict[str, str] = {}
         if spec.score_init:
-            init = _score(model, px, py, spec, "init")
+            init = _score(model, px, py, spec, "init", loss_fn)
             out.update(init)
             errors.update(init.errors)
-        out["loss_init"] = objectives.Probe(model, px, py, seed=spec.seed, mask_fraction=1.0).loss
+        out["loss_init"] = objectives.Probe(model, px, py, loss_fn, seed=spec.seed, mask_fraction=1.0).loss
         t2 = time.perf_counter()
         out["time_score_init"] = t2 - t1
 
-        curve, kappas = _early_training(model, data, config, spec, device)
+        curve, kappas = _early_training(model, data, config, spec, device, loss_fn)
         out["loss_curve"] = curve
         k = [v for v in kappas if v is not None and math.isfinite(v)]
         out["train_kappa_w"] = float(torch.tensor(k).median()) if k else float("nan")
@@ -174,16 +175,16 @@ def _evaluate(spec: TrialSpec) -> dict[str, Any]:
         out["time_train"] = t3 - t2
 
         if spec.early_steps > 0 and spec.metrics:
-            early = _score(model, px, py, spec, "early steps")
+            early = _score(model, px, py, spec, "early steps", loss_fn)
             out.update({f"{n}{EARLY_SUFFIX}": v for n, v in early.items()})
             errors.update({f"{n}{EARLY_SUFFIX}": r for n, r in early.errors.items()})
-            out["loss_early"] = objectives.Probe(model, px, py, seed=spec.seed, mask_fraction=1.0).loss
+            out["loss_early"] = objectives.Probe(model, px, py, loss_fn, seed=spec.seed, mask_fraction=1.0).loss
         elif spec.early_steps > 0:
-            out["loss_early"] = objectives.Probe(model, px, py, seed=spec.seed, mask_fraction=1.0).loss
+            out["loss_early"] = objectives.Probe(model, px, py, loss_fn, seed=spec.seed, mask_fraction=1.0).loss
         else:
             out["loss_early"] = out["loss_init"]
             if spec.time_steps > 0:
-                out["time_step"] = _time_steps(model, data, config, spec, device)
+                out["time_step"] = _time_steps(model, data, config, spec, device, loss_fn)
     except torch.cuda.OutOfMemoryError as exc:
         raise TrialFailed(f"out of GPU memory: {str(exc).splitlines()[0]}") from None
     out["metric_errors"] = errors
@@ -195,30 +196,32 @@ def _evaluate(spec: TrialSpec) -> dict[str, Any]:
     return out
 
 
-def _time_steps(model, data, config: dict[str, Any], spec: TrialSpec, device: torch.device) -> float:
+def _time_steps(model, data, config: dict[str, Any], spec: TrialSpec, device: torch.device, loss_fn) -> float:
     """Seconds per training step of the recipe at the config's batch size (``spec.time_steps`` steps
-    after one untimed step; the model's weights change, the scored values do not)."""
+    after one untimed step; the model's weights change, the scored values do not). Reading the batches
+    counts: a streamed dataset's loader is part of a step's cost."""
     opt = make_optimizer(model, config)
-    bs = min(int(config.get("batch_size", 128)), int(data.train_x.shape[0]))
+    n = data.train_size
+    bs = min(int(config.get("batch_size", 128)), n)
     gen = torch.Generator().manual_seed(spec.seed + 2)
+    indices = (torch.randint(0, n, (bs,), generator=gen) for _ in range(int(spec.time_steps) + 1))
     t0 = 0.0
-    for step in range(int(spec.time_steps) + 1):
+    for step, (x, y) in enumerate(data.batches("train", indices)):
         if step == 1:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-        idx = torch.randint(0, data.train_x.shape[0], (bs,), generator=gen)
-        x = augment_batch(data.train_x[idx], data.augment, generator=gen).to(device)
-        y = data.train_y[idx].to(device)
+        x = augment_batch(x, data.augment, generator=gen).to(device)
+        y = y.to(device)
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        loss_fn(model(x), y).backward()
         opt.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - t0) / max(1, int(spec.time_steps))
 
 
-def _early_training(model, data, config: dict[str, Any], spec: TrialSpec, device: torch.device):
+def _early_training(model, data, config: dict[str, Any], spec: TrialSpec, device: torch.device, loss_fn):
     """``spec.early_steps`` steps of the validation recipe's optimizer (:func:`nas.training.make_optimizer`:
     SGD with Nesterov momentum, the config's lr, momentum, weight decay and gradient transform) with the
     config's batch size: the early steps are the first steps of the training they are meant to predict."""
@@ -226,21 +229,24 @@ def _early_training(model, data, config: dict[str, Any], spec: TrialSpec, device
     bs = int(config.get("batch_size", 128))
     gen = torch.Generator().manual_seed(spec.seed + 1)
     tracker = InTrainingStepConsistency(model)
-    n = data.train_x.shape[0]
+    n = data.train_size
     curve: list[float] = []
     kappas: list[float | None] = []
-    order = torch.randperm(n, generator=gen)
-    pos = 0
+
+    def indices():  # drawn lazily: in memory the draws interleave with the augmentation's as they always did
+        order, pos = torch.randperm(n, generator=gen), 0
+        for _ in range(spec.early_steps):
+            if pos + bs > n:
+                order, pos = torch.randperm(n, generator=gen), 0
+            yield order[pos : pos + bs]
+            pos += bs
+
     model.train()
-    for step in range(spec.early_steps):
-        if pos + bs > n:
-            order, pos = torch.randperm(n, generator=gen), 0
-        idx = order[pos : pos + bs]
-        pos += bs
-        x = augment_batch(data.train_x[idx], data.augment, generator=gen).to(device)
-        y = data.train_y[idx].to(device)
+    for step, (x, y) in enumerate(data.batches("train", indices())):
+        x = augment_batch(x, data.augment, generator=gen).to(device)
+        y = y.to(device)
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        loss = loss_fn(model(x), y)
         if not torch.isfinite(loss):
             raise TrialFailed(
                 f"non-finite training loss at early step {step + 1} (lr={config.get('lr')}, "

@@ -129,7 +129,7 @@ class Search:
 
                 data = r["data"]
                 stats = run_budget(self.study, r["space"], c, r["objectives"], r["constraints"], c.folder,
-                                   data.input_shape, int(data.train_x.shape[0]), on_event=on_event)
+                                   data.input_shape, data.train_size, on_event=on_event)
             else:
                 from .proxy import run_trials
 

@@ -89,7 +89,7 @@ def check_group_size(group_size: int, probe_size: int) -> None:
 
 def check_probe_size(probe_size: int, data: Any) -> None:
     """The probe batch is drawn from the training set: the probe size must not exceed it."""
-    n = int(data.train_x.shape[0])
+    n = int(data.train_size)
     if probe_size > n:
         raise SearchError(f"--probe-size {probe_size} is larger than the {n} training examples of {data.name} "
                           f"(valid: 2..{n})")

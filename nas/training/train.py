@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 from search_spaces import get_space
 
-from ..data import augment_batch, load_dataset
+from ..data import augment_batch, load_dataset, resolve_loss
 from .recipe import jsonable, make_optimizer, resolve_device
 
 __all__ = ["TrainSpec", "train", "warmup_cosine", "load_checkpoint", "CHECKPOINT_FORMAT"]
@@ -158,26 +158,31 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _evaluate(model, x_all, y_all, device, amp_dtype, channels_last) -> tuple[float | None, float]:
-    """Mean test loss (None if not finite) and accuracy; non-finite outputs count as wrong."""
+def _evaluate(model, data, device, amp_dtype, channels_last, loss_fn=None) -> tuple[float | None, float | None]:
+    """Mean test loss (None if not finite) and accuracy (None for regression: no classes); non-finite outputs
+    count as wrong. ``loss_fn`` (mean-reduced, default cross-entropy) is weighted by the batch size."""
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    n = x_all.shape[0]
+    n = data.test_size
+    chunks = (torch.arange(start, min(start + _EVAL_BATCH, n)) for start in range(0, n, _EVAL_BATCH))
     with torch.no_grad():
-        for start in range(0, n, _EVAL_BATCH):
-            x = x_all[start : start + _EVAL_BATCH]
-            y = y_all[start : start + _EVAL_BATCH]
+        for x, y in data.batches("test", chunks, device):
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(device, amp_dtype):
                 logits = model(x)
             logits = logits.float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            if loss_fn is None:
+                loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            else:
+                loss_sum += loss_fn(logits, y).double() * y.shape[0]
             ok = torch.isfinite(logits).all(dim=1)
-            correct += ((logits.argmax(dim=1) == y) & ok).sum()
+            if data.task == "classification":
+                correct += ((logits.argmax(dim=1) == y) & ok).sum()
     model.train()
-    return jsonable(loss_sum.item() / max(n, 1)), correct.item() / max(n, 1)
+    acc = correct.item() / max(n, 1) if data.task == "classification" else None
+    return jsonable(loss_sum.item() / max(n, 1)), acc
 
 
 def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
@@ -242,11 +247,13 @@ def train(spec: TrainSpec, on_epoch: Callable[[dict[str, Any]], None] | None = N
         model = model.to(memory_format=torch.channels_last)
     model.train()
 
-    # whole splits on the device once (CIFAR-10 is 0.7 GB in float32): no per-step host copies
-    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    test_x, test_y = data.test_x.to(device), data.test_y.to(device)
+    # in memory: whole splits on the device once (CIFAR-10 is 0.7 GB in float32), no per-step host copies;
+    # streamed: batches decoded by the loader's workers, moved one at a time (pinned memory on CUDA)
+    data = data.on(device)
+    custom_loss = None if data.loss is None else resolve_loss(data.loss)
+    loss_fn = custom_loss or F.cross_entropy
     bs = int(config.get("batch_size", 128))
-    n_train = int(train_x.shape[0])
+    n_train = data.train_size
     bs = min(bs, n_train)
     steps_per_epoch = max(1, n_train // bs)
     epochs = int(spec.epochs)
@@ -260,6 +267,7 @@ def train(spec: TrainSpec, on_epoch: Callable[[dict[str, Any]], None] | None = N
     history = _empty_history(spec, device, amp_dtype)
     history["steps_per_epoch"] = steps_per_epoch
     history["num_classes"] = int(data.num_classes)
+    history["task"] = data.task  # regression: test_acc entries are None, test_loss is the measure
     ckpt_path = Path(spec.checkpoint) if spec.checkpoint else None
     start_epoch = 0
     state = load_checkpoint(ckpt_path) if ckpt_path else None
@@ -295,18 +303,18 @@ def train(spec: TrainSpec, on_epoch: Callable[[dict[str, Any]], None] | None = N
     for epoch in range(start_epoch, last):
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(int(spec.seed) * 100_003 + epoch)
-        order = torch.randperm(n_train, generator=gen).to(device)
+        order = torch.randperm(n_train, generator=gen)
+        order = order if data.streamed else order.to(device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         pending: list[torch.Tensor] = []
         bad_step = None
-        for step in range(steps_per_epoch):
-            idx = order[step * bs : (step + 1) * bs]
-            x, y = train_x[idx], train_y[idx]
+        steps = (order[step * bs : (step + 1) * bs] for step in range(steps_per_epoch))
+        for step, (x, y) in enumerate(data.batches("train", steps, device)):
             x = augment_batch(x, data.augment, generator=gen)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(device, amp_dtype):
-                loss = F.cross_entropy(model(x), y)
+                loss = loss_fn(model(x), y)
             loss_d = loss.detach().float()
             pending.append(loss_d)
             if len(pending) >= check_every or step == steps_per_epoch - 1 or history["first_batch_loss"] is None:
@@ -330,13 +338,13 @@ def train(spec: TrainSpec, on_epoch: Callable[[dict[str, Any]], None] | None = N
         if bad_step is not None:
             history["diverged"], history["finished"] = True, True
             history["diverged_epoch"], history["diverged_step"] = epoch + 1, bad_step + 1
-            loss_t, acc_t = _evaluate(model, test_x, test_y, device, amp_dtype, channels_last)
+            loss_t, acc_t = _evaluate(model, data, device, amp_dtype, channels_last, custom_loss)
             history["final_test_loss"], history["final_test_acc"] = loss_t, acc_t
             history["wall_time"] += time.perf_counter() - t0
             logger.info("trial %s diverged at epoch %d step %d", spec.trial, epoch + 1, bad_step + 1)
             checkpoint(epoch)
             return history
-        test_loss, test_acc = _evaluate(model, test_x, test_y, device, amp_dtype, channels_last)
+        test_loss, test_acc = _evaluate(model, data, device, amp_dtype, channels_last, custom_loss)
         dt = time.perf_counter() - t0
         history["train_loss"].append(loss_sum.item() / steps_per_epoch)
         history["test_loss"].append(test_loss)
