@@ -16,7 +16,7 @@ __all__ = [
     "CLIError", "Parser", "Command", "MAX_WORKERS", "int_in", "seconds", "study_name", "storage_url", "ray_address",
     "port", "host", "parents", "add_space", "add_config", "add_metrics", "add_probe_options", "add_execution_options",
     "add_epochs", "add_seed", "add_seeds", "add_out", "add_no_progress", "add_study", "add_runs_dir", "add_storage",
-    "add_data_dir",
+    "add_data_dir", "add_data_options", "memory_size",
 ]
 
 #: Upper bound of --workers (a bigger number is a typo, not a machine).
@@ -162,6 +162,29 @@ def parents() -> dict[str, argparse.ArgumentParser]:
     data.add_argument("--dataset", default="auto", help="cifar10 | cifar100 | mnist | fashion_mnist | svhn | mnist5k | synthetic | auto (CIFAR-10 when available, else mnist5k), or your data: folder:PATH (an ImageFolder tree), table:PATH (CSV/Parquet; with --target), module:function or file.py:function, saved:PATH; see docs/data.md (default: %(default)s)")
     add_data_dir(data)
     return {"study": study, "data": data}
+
+
+def memory_size(text: str) -> str:
+    """An argparse ``type``: a positive memory size (``512M``, ``4G``, bytes); kept as written."""
+    from ..data import DatasetError, parse_memory
+
+    try:
+        parse_memory(text, "size")
+    except DatasetError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """--max-memory and --loss: how your data is read and what the candidates are trained to minimize."""
+    p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                   help="data larger than this as float32 tensors (e.g. 512M, 4G) streams from disk through a "
+                        "DataLoader with workers instead of being held in memory: image folders (folder:) and torch "
+                        "Datasets (module:function); tables and built-in datasets are always in memory (default: a "
+                        "quarter of this machine's memory)")
+    p.add_argument("--loss", default=None, metavar="LOSS",
+                   help="training loss of your data: cross_entropy (default), mse | l1 | smooth_l1 | huber (a numeric "
+                        "table target: regression; trained candidates are ranked by test loss) or module:function")
 
 
 def add_space(p: argparse.ArgumentParser, help: str = "search space (default: %(default)s)",

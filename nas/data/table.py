@@ -179,7 +179,7 @@ def _classes(values: Any, target: str) -> list[Any]:
     if pd.api.types.is_float_dtype(values) and not np.all(np.mod(distinct, 1) == 0):
         example = next(v for v in distinct if v % 1)
         raise DatasetError(
-            f"target {target!r} has fractional values (e.g. {example}): gradnas classifies; bin it into classes first"
+            f"target {target!r} has fractional values (e.g. {example}): classify by binning it first, or regress it with --loss mse (loss=mse)"
         )
     try:
         return sorted(distinct)

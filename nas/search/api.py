@@ -154,22 +154,48 @@ def search(space: str | None = None, data: Any = None, **options: Any) -> Search
     if data is not None:
         if "dataset" in options:
             raise SearchError("give data=... (objects) or dataset=... (a name or reference), not both")
+        if loss_reference_of(options.get("loss_fn")).startswith("local:") and options.get("workers") != 1:
+            raise SearchError("loss_fn has no import path (a lambda or a notebook function): pass workers=1 to search "
+                              "in this process, or define it in a module or .py file")
         options["dataset"] = register_data(data, Path(options.get("runs_dir", "runs")) / "data",
-                                           seed=int(options.get("seed", 0)))
+                                           seed=int(options.get("seed", 0)), loss_fn=options.pop("loss_fn", None),
+                                           max_memory=options.pop("data_memory_limit", None))
     return Search(SearchConfig(space=space, **options), warn=warn).run(on_event=on_event, on_update=on_update)
 
 
-def register_data(data: Any, folder: Path, seed: int = 0) -> str:
-    """A ``saved:`` reference to ``data`` (a Dataset or ``(train, test)``) written under ``folder``."""
-    from ..data import Dataset, DatasetError, from_arrays, from_torch, register_dataset
+def loss_reference_of(loss_fn: Any) -> str:
+    """The loss's reference string ("" for none); a bad loss is a :class:`SearchError`."""
+    from ..data import DatasetError, loss_reference
 
     try:
-        if not isinstance(data, Dataset):
+        return loss_reference(loss_fn) or ""
+    except DatasetError as exc:
+        raise SearchError(str(exc)) from None
+
+
+def register_data(data: Any, folder: Path, seed: int = 0, loss_fn: Any = None, max_memory: Any = None) -> str:
+    """A ``saved:`` reference to ``data`` (a Dataset or ``(train, test)``) written under ``folder``, trained
+    with ``loss_fn``; torch Datasets larger than ``max_memory`` stay datasets, streamed (pickled, not copied)."""
+    import dataclasses as dc
+
+    from ..data import Dataset, DatasetError, StreamedDataset, from_arrays, from_torch, loss_reference, parse_memory
+    from ..data import register_dataset
+
+    try:
+        loss = loss_reference(loss_fn)
+        if max_memory is not None:
+            parse_memory(max_memory, "data_memory_limit")
+        if isinstance(data, (Dataset, StreamedDataset)):
+            if loss is not None:
+                data = dc.replace(data, loss=loss)
+        else:
             if not (isinstance(data, (tuple, list)) and len(data) == 2):
                 raise DatasetError(f"data must be a nas.data.Dataset or (train, test), got {type(data).__name__}")
             train, test = data
-            pair = isinstance(train, (tuple, list)) and len(train) == 2
-            data = (from_arrays if pair else from_torch)(train, test, name="data", seed=seed)
+            if isinstance(train, (tuple, list)) and len(train) == 2:
+                data = from_arrays(train, test, name="data", seed=seed, loss=loss)
+            else:
+                data = from_torch(train, test, name="data", seed=seed, loss=loss, max_memory=max_memory)
         return register_dataset(data, folder)
     except DatasetError as exc:
         raise SearchError(str(exc)) from None

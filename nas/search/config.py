@@ -17,8 +17,8 @@ import time
 from typing import Any, Sequence
 
 from .inputs import (
-    SearchError, _has_cuda, check_group_size, check_probe_size, check_space_fits, metric_names, open_dataset,
-    open_space,
+    SearchError, _has_cuda, check_group_size, check_probe_size, check_space_fits, data_options, metric_names,
+    open_dataset, open_space,
 )
 from .keys import StudyFolder
 from .names import check_storage_url, check_study_name
@@ -52,6 +52,11 @@ class SearchConfig:
         dataset: ``auto`` (CIFAR-10 when on disk, else mnist5k), ``cifar10``, ``mnist5k``, ``synthetic``, or a
             data reference (``folder:PATH``, ``table:PATH``, ``module:function``, ``saved:PATH``: see
             ``docs/data.md``); ``target``: the label column of a ``table:`` dataset.
+        loss_fn: the training loss (``nas.data.loss``): ``None``/``"cross_entropy"``, a regression loss
+            (``"mse"``, ``"l1"``, ``"smooth_l1"``, ``"huber"``), ``"module:function"``, or from Python a function
+            ``(outputs, targets) -> scalar`` (without an import path: ``workers=1`` only).
+        data_memory_limit: data larger than this as float32 tensors (bytes or ``"2G"``) streams from disk
+            through a DataLoader (image folders, torch Datasets); default a quarter of the machine's memory.
         objectives: ``"key:dir,..."`` (default: the measured defaults of the mode); ``constraints``: a list
             of ``"key<=x"`` (default none); ``metrics``: metrics scored on every trial (None: the combined
             score's inputs; ``"all"``; or names), objectives' and constraints' metrics always added.
@@ -71,6 +76,8 @@ class SearchConfig:
     smoke: bool = False
     dataset: str = "auto"
     target: str | None = None
+    loss_fn: Any = None
+    data_memory_limit: int | str | None = None
     data_dir: str = "data"
     budget: float | str | None = None
     trials: int | None = None
@@ -119,12 +126,11 @@ class SearchConfig:
         )
 
         c = dataclasses.replace(self, bounds=dict(self.bounds or {}))
-        if c.target is not None:
-            if not str(c.dataset).startswith("table:"):
-                raise SearchError(f"--target {c.target} is for a table dataset (--dataset table:PATH), not "
-                                  f"{c.dataset!r}")
-            c.dataset = f"{c.dataset}{'&' if '?' in c.dataset else '?'}target={c.target}"
-            c.target = None
+        c.dataset = data_options(c.dataset, c.target, c.loss_fn, c.data_memory_limit)  # they travel in the reference
+        c.target = c.loss_fn = c.data_memory_limit = None
+        if "loss=local:" in c.dataset and c.workers != 1:
+            raise SearchError("loss_fn has no import path (a lambda or a notebook function): pass workers=1 to search "
+                              "in this process, or define it in a module or .py file")
         if c.space is None:
             c.space = "mlp_looks_linear" if str(c.dataset).startswith("table:") else "resnet_cifar"
         if c.trials is not None and c.trials < 1:

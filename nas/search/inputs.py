@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 __all__ = [
-    "SearchError", "open_space", "open_dataset", "metric_names", "check_group_size", "check_probe_size",
+    "SearchError", "open_space", "open_dataset", "data_options", "metric_names", "check_group_size", "check_probe_size",
     "check_space_fits", "check_writable", "remove_if_empty",
 ]
 
@@ -60,6 +60,67 @@ def open_dataset(name: str, data_dir: str, warn, download: bool = True, seed: in
         return resolved, load_dataset(resolved, data_dir, download=download, seed=seed)
     except DatasetError as exc:
         raise SearchError(str(exc)) from None
+
+
+def _with_option(dataset: str, key: str, value: str, flag: str) -> str:
+    """``dataset`` with option ``key=value``; the same option given differently in the reference is an error."""
+    import urllib.parse
+
+    from ..data import DatasetError
+    from ..data.reference import OPTIONS, canonical_reference
+
+    head, _, query = dataset.partition("?")
+    given = {k.strip(): urllib.parse.unquote(v.strip()) for k, _, v in (p.partition("=") for p in query.split("&") if p)}
+    if key in given and given[key] != value:
+        raise SearchError(f"{flag} {value} conflicts with {key}={given[key]} in --dataset {dataset}: give it once")
+    prefix = head.partition(":")[0]
+    kind = prefix if prefix in ("folder", "table", "saved", "memory") else "function"
+    if key not in OPTIONS[kind]:
+        kinds = {"loss": "folder:, table:, module:function or Python data (data=...)",
+                 "max_memory": "folder:, module:function or Python data (data=...); tables are read into memory"}
+        raise SearchError(f"{flag} applies to {kinds.get(key, 'a data reference')}, not {dataset!r}")
+    if key not in given:
+        encoded = urllib.parse.quote(value, safe=":/._-~")
+        dataset = f"{head}?{query + '&' if query else ''}{key}={encoded}"
+    try:
+        return canonical_reference(dataset)
+    except DatasetError as exc:
+        raise SearchError(str(exc)) from None
+
+
+def data_options(dataset: str, target: str | None = None, loss: Any = None, max_memory: Any = None) -> str:
+    """The dataset reference with ``--target``, ``--loss`` (``loss_fn``) and ``--max-memory``
+    (``data_memory_limit``) as its options, which travel with it to every worker. Each must not contradict
+    the reference's own option; built-in datasets take none (they are classified in memory, cross-entropy).
+
+    Raises:
+        SearchError: A conflict, an option the dataset kind does not take, a bad loss or size.
+    """
+    from ..data import DatasetError, is_reference, loss_reference, parse_memory
+
+    dataset = str(dataset)
+    try:
+        loss = loss_reference(loss)
+        size = None if max_memory is None else parse_memory(max_memory, "--max-memory")
+    except DatasetError as exc:
+        raise SearchError(str(exc)) from None
+    if target is not None:
+        if not dataset.startswith("table:"):
+            raise SearchError(f"--target {target} is for a table dataset (--dataset table:PATH), not {dataset!r}")
+        dataset = _with_option(dataset, "target", str(target), "--target")
+    if not is_reference(dataset):
+        if loss not in (None, "cross_entropy"):
+            raise SearchError(f"--loss {loss} needs your data (folder:, table:, module:function, or data= in Python); "
+                              f"{dataset} is classified with cross-entropy")
+        if size is not None:
+            raise SearchError(f"--max-memory applies to folder:, module:function or Python data; {dataset} is held in "
+                              "memory")
+        return dataset
+    if loss is not None:
+        dataset = _with_option(dataset, "loss", loss, "--loss")
+    if size is not None:
+        dataset = _with_option(dataset, "max_memory", str(size), "--max-memory")
+    return dataset
 
 
 def metric_names(value: str | Sequence[str] | None, extra: Sequence[str] = ()) -> list[str]:
