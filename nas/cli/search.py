@@ -12,7 +12,7 @@ import sys
 import time
 
 from .args import (
-    CLIError, Command, add_epochs, add_execution_options, add_metrics, add_no_progress, add_probe_options, add_seed,
+    CLIError, Command, add_data_options, add_epochs, add_execution_options, add_metrics, add_no_progress, add_probe_options, add_seed,
     add_space, int_in, seconds,
 )
 from .common import json_arg, warn
@@ -37,6 +37,7 @@ class Search(Command):
                                         "for a table: dataset)")
         p.add_argument("--target", default=None, metavar="COLUMN",
                        help="the label column of a --dataset table:PATH (default: none)")
+        add_data_options(p)
         p.add_argument("--bounds", metavar="JSON", help='narrow the space, e.g. \'{"width": [8, 16], "blocks": [1, 2]}\' (default: full space)')
         p.add_argument("--smoke", action="store_true", help="use the space's tiny smoke-test bounds (CPU demos; default: off)")
         p.add_argument("--budget", default=None, metavar="DURATION",
@@ -74,7 +75,7 @@ class Search(Command):
 
         config = SearchConfig(
             space=args.space, bounds=json_arg(args.bounds, "--bounds"), smoke=args.smoke, dataset=args.dataset,
-            target=args.target,
+            target=args.target, loss_fn=args.loss, data_memory_limit=args.max_memory,
             data_dir=args.data_dir, budget=args.budget, trials=args.trials, epochs=args.epochs, eta=args.eta,
             objectives=args.objectives, constraints=args.constraint, metrics=args.metrics, sampler=args.sampler,
             study=args.study, storage=args.storage, runs_dir=args.runs_dir, workers=args.workers,
@@ -104,7 +105,7 @@ def _run_budget_search(core, no_progress: bool) -> int:
     workers = c.workers or default_workers(c.trials_per_gpu)
     bounds = ", ".join(f"{k} {v}" for k, v in c.bounds.items()) or "full space"
     print(f"study {c.study!r} in {c.storage}")
-    print(f"budget search: dataset {c.dataset} ({data.train_x.shape[0]} train / {data.test_x.shape[0]} test), "
+    print(f"budget search: dataset {c.dataset} ({data.train_size} train / {data.test_size} test), "
           f"device {resolve_device(None).type}, workers {workers}, budget {format_duration(c.budget_s)}, bounds: {bounds}")
     progress = BudgetProgress(c.budget_s, disable=no_progress)
     try:
