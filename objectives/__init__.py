@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from . import registry
 from .core.probe import PROBE_OPTIONS, Probe, validate_batch
+from .core.rng import seed_of, seeded
 from .thesis import (
     InTrainingStepConsistency,
     batch_dissonance,
@@ -139,6 +140,13 @@ def score(
         :class:`Scores`: name -> value, in the order requested; ``.errors`` names the metrics that
         failed and why.
 
+    Determinism: the same model, batch and ``seed`` (default 0) give the same values, whatever the
+    caller's RNG state, which a call leaves as it was. Every random choice of a metric comes from
+    ``seed``; randomness that is not the metric's own (train-mode dropout of AZ-NAS, ZiCo, jacob_cov; a
+    layer calling ``torch.rand``) reads torch's global generator forked and seeded with ``seed``
+    (:func:`objectives.core.rng.seeded`). Build the model and draw the batch from a seed too, and a ranking
+    repeats exactly (``benchmarks/seed_stability.py``; docs/metrics.md: how much it moves across seeds).
+
     Raises:
         ValueError: an unknown metric (the message lists the valid ones), an option no requested
             metric accepts, or a bad batch or loss (empty, mismatched, non-finite: nothing can be
@@ -161,9 +169,11 @@ def score(
         )
     validate_batch(model, inputs, targets)
     probe_opts = {k: v for k, v in options.items() if k in PROBE_OPTIONS}
+    seed = seed_of(options)
     probe: Probe | None = None
     if any("probe" in e.options for e in entries):
-        probe = Probe(model, inputs, targets, loss_fn, **probe_opts)
+        with seeded(seed, inputs, targets):
+            probe = Probe(model, inputs, targets, loss_fn, **probe_opts)
     results = Scores()
     for e in entries:
         kwargs = {k: v for k, v in options.items() if k in e.options and k not in PROBE_OPTIONS}
@@ -174,7 +184,8 @@ def score(
         if "loss_fn" in inspect.signature(e.fn).parameters:
             kwargs["loss_fn"] = loss_fn
         try:
-            results[e.name] = float(e.fn(model, inputs, targets, **kwargs))
+            with seeded(seed, inputs, targets):
+                results[e.name] = float(e.fn(model, inputs, targets, **kwargs))
         except METRIC_FAILURES as exc:
             if on_error == "raise":
                 raise

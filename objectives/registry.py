@@ -136,7 +136,9 @@ def register_metric(
     The registered (and returned) function first checks the batch contract shared by every metric
     (:func:`objectives.core.probe.validate_batch`, by the metric's ``needs``: a non-empty batch, as many
     targets as inputs when it needs labels, finite inputs when it reads the data, trainable parameters)
-    and raises ``ValueError`` otherwise, then calls ``fn``.
+    and raises ``ValueError`` otherwise, then calls ``fn`` with torch's global generator forked and seeded
+    with the call's ``seed`` (0 when it has none: :func:`objectives.core.rng.seeded`), so train-mode dropout
+    or a layer's own ``torch.rand`` cannot make a value depend on the caller's RNG state or move it.
 
     Raises:
         ValueError: duplicate name, unknown direction, phase, cost or need.
@@ -155,13 +157,15 @@ def register_metric(
 
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
         from .core.probe import validate_batch  # the registry module itself stays import-light
+        from .core.rng import seed_of, seeded
 
         data, labels = "data" in needs, "labels" in needs
 
         @functools.wraps(fn)
         def checked(model: Any, inputs: Any, targets: Any, *args: Any, **kwargs: Any) -> float:
             validate_batch(model, inputs, targets, data=data, labels=labels)
-            return fn(model, inputs, targets, *args, **kwargs)
+            with seeded(seed_of(kwargs), inputs, targets):
+                return fn(model, inputs, targets, *args, **kwargs)
 
         if name in _REGISTRY:
             raise ValueError(f"metric {name!r} is already registered (by {_REGISTRY[name].fn.__module__})")
