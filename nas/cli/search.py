@@ -128,7 +128,12 @@ def _run_budget_search(core, no_progress: bool) -> int:
         return 1
     curve = ", ".join(f"{a:.3f}" if isinstance(a, float) else str(a) for a in best.get("acc_curve") or [])
     diverged = " (its training diverged: no finalist trained cleanly; try a larger --budget)" if best.get("diverged") else ""
-    print(f"best trained model: trial {best['trial']}, test accuracy {best['test_acc']:.4f} after {best['epochs']} "
+    if best.get("task") == "regression":  # no accuracy: the test loss of the dataset's loss
+        curve = ", ".join(f"{a:.4g}" if isinstance(a, float) else str(a) for a in best.get("test_loss_curve") or [])
+        measure = f"test loss {best['test_loss']:.4g}" if best.get("test_loss") is not None else "no finite test loss"
+    else:
+        measure = f"test accuracy {best['test_acc']:.4f}"
+    print(f"best trained model: trial {best['trial']}, {measure} after {best['epochs']} "
           f"epoch(s){diverged} (per epoch: {curve})\n  config: {json.dumps(best['config'])}\n  weights: {best['model']}")
     _next_steps(c, best)
     return 0

@@ -31,6 +31,11 @@ def _median(values, default: float) -> float:
 
 
 def final_acc(history: dict) -> float:
+    """The finalists' ranking measure, higher is better: the final test accuracy; for a regression loss
+    (no classes) the negated final test loss."""
+    if history.get("task") == "regression":
+        v = history.get("final_test_loss") if history.get("diverged") else (history.get("test_loss") or [None])[-1]
+        return -float(v) if finite(v) else -math.inf
     if history.get("diverged"):
         v = history.get("final_test_acc")
     else:
@@ -248,6 +253,10 @@ class BudgetRun:
             "checkpoint": str(self.folder.checkpoint(number)), "model": str(path) if ckpt else None,
             "time": round(self.elapsed(), 1),
         }
+        if v.get("val_acc_curve") and all(a is None for a in v["val_acc_curve"]):  # regression: no accuracy
+            loss = v.get("final_test_acc")
+            summary.update(task="regression", test_acc=None, test_loss=-loss if finite(loss) else None,
+                           test_loss_curve=v.get("val_test_loss_curve"))
         if ckpt is not None:
             tmp = path.with_suffix(".pt.tmp")
             data = getattr(s, "resolved", {}).get("data")

@@ -189,8 +189,14 @@ def best_trained(results: Mapping[int, Mapping[str, Any]]) -> int | None:
     def number(v: Any) -> float | None:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
+    def measure(r: Mapping[str, Any]) -> float | None:  # a regression loss has no accuracy: its test loss, negated
+        if r.get("val_task") == "regression":
+            loss = number(r.get("val_final_test_loss"))
+            return None if loss is None else -loss
+        return number(r.get("val_final_acc"))
+
     scored = [(acc, number(r.get("params")) or math.inf, n) for n, r in results.items()
-              if (acc := number(r.get("val_final_acc"))) is not None]
+              if (acc := measure(r)) is not None]
     if not scored:
         return None
     return min(scored, key=lambda s: (-s[0], s[1], s[2]))[2]

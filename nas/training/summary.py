@@ -52,4 +52,6 @@ def summarize(history: dict[str, Any], selected_by: str) -> dict[str, Any]:
         "val_time": float(history.get("wall_time") or 0.0),
         "val_device": history.get("device"),
         "val_amp": history.get("amp"),
+        **({"val_task": "regression", "val_final_test_loss": (history.get("final_test_loss") if diverged else
+            (history["test_loss"][-1] if history["test_loss"] else None))} if history.get("task") == "regression" else {}),
     })
