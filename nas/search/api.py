@@ -61,7 +61,13 @@ class SearchResult:
 
     @property
     def test_acc(self) -> float | None:
+        """The best model's final test accuracy (None for a regression loss: see :attr:`test_loss`)."""
         return self.best.get("test_acc") if self.best else None
+
+    @property
+    def test_loss(self) -> float | None:
+        """The best model's final test loss under a regression loss (its ranking measure), else None."""
+        return self.best.get("test_loss") if self.best else None
 
     @property
     def curve(self) -> list[float] | None:
