@@ -49,12 +49,13 @@ import optuna
 
 from ..search.keys import StudyFolder
 from ..validate import study_settings
+from .climb import climb, climb_text
 from .gather import gather
 from .html import legend, render_html, terminal_table
 from .plots import write_plots
 from .stats import (
-    ACCURACY, ALPHA, COLUMNS, CONVERGED, DERIVED_DIRECTIONS, MIN_N, correlate, correlation_table, key_direction,
-    metric_keys, topk_hits,
+    ACCURACY, ALPHA, COLUMNS, CONVERGED, DERIVED_DIRECTIONS, MIN_N, constant_keys, correlate, correlation_table,
+    key_direction, metric_keys, topk_hits,
 )
 
 __all__ = [
@@ -102,8 +103,10 @@ def write_report(study: optuna.Study, out_dir: str | Path, epochs: int | None = 
     out_dir.mkdir(parents=True, exist_ok=True)
     data = gather(study, epochs)
     used = data.validated
-    keys = metric_keys(used if used else data.complete)
     con_keys = [c.key for c in data.constraints]
+    keys = metric_keys(used if used else data.complete, include=[*data.objectives, *con_keys])
+    constant = constant_keys(data.complete, keys)  # the same on every trial: nothing to rank by
+    keys = [key for key in keys if key not in constant]
     rows = correlation_table(used, keys, data.objectives, con_keys, k, "all")
     randoms = [t for t in used if t.user_attrs.get("val_selected_by") == "random"]
     if len(randoms) >= MIN_N and len(randoms) < len(used):
@@ -119,13 +122,17 @@ def write_report(study: optuna.Study, out_dir: str | Path, epochs: int | None = 
     plots = write_plots(data, out_dir / "plots")
     page = StudyFolder(out_dir).report
     tmp = page.with_suffix(".html.tmp")
-    tmp.write_text(render_html(data, rows, plots, k_note), encoding="utf-8")
+    the_climb = climb(study, data.trials, used)
+    climb_part = "" if the_climb is None else climb_text(the_climb, study.study_name) + "\n\n"
+    left_out = (f"left out (the same value on every complete trial): "
+                f"{', '.join(f'{key} = {value:g}' for key, value in constant.items())}\n" if constant else "")
+    tmp.write_text(render_html(data, rows, plots, k_note, climb_part, left_out), encoding="utf-8")
     tmp.replace(page)
     counts = "\n".join(f"  {name}: {value}" for name, value in data.counts.items())
     text = (f"study {study.study_name!r}: {len(data.trials)} trial(s)\n{counts}\n"
-            + ("".join(f"  FAIL x{n}: {r}\n" for r, n in data.fail_reasons))
-            + f"\nCorrelation with validated accuracy ({ACCURACY}) and convergence over n validated trials "
+            + ("".join(f"  FAIL x{n}: {r}\n" for r, n in data.fail_reasons)) + "\n" + climb_part
+            + f"Correlation with validated accuracy ({ACCURACY}) and convergence over n validated trials "
               f"(ns: Kendall p > {ALPHA}; undefined: n < {MIN_N} or a constant column):\n"
-            + terminal_table(rows, k_note) + "\n" + legend(k))
+            + terminal_table(rows, k_note) + "\n" + left_out + legend(k))
     return ReportResult(html=page, csv=csv, plots_dir=out_dir / "plots", plots=plots, table=table,
                         counts=data.counts, text=text)

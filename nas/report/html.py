@@ -120,9 +120,11 @@ def _img(path: Path, alt: str) -> str:
     return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"><figcaption>{html.escape(path.name)}</figcaption></figure>'
 
 
-def render_html(data: ReportData, rows: list[dict[str, Any]], plots: list[Path], k_note: str) -> str:
-    """The self-contained ``report.html``: settings, counts, correlation tables, figures (PNG as base64),
-    validated trials."""
+def render_html(data: ReportData, rows: list[dict[str, Any]], plots: list[Path], k_note: str, climb: str = "",
+                left_out: str = "") -> str:
+    """The self-contained ``report.html``: settings, counts, the budget search's climb (``climb``: its
+    text, preformatted), correlation tables (``left_out``: the constant keys not in them), figures (PNG as
+    base64), validated trials."""
     s = data.study
     settings = {k: s.user_attrs.get(k) for k in ("space", "bounds", "dataset", "objectives", "constraints", "seed",
                                                  "early_steps", "probe_size")}
@@ -138,6 +140,8 @@ def render_html(data: ReportData, rows: list[dict[str, Any]], plots: list[Path],
         parts.append("<h3>Failed trials by reason</h3><table><tr><th>count</th><th class='l'>reason</th></tr>" +
                      "".join(f"<tr><td>{n}</td><td class='l'>{esc(r)}</td></tr>" for r, n in data.fail_reasons) +
                      "</table>")
+    if climb:
+        parts.append(f"<h2>Budget search: the climb</h2><pre>{esc(climb.strip())}</pre>")
     n_used = len(data.validated)
     parts.append(
         "<div class='note'><p><b>How to read this.</b> n = validated trials with a finite value of both columns "
@@ -155,6 +159,8 @@ def render_html(data: ReportData, rows: list[dict[str, Any]], plots: list[Path],
         "unbiased estimate.</p></div>")
     parts.append("<h2>Correlations with full-training results (all validated trials)</h2>")
     parts.append(_html_table(rows, "all"))
+    if left_out:
+        parts.append(f"<p>{esc(left_out.strip())}</p>")
     if any(r["subset"] == "random" for r in rows):
         parts.append("<h2>Randomly chosen trials only</h2>")
         parts.append(_html_table(rows, "random"))

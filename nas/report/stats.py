@@ -33,8 +33,8 @@ from ..search.keys import EARLY_SUFFIX
 from ..study import metric_of
 
 __all__ = [
-    "ACCURACY", "ALPHA", "COLUMNS", "CONVERGED", "DERIVED_DIRECTIONS", "MIN_N", "correlate", "correlation_table",
-    "count_nonfinite", "direction_sign", "finite_or_none", "is_blank", "is_true", "key_direction", "mean_rank",
+    "ACCURACY", "ALPHA", "COLUMNS", "CONVERGED", "DERIVED_DIRECTIONS", "MIN_N", "constant_keys", "correlate",
+    "correlation_table", "count_nonfinite", "direction_sign", "finite_or_none", "is_blank", "is_true", "key_direction", "mean_rank",
     "metric_keys", "noise_ceiling", "oriented", "oriented_correlate", "parse_number", "phase", "rank_corr",
     "topk_hits",
 ]
@@ -275,15 +275,28 @@ def key_direction(key: str) -> str:
     return DERIVED_DIRECTIONS.get(key, "maximize")
 
 
-def metric_keys(trials: Sequence[optuna.trial.FrozenTrial]) -> list[str]:
+def metric_keys(trials: Sequence[optuna.trial.FrozenTrial], include: Sequence[str] = ()) -> list[str]:
     """Every metric key with a numeric value on at least one of ``trials``: each registered metric at init
-    then after the early steps (registry order), then the derived values."""
+    then after the early steps (registry order), then the derived values, then the keys of ``include``
+    (the study's objectives and constrained keys, e.g. ``relative_step``) not listed yet."""
     present = {k for t in trials for k, v in t.user_attrs.items()
                if finite_or_none(v) is not None and not isinstance(v, bool)}
     keys = []
     for m in registry.names():
         keys += [k for k in (m, f"{m}{EARLY_SUFFIX}") if k in present]
-    return keys + [k for k in _DERIVED_ORDER if k in present and k not in keys]
+    keys += [k for k in _DERIVED_ORDER if k in present and k not in keys]
+    return keys + [k for k in dict.fromkeys(include) if k in present and k not in keys]
+
+
+def constant_keys(trials: Sequence[optuna.trial.FrozenTrial], keys: Sequence[str]) -> dict[str, float]:
+    """The keys whose finite values are all equal over ``trials`` (at least one value), with that value:
+    they carry no information to rank by (e.g. ``loss_drop`` = 0 on every trial when no early steps ran)."""
+    out = {}
+    for key in keys:
+        values = {v for v in (finite_or_none(t.user_attrs.get(key)) for t in trials) if v is not None}
+        if len(values) == 1:
+            out[key] = values.pop()
+    return out
 
 
 def phase(key: str) -> str:
