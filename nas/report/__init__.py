@@ -17,8 +17,17 @@
 * ``report.html``: everything above in one self-contained file (the PNGs embedded as base64 data),
   viewable offline.
 
+After a budget search the report starts with its climb (:mod:`~nas.report.climb`): per rung how many
+candidates were planned, entered, finished and failed, what promoted them, and Kendall's tau (with n) of
+each rung's promotion score against the accuracy its candidates reached next; when n is too small to
+judge it says so and suggests ``python -m nas validate --top K`` to train more candidates.
+
 Rules:
 
+* Keys: every registered metric and derived value stored on the trials, and the study's objectives and
+  constrained keys (e.g. ``relative_step``); a key with the same value on every complete trial (``params``
+  of a fixed architecture, ``loss_drop`` = 0 when no early steps ran) carries no information: it is left
+  out of the table and named under it.
 * n: the validated trials with a finite value of both columns. A correlation is **undefined** (empty
   cells, a note saying why) when n < 3, or when either column is constant over those trials — never 0.
   Correlations whose Kendall p > 0.05 are marked ``ns`` (Kendall's p is exact for small n without
@@ -35,7 +44,8 @@ Rules:
   trainings stay in the correlations with the accuracy their diverged weights reach).
 
 Modules: :mod:`~nas.report.stats` (correlations, orientation, top-k, mean rank: the numbers, shared with
-the benchmarks), :mod:`~nas.report.gather` (trials, validation results, counts), :mod:`~nas.report.plots`,
+the benchmarks), :mod:`~nas.report.gather` (trials, validation results, counts), :mod:`~nas.report.climb`
+(a budget search's rungs), :mod:`~nas.report.plots`,
 :mod:`~nas.report.html` (the page and the terminal table); this file writes them (:func:`write_report`).
 """
 
