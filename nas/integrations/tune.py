@@ -66,8 +66,8 @@ def report_gradients(model: nn.Module, batch: Sequence[Any], *, lr: float | None
     Args:
         model: the candidate network, built and on its device.
         batch: ``(inputs, targets)``, one batch of the training data (a few dozen examples suffice).
-        lr: the candidate's learning rate (None: the trial config's ``lr``, read by the scheduler).
-        batch_size: its training batch size (None: the trial config's ``batch_size``).
+        lr: the candidate's learning rate (None: the scheduler reads it from the trial's config, ``lr_key``).
+        batch_size: its training batch size (None: ``len(inputs)``; pass it when the search varies it).
         metrics: your Tune metric(s) before training, e.g. ``{"acc": 0.1}`` (chance) or the initial loss:
             Tune requires every result to carry the metric the scheduler and searcher use.
         loss_fn: mean-reduced loss (default cross-entropy).
@@ -85,8 +85,6 @@ def report_gradients(model: nn.Module, batch: Sequence[Any], *, lr: float | None
     values = rung0_values(model, batch[0], batch[1], lr=lr, batch_size=batch_size, loss_fn=loss_fn, **options)
     if lr is None:  # the scheduler takes it from the trial's config: drop what the placeholder lr = 1 gave
         values = {k: v for k, v in values.items() if k != "lr" and "lr" not in DERIVED_INPUTS.get(k, ())}
-    if batch_size is None:
-        values.pop("batch_size", None)
     from ray import tune
 
     tune.report({**{PREFIX + k: v for k, v in values.items()}, **dict(metrics or {})})
@@ -117,8 +115,8 @@ class GradientScheduler(FIFOScheduler):
         warmup: candidates that report before the gate stops anything.
         features: the combined score's features (default: the rung-0 set,
             :data:`objectives.combine.BUDGET_INIT_FEATURES`).
-        config_keys: where the trial config holds the candidate's ``lr`` and ``batch_size`` (used when
-            :func:`report_gradients` did not get them; an unknown ``lr`` counts as 1 for every trial).
+        lr_key: the trial config's key of the learning rate, read when :func:`report_gradients` was not
+            given ``lr`` (no such key: ``lr`` counts as 1 for every trial).
 
     Raises:
         ValueError, TypeError: bad settings (one line), before any trial runs.
@@ -127,8 +125,7 @@ class GradientScheduler(FIFOScheduler):
     def __init__(self, metric: str | Sequence[str] | None = None, mode: str | Sequence[str] | None = None, *,
                  time_attr: str = "training_iteration", max_t: float = 100, grace_period: float = 1,
                  reduction_factor: float = 3, quantile: float | None = 0.5, warmup: int = 5,
-                 features: Sequence[Feature] | None = None,
-                 config_keys: Mapping[str, str] | None = None) -> None:
+                 features: Sequence[Feature] | None = None, lr_key: str = "lr") -> None:
         super().__init__()
         self._supports_buffered_results = False  # decide on each result as it comes
         if not isinstance(time_attr, str) or not time_attr:
@@ -137,7 +134,7 @@ class GradientScheduler(FIFOScheduler):
                               quantile=quantile, warmup=warmup, features=features)
         Promotions(["max"], **self._settings)  # check the settings now, not at the first trial
         self._time_attr = time_attr
-        self._config_keys = {"lr": "lr", "batch_size": "batch_size", **dict(config_keys or {})}
+        self._lr_key = lr_key
         self._metrics: list[str] | None = None
         self._modes: list[str] | None = None
         self._promotions: Promotions | None = None
@@ -206,12 +203,11 @@ class GradientScheduler(FIFOScheduler):
         return t, [result[m] for m in self._metrics]
 
     def _with_config(self, values: dict[str, Any], config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The reported values plus the config's ``lr`` / ``batch_size`` where the report lacks them."""
+        """The reported values plus the config's learning rate where the report lacks it (else 1)."""
         out = dict(values)
-        for key, where in self._config_keys.items():
-            if key not in out and config and isinstance(config.get(where), (int, float)):
-                out[key] = float(config[where])
-        out.setdefault("lr", 1.0)
+        if "lr" not in out:
+            lr = (config or {}).get(self._lr_key)
+            out["lr"] = float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else 1.0
         return out
 
     def debug_string(self) -> str:

@@ -14,7 +14,8 @@ code with simulated results:
   bracket: rungs at ``grace_period * reduction_factor**k <= max_t``; a result at or past a rung the trial has
   not been recorded at is compared with the values recorded there before it, then recorded. One metric:
   stopped when below the ``1 - 1/reduction_factor`` percentile of the earlier values (Ray's rule, its
-  interpolation included). Several metrics: stopped when more than ``len(earlier) / reduction_factor`` of the
+  interpolation included; earlier NaN values left out as Ray does, but a NaN value -- a diverged run -- is
+  stopped, where Ray's ASHA lets it continue). Several metrics: stopped when more than ``len(earlier) / reduction_factor`` of the
   earlier candidates at the rung have a better non-dominated rank
   (:func:`nas.search.ranking.dominance_ranks` over the earlier vectors and its own) -- the same fraction,
   counted by Pareto rank instead of by value. A result at ``t >= max_t`` stops the trial (it is done).
@@ -127,8 +128,10 @@ class Promotions:
         if not earlier:
             return False
         if len(self.modes) == 1:
-            cutoff = np.nanpercentile([e[0] for e in earlier], (1 - 1 / self.reduction_factor) * 100)
-            return bool(value[0] < cutoff)
+            if not math.isfinite(value[0]):  # undefined (NaN): the worst value there is
+                return True
+            finite = [e[0] for e in earlier if math.isfinite(e[0])]  # as Ray's nanpercentile leaves NaN out
+            return bool(finite) and bool(value[0] < np.percentile(finite, (1 - 1 / self.reduction_factor) * 100))
         ranks = dominance_ranks([[-x for x in v] for v in [*earlier, value]])  # dominance_ranks minimizes
         better = sum(r < ranks[-1] for r in ranks[:-1])
         return better > len(earlier) / self.reduction_factor
