@@ -264,10 +264,10 @@ def check_dataset(ds: Any, what: str = "dataset") -> Dataset:
         DatasetError: Not a Dataset, tensors of the wrong rank/dtype/length, input shape that does not match,
             non-finite inputs, labels outside ``[0, num_classes)``, fewer than 2 classes, unknown augment.
     """
+    if isinstance(ds, StreamedDataset):  # checked as it was built (nas.data.torch_data, nas.data.folder)
+        return ds
     if not isinstance(ds, Dataset):
         raise DatasetError(f"{what} is a {type(ds).__name__}, not a nas.data.Dataset")
-    if isinstance(ds, StreamedDataset):
-        return ds
     regression = isinstance(ds.train_y, torch.Tensor) and ds.train_y.is_floating_point()
     for split, x, y in (("train", ds.train_x, ds.train_y), ("test", ds.test_x, ds.test_y)):
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.dtype != torch.float32:

@@ -121,7 +121,7 @@ class ImageFiles(torch.utils.data.Dataset):
         path = self.paths[i]
         with _open(path) as image:
             array = _decode(image, self.mode, self.size, path)
-        return torch.from_numpy(array).permute(2, 0, 1).to(torch.float32).div_(255.0), self.labels[i]
+        return torch.from_numpy(np.array(array)).permute(2, 0, 1).to(torch.float32).div_(255.0), self.labels[i]
 
 
 def _read(paths: list[str], mode: str, size: tuple[int, int]) -> torch.Tensor:

@@ -65,7 +65,7 @@ def _labels(ds: Any, workers: int) -> torch.Tensor:
     return torch.stack([y for batch in loader for y in batch])
 
 
-def stream_torch(train: Any, test: Any, *, name: str, loss: str | None, num_classes: int | None, augment: str,
+def stream_torch(train: Any, test: Any, *, name: str, loss: str | None, augment: str, num_classes: int | None = None,
                  test_fraction: float, seed: int, need: int, limit: int, class_names: Any = None) -> StreamedDataset:
     """A :class:`StreamedDataset` of user torch datasets (module docstring); arguments as
     :func:`nas.data.from_arrays`, plus the estimate ``need`` and the ``limit`` it exceeds.
