@@ -274,7 +274,7 @@ def live(seconds: float, epochs: int, target: float, quantile: float, warmup: in
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", default="benchmarks/tables/resnet_mnist5k.csv.gz", help="a proxy-lab table")
-    p.add_argument("--seeds", type=int, default=50, help="replay seeds (random halves) (default: %(default)s)")
+    p.add_argument("--seeds", type=int, default=50, help="replay seeds (random halves); 0: no replay (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
     p.add_argument("--top", type=float, default=0.05, help="fraction of the pool that is top (default: %(default)s)")
     p.add_argument("--quantile", type=float, default=0.5, help="GradientPruner quantile (default: %(default)s)")
@@ -286,8 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--live-epochs", type=int, default=3, help="epochs per live trial (default: %(default)s)")
     p.add_argument("--live-target", type=float, default=0.93, help="live accuracy to reach (default: %(default)s)")
     args = p.parse_args(argv)
-    if args.seeds < 1 or not 0 < args.top <= 1 or not 0 <= args.quantile <= 1 or args.warmup < 0 or args.live < 0:
-        p.error("need --seeds >= 1, 0 < --top <= 1, 0 <= --quantile <= 1, --warmup >= 0, --live >= 0")
+    if args.seeds < 0 or not 0 < args.top <= 1 or not 0 <= args.quantile <= 1 or args.warmup < 0 or args.live < 0:
+        p.error("need --seeds >= 0, 0 < --top <= 1, 0 <= --quantile <= 1, --warmup >= 0, --live >= 0")
     if not Path(args.table).is_file():
         p.error(f"no table at {args.table}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -301,25 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             hits[strategy].append(first_hit(pool, strategy, s, args.quantile, args.warmup, args.top))
         if not args.no_mo:
             mo += mo_replay(pool, s, args.quantile, args.warmup, MO_BUDGETS)
-    print(f"(a) replay: {args.table} ({len(df)} configs, pools of {len(df) - len(df) // 2}, rung-0 features chosen on "
-          f"the other half, cap {args.max_cost:g} steps); {args.seeds} seeds; GradientPruner quantile "
-          f"{args.quantile:g}, warmup {args.warmup}; {time.perf_counter() - t0:.0f} s")
-    print(f"budget (epoch equivalents) by which a fraction of the seeds reached a top-{args.top:.0%} config:")
-    print(f"  {'strategy':<28}{'half':>8}{'80 %':>8}{'never':>7}")
-    for strategy, h in hits.items():
-        print(f"  {strategy:<28}{seeds_quantile(h, 0.5):8.1f}{seeds_quantile(h, 0.8):8.1f}{sum(map(math.isinf, h)):7d}")
-    ref = seeds_quantile(hits["TPE + Hyperband"], 0.5)
-    for strategy in ("TPE + GradientPruner", "TPE + Gradient + Hyperband"):
-        print(f"  {strategy} / TPE + Hyperband (half): {seeds_quantile(hits[strategy], 0.5) / ref:.2f}x")
-    if mo:
-        t = pd.DataFrame(mo).groupby(["strategy", "budget"]).agg(hv=("hv", "mean"), pruned=("pruned", "mean"),
-                                                                trials=("trials", "mean")).reset_index()
-        print("\n(b) multi-objective replay (accuracy, parameters): hypervolume of the trained configs / the pool "
-              f"front's, mean over {args.seeds} seeds; fraction of trials pruned")
-        print(f"  {'strategy':<24}" + "".join(f"{b:>16g}" for b in MO_BUDGETS))
-        for strategy, g in t.groupby("strategy"):
-            cells = "".join(f"{r.hv:8.3f} ({r.pruned:4.0%})" for r in g.sort_values("budget").itertuples())
-            print(f"  {strategy:<24}{cells}")
+    if args.seeds:
+        report_replay(args, df, hits, mo, time.perf_counter() - t0)
     if args.live > 0:
         t1 = time.perf_counter()
         res = live(args.live, args.live_epochs, args.live_target, args.quantile, args.warmup, seeds=(0, 1, 2))
@@ -330,6 +313,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                       pruned=("pruned", "mean"), to_target_s=("to_target_s", "median"))
         print(agg.to_string(float_format=lambda v: f"{v:.3f}"))
     return 0
+
+
+def report_replay(args: argparse.Namespace, df: pd.DataFrame, hits: dict[str, list[float]], mo: list[dict[str, Any]],
+                  seconds: float) -> None:
+    print(f"(a) replay: {args.table} ({len(df)} configs, pools of {len(df) - len(df) // 2}, rung-0 features chosen on "
+          f"the other half, cap {args.max_cost:g} steps); {args.seeds} seeds; GradientPruner quantile "
+          f"{args.quantile:g}, warmup {args.warmup}; {seconds:.0f} s")
+    print(f"budget (epoch equivalents) by which a fraction of the seeds reached a top-{args.top:.0%} config:")
+    print(f"  {'strategy':<28}{'half':>8}{'80 %':>8}{'never':>7}")
+    for strategy, h in hits.items():
+        print(f"  {strategy:<28}{seeds_quantile(h, 0.5):8.1f}{seeds_quantile(h, 0.8):8.1f}{sum(map(math.isinf, h)):7d}")
+    for strategy in ("TPE + GradientPruner", "TPE + Gradient + Hyperband"):
+        ratios = [seeds_quantile(hits[strategy], q) / seeds_quantile(hits["TPE + Hyperband"], q) for q in (0.5, 0.8)]
+        print(f"  {strategy} / TPE + Hyperband: {ratios[0]:.2f}x (half), {ratios[1]:.2f}x (80 %)")
+    if mo:
+        t = pd.DataFrame(mo).groupby(["strategy", "budget"]).agg(hv=("hv", "mean"), pruned=("pruned", "mean"),
+                                                                trials=("trials", "mean")).reset_index()
+        print("\n(b) multi-objective replay (accuracy, parameters): hypervolume of the trained configs / the pool "
+              f"front's, mean over {args.seeds} seeds; fraction of trials pruned")
+        print(f"  {'strategy':<24}" + "".join(f"{b:>16g}" for b in MO_BUDGETS))
+        for strategy, g in t.groupby("strategy"):
+            cells = "".join(f"{r.hv:8.3f} ({r.pruned:4.0%})" for r in g.sort_values("budget").itertuples())
+            print(f"  {strategy:<24}{cells}")
 
 
 if __name__ == "__main__":
