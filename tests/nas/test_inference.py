@@ -98,6 +98,7 @@ def test_predict_matches_the_pytorch_model_on_inputs_prepared_by_hand(model_file
         assert [q for _, q in p.top] == sorted((q for _, q in p.top), reverse=True)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_export_torchscript_and_onnx_give_the_pytorch_outputs(model_file, pngs, tmp_path):
     saved = SavedModel.load(model_file)
     x = saved.transform(pngs)
@@ -161,3 +162,35 @@ def test_library_errors_are_value_errors(model_file):
         saved.transform(torch.zeros(2, 1, 12, 10))
     with pytest.raises(ValueError, match="no model file"):
         nas.load_model("missing.pt", with_transform=True)
+
+
+def test_a_table_model_predicts_each_row_of_a_csv(tmp_path, capsys):
+    import pandas as pd
+
+    from nas.data import encode_table
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    x = rng.standard_normal((60, 4))
+    x[np.arange(60), y] += 3
+    frame = pd.DataFrame(x, columns=list("abcd"))
+    frame["kind"] = np.where(x[:, 0] > 0, "hi", "lo")
+    frame["label"] = np.array(["p", "q", "r"])[y]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    data = load_dataset(f"table:{tmp_path / 't.csv'}?target=label")
+    space = get_space("mlp_looks_linear")
+    config = space.validate({})
+    torch.manual_seed(0)
+    model = space.build(config, 3, data.input_shape).eval()
+    torch.save({"format": 1, "space": "mlp_looks_linear", "config": config, "bounds": space.bounds, "dataset": "t",
+                "num_classes": 3, "input_shape": list(data.input_shape), "state_dict": model.state_dict(),
+                "class_names": list(data.class_names), "preprocess": data.preprocess}, tmp_path / "m.pt")
+    rows = frame.drop(columns=["label"]).head(3)
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["predict", "--model", str(tmp_path / "m.pt"), str(tmp_path / "new.csv"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)["predictions"]
+    with torch.no_grad():  # the table module's own encoding of the rows, run through the model directly
+        probs = torch.softmax(model(encode_table(rows, data.preprocess).reshape(3, *data.input_shape)), dim=1)
+    assert [r["file"] for r in out] == [f"{tmp_path / 'new.csv'} row {i}" for i in range(3)]
+    assert [r["class"] for r in out] == [["p", "q", "r"][int(i)] for i in probs.argmax(dim=1)]
+    assert [r["probability"] for r in out] == pytest.approx(probs.max(dim=1).values.tolist(), abs=1e-5)
