@@ -43,6 +43,11 @@ def terminal_table(rows: list[dict[str, Any]], k_note: str) -> str:
             return "undefined"
         return _signed3(r[stat]) + (" ns" if r["kendall_p"] > ALPHA else "")
 
+    # convergence undefined for every metric (too few trials, or the same flag on all): its columns say
+    # nothing, one line says why instead
+    conv_notes = {d[CONVERGED]["note"].replace("undefined: ", "") for d in by_key.values()
+                  if d[CONVERGED]["kendall_tau"] is None}
+    conv_constant = bool(by_key) and all(d[CONVERGED]["kendall_tau"] is None for d in by_key.values())
     header = ["metric", "role", "dir", "n", "tau(acc)", "p", "rho(acc)", "tau(conv)", "p", "top-k"]
     lines = []
     for key, d in by_key.items():
@@ -52,10 +57,15 @@ def terminal_table(rows: list[dict[str, Any]], k_note: str) -> str:
         lines.append([key, role, "min" if a["direction"] == "minimize" else "max", str(a["n"]),
                       corr(a, "kendall_tau"), _fmt(a["kendall_p"], 2), corr(a, "spearman_rho"),
                       corr(c, "kendall_tau"), _fmt(c["kendall_p"], 2), topk])
-    cells = [header] + lines
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    keep = [i for i in range(len(header)) if not (conv_constant and i in (7, 8))]
+    cells = [[r[i] for i in keep] for r in [header] + lines]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(keep))]
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     out.insert(1, "  ".join("-" * w for w in widths))
+    if conv_constant:
+        why = "; ".join(sorted(n.replace("target constant", "every validated trial has the same convergence flag")
+                               for n in conv_notes))
+        out.append(f"tau(conv) left out: undefined for every metric ({why})")
     return "\n".join(out)
 
 

@@ -143,6 +143,8 @@ def test_the_report_says_n_is_too_small_and_lists_only_informative_columns(budge
     assert not metrics & {"loss_early", "loss_drop", "loss_init", "params"}  # the same on every trial
     assert "loss_drop = 0" in text and "params = 1000" in text  # said, not ranked
     assert "Budget search: the climb" in result.html.read_text()
+    header = next(line for line in text.splitlines() if line.startswith("metric "))
+    assert "tau(conv)" not in header and "tau(conv) left out: undefined for every metric (n < 3)" in text
 
 
 def test_more_trained_labels_make_the_rung0_score_judged(budget_study, tmp_path):
@@ -183,3 +185,5 @@ def test_judge_n_is_the_fewest_pairs_a_kendall_tau_can_be_significant_with():
 def test_a_study_without_a_budget_search_has_no_climb(reported):
     assert climb(reported.study, reported.study.trials, []) is None
     assert reported.code == 0 and "Budget search" not in reported.out
+    header = next(line for line in reported.out.splitlines() if line.startswith("metric "))
+    assert "tau(conv)" in header  # convergence varies over its validated trials: the column stays
