@@ -174,6 +174,7 @@ def score(
     if any("probe" in e.options for e in entries):
         with seeded(seed, inputs, targets):
             probe = Probe(model, inputs, targets, loss_fn, **probe_opts)
+        probe.expect(set().union(*(e.needs for e in entries if "probe" in e.options)))
     results = Scores()
     for e in entries:
         kwargs = {k: v for k, v in options.items() if k in e.options and k not in PROBE_OPTIONS}

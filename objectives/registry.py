@@ -33,8 +33,9 @@ PHASES = ("init", "early")
 COSTS = ("free", "cheap", "moderate", "expensive")
 #: What a metric needs from its caller or computes internally. ``data``: real inputs/targets (data-free
 #: metrics ignore them); ``per_example``: per-example weight gradients; ``input_grad``: per-example
-#: input gradients; ``perturbed``: batch gradients at perturbed weights; ``groups``: group-mean gradients.
-NEEDS = ("data", "labels", "per_example", "input_grad", "perturbed", "groups", "training")
+#: input gradients; ``perturbed``: batch gradients at perturbed weights; ``groups``: group-mean gradients;
+#: ``batch_grad``: the batch gradient at the probe's weights (:meth:`objectives.Probe.expect` shares passes by these).
+NEEDS = ("data", "labels", "per_example", "input_grad", "perturbed", "groups", "training", "batch_grad")
 
 
 class UnknownMetricError(KeyError, ValueError):

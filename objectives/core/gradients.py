@@ -30,7 +30,7 @@ from .hooks import cloned_buffers, hooked
 from .params import apply_mask
 
 __all__ = ["LossFn", "CHUNK_FLOATS", "check_loss", "per_example_grads", "per_example_contributions",
-           "batch_grad", "input_grads"]
+           "batch_grad", "input_grads", "batch_and_input_grads"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 #: Per-example gradient floats held at once by the automatic vmap chunk (100 MB of float32).
@@ -105,6 +105,36 @@ def batch_grad(
         ]
     )
     return flat, loss.detach()
+
+
+def batch_and_input_grads(
+    model: nn.Module,
+    params: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+    inputs: Tensor,
+    targets: Tensor,
+    loss_fn: LossFn,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`batch_grad` and :func:`input_grads` from one shared forward pass: (flat grad, loss, input grads).
+
+    Two backward passes over the one graph (the first keeps it); each gives the values its own function
+    gives, bit for bit, for one forward pass fewer.
+    """
+    leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
+    x = inputs.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = functional_call(model, (leaves, buffers), (x,), strict=False)
+        loss = loss_fn(out, targets)
+        check_loss(loss)
+        grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True, retain_graph=True)
+        (gx,) = torch.autograd.grad(loss * inputs.shape[0], [x])
+    flat = torch.cat(
+        [
+            (g if g is not None else torch.zeros_like(p)).reshape(-1)
+            for g, p in zip(grads, leaves.values())
+        ]
+    )
+    return flat, loss.detach(), gx.reshape(inputs.shape[0], -1)
 
 
 def input_grads(

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .batch_norm import BN_MODES, collect_batch_norm_stats, frozen_buffers, probing_mode
-from .gradients import LossFn, batch_grad, check_loss, input_grads, per_example_contributions, per_example_grads
+from .gradients import (LossFn, batch_and_input_grads, batch_grad, check_loss, input_grads, per_example_contributions,
+                        per_example_grads)
 from .hooks import trainable_parameters
 from .params import flatten, make_mask
 
@@ -118,6 +119,7 @@ class Probe:
             None if self.mask_fraction >= 1.0 else make_mask(self.params, self.mask_fraction, self.seed)
         )
         self._cache: dict[Any, Any] = {}
+        self.expected: frozenset[str] = frozenset()
         if bn_mode == "frozen":
             stats, out = collect_batch_norm_stats(model, inputs, return_output=True)
             self.buffers = frozen_buffers(model, stats)
@@ -187,6 +189,31 @@ class Probe:
             )
         return float(loss)
 
+    def expect(self, needs: Any) -> "Probe":
+        """Declare what the metrics to come will read (registry ``needs``: ``batch_grad``, ``perturbed``,
+        ``input_grad``, ...), so that passes which can be shared are shared.
+
+        :func:`objectives.score` calls it with the union of its metrics' needs. With both the batch gradient
+        and the input gradients expected, the first of them computes both from one forward pass
+        (:func:`~objectives.core.gradients.batch_and_input_grads`). Values are bit-identical to computing
+        each on its own: only the number of passes changes. Returns the probe.
+        """
+        self.expected = frozenset(needs)
+        return self
+
+    def _shares_batch_and_input(self) -> bool:
+        return "input_grad" in self.expected and bool({"batch_grad", "perturbed"} & self.expected) and (
+            "gbar" not in self._cache and "input_grads" not in self._cache)
+
+    def _batch_and_input(self) -> None:
+        g, loss, hx = self._run(
+            batch_and_input_grads, self.model, self.params, self._buffers_for_pass(), self.inputs,
+            self.targets, self.loss_fn,
+        )
+        if not torch.isfinite(loss):
+            raise ValueError(f"non-finite loss ({loss.item()}) at perturbed weights")
+        self._cache["gbar"], self._cache["input_grads"] = g, hx
+
     # ------------------------------------------------------------------------ cached quantities
     def batch_grad(self, delta: Tensor | None = None, inputs: Tensor | None = None) -> Tensor:
         """Full flat batch gradient gbar(w + delta) on the probe batch (or on ``inputs``).
@@ -195,6 +222,8 @@ class Probe:
         contribution mode: the train-mode gradient (statistics recomputed). Not cached when
         ``delta`` or ``inputs`` is given.
         """
+        if delta is None and inputs is None and self._shares_batch_and_input():
+            self._batch_and_input()
         if delta is None and inputs is None and "gbar" in self._cache:
             return self._cache["gbar"]
         params = self.params
@@ -253,6 +282,8 @@ class Probe:
 
     def input_grads(self) -> Tensor:
         """Per-example input gradients h_X as a (B, D) matrix (one backward); cached."""
+        if self._shares_batch_and_input():
+            self._batch_and_input()
         if "input_grads" not in self._cache:
             self._cache["input_grads"] = self._run(
                 input_grads, self.model, self.params, self._buffers_for_pass(),

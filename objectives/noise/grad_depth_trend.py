@@ -20,7 +20,7 @@ __all__ = ["grad_depth_trend"]
 @register_metric(
     "grad_depth_trend",
     direction="minimize",
-    needs=("data", "labels"),
+    needs=("data", "labels", "batch_grad"),
     cost="cheap",
     citation=f"{P000}, Table 1 / Fig. 1 (norm order Conv1 > ... > FC2)",
 )

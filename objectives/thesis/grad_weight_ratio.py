@@ -26,7 +26,7 @@ __all__ = ["grad_weight_ratio"]
 @register_metric(
     "grad_weight_ratio",
     direction="maximize",
-    needs=("data", "labels"),
+    needs=("data", "labels", "batch_grad"),
     cost="cheap",
     citation=f"{_THESIS}, Def. 2.5: the relative step ||omega|| / ||w|| of omega = lr * gbar, per unit lr",
 )

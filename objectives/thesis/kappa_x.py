@@ -46,9 +46,10 @@ def batch_dissonance(
     with one shared set of n directions (Def. 3.5) delta_k = zeta * eta * h_X(x_j)/||h_X(x_j)||,
     zeta = +-1 and x_j drawn at random from the batch. Lower is better.
 
-    Cost: one input-gradient backward plus n per-example-gradient passes over m examples
-    (``num_directions`` x ``num_examples`` / B of a per-example pass over the batch). In
-    contribution mode each direction needs a pass over the whole batch.
+    Cost: one input-gradient backward (shared with the batch gradient in :func:`objectives.score`) plus
+    one per-example-gradient pass over (n + 1) m examples: the m examples and their n x m perturbed
+    copies, vmapped together (the same pass whatever else is scored, so a value does not depend on the
+    other metrics of the call). In contribution mode each direction needs a pass over the whole batch.
 
     Args:
         eta: perturbation scale (1e-3).
@@ -71,7 +72,6 @@ def batch_dissonance(
     gen = p.generator(17)
     idx = torch.randperm(b, generator=gen)[:n]
     signs = (torch.randint(0, 2, (n,), generator=gen) * 2 - 1).to(hx)
-    base = p.per_example_grads()[:m]
     x_norms = p.inputs.reshape(b, -1)[:m].double().norm(dim=1)
     deltas = []
     for k, j in enumerate(idx.tolist()):
@@ -79,11 +79,12 @@ def batch_dissonance(
         if d.norm() == 0:
             raise ValueError(f"example {j} has a zero input gradient: batch-dissonance undefined")
         deltas.append((signs[k] * eta * d / d.norm()).reshape(p.inputs.shape[1:]))
-    if p.bn_mode == "frozen":  # all n x m perturbed examples in one vmapped pass
-        xs = torch.cat([p.inputs[:m] + d for d in deltas])
-        moved_all = p.per_example_grads_at(xs, p.targets[:m].repeat(n, *[1] * (p.targets.dim() - 1)))
-        moved = list(moved_all.split(m))
+    if p.bn_mode == "frozen":  # the m examples and their n x m perturbed copies in one vmapped pass
+        xs = torch.cat([p.inputs[:m]] + [p.inputs[:m] + d for d in deltas])
+        rows = p.per_example_grads_at(xs, p.targets[:m].repeat(n + 1, *[1] * (p.targets.dim() - 1)))
+        base, moved = rows[:m], list(rows[m:].split(m))
     else:  # train-mode statistics: each perturbed batch is a whole-batch pass
+        base = p.per_example_grads()[:m]
         moved = [p.per_example_grads(inputs=p.inputs + d, count=m) for d in deltas]
     base_norms = base.double().norm(dim=1)
     if (base_norms == 0).any():
