@@ -70,6 +70,10 @@ def print_best_validated(study) -> bool:
     if n is None:
         return False
     r = results[n]
+    if r.get("val_task") == "regression":  # a regression loss: no accuracy, ranked by the test loss
+        print(f"best trained trial: {n}, final test loss {fmt(r.get('val_final_test_loss'))} after "
+              f"{r.get('val_epochs')} epoch(s) (regression: no accuracy)")
+        return True
     print(f"best trained trial: {n}, final test accuracy {r['val_final_acc']:.4f} (best epoch "
           f"{fmt(r.get('val_best_acc'))}) after {r.get('val_epochs')} epoch(s)")
     return True
