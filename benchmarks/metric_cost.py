@@ -13,6 +13,7 @@ Usage::
 
     python benchmarks/metric_cost.py [--device cpu|cuda] [--batch 64] [--reps 3] [--bn-mode frozen]
     python benchmarks/metric_cost.py --threads 1 --write-costs objectives/data/metric_costs.json
+    python benchmarks/metric_cost.py --threads 1 --clock cpu --no-memory   # steadier on a loaded machine
 
 ``--write-costs PATH`` also writes each metric's "x step" ratio as the metric costs the proxy lab caps a
 budgeted search's rung 0 with (``nas.lab.data.metric_costs_document``; entries of the file it replaces
@@ -58,15 +59,20 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+#: The clock of :func:`timed`: ``time.perf_counter`` (wall) or ``time.process_time`` (``--clock cpu``).
+CLOCK = {"fn": time.perf_counter}
+
+
 def timed(fn, device: str, reps: int) -> float:
+    clock = CLOCK["fn"]
     fn()  # warm-up (vmap tracing, allocator)
     sync(device)
     times = []
     for _ in range(reps):
-        t = time.perf_counter()
+        t = clock()
         fn()
         sync(device)
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return statistics.median(times)
 
 
@@ -153,16 +159,24 @@ def main() -> None:
     ap.add_argument("--bn-mode", default="frozen", choices=["frozen", "contribution"])
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: elapsed time (default); cpu: this process's CPU time (time.process_time), steadier "
+                         "on a machine other jobs load (use with --threads 1 on CPU; not for CUDA)")
     ap.add_argument("--write-costs", metavar="PATH", default=None,
                     help="also write each metric's cost in training steps as JSON (objectives/data/metric_costs.json)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = args.device
+    if args.clock == "cpu":
+        if dev.startswith("cuda"):
+            ap.error("--clock cpu measures CPU time: use it with --device cpu")
+        CLOCK["fn"] = time.process_time
     model, x, y = setup(dev, args.batch)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"ResNet-20 ({n_params:,} parameters), batch {args.batch}, device {dev}, bn_mode {args.bn_mode}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, objectives from "
+          f"{objectives.__file__.rsplit('/', 2)[0]}")
     step = timed(train_step_fn(model, x, y), dev, max(args.reps, 5))
     print(f"training step: {step * 1e3:.1f} ms (= 1.00x)\n")
     print(f"{'metric':18s} {'seconds':>9s} {'x step':>8s}   kind")
@@ -192,18 +206,19 @@ def main() -> None:
     tracker = InTrainingStepConsistency(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     step_times, update_times = [], []
+    clock = CLOCK["fn"]
     for _ in range(max(args.reps, 10)):
-        t0 = time.perf_counter()
+        t0 = clock()
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
         sync(dev)
-        t1 = time.perf_counter()
+        t1 = clock()
         tracker.update()
         sync(dev)
-        t2 = time.perf_counter()
+        t2 = clock()
         opt.step()
         sync(dev)
-        step_times.append(time.perf_counter() - t0 - (t2 - t1))
+        step_times.append(clock() - t0 - (t2 - t1))
         update_times.append(t2 - t1)
     upd, plain = statistics.median(update_times), statistics.median(step_times)
     print(f"in-training kappa_W: tracker.update() {upd * 1e3:.2f} ms per step vs a {plain * 1e3:.1f} ms step "
@@ -215,7 +230,7 @@ def main() -> None:
               f"({suite_mb / max(step_mb, 1e-9):.2f}x)")
     if args.write_costs:
         write_costs(args.write_costs, ratios, f"ResNet-20, batch {args.batch}, device {dev}, bn_mode {args.bn_mode}, "
-                    f"{torch.get_num_threads()} threads")
+                    f"{torch.get_num_threads()} threads, {args.clock} clock")
 
 
 def write_costs(path: str, ratios: dict[str, float], setting: str) -> None:
