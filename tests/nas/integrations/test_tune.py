@@ -191,6 +191,7 @@ def _reference_gate(rows, quantile, warmup):
     return stopped
 
 
+@pytest.mark.slow  # a second Tune run, real models: ~10 s on a quiet 2-core machine, a minute on a busy one
 @pytest.mark.integration
 def test_with_optunasearch_and_two_metrics_a_real_model_is_gated_by_its_gradients(ray_local, tmp_path):
     from ray.tune.search.optuna import OptunaSearch
