@@ -3,6 +3,7 @@ storage: a running trial is failed only when its driver is gone; a retry keeps i
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -54,7 +55,9 @@ def test_only_trials_whose_driver_is_gone_are_failed_and_retried_with_their_seed
                      "other host, silent past grace": "FAIL", "this host, live process, silent": "RUNNING",
                      "this host, exited process": "FAIL", "no owner, just started": "RUNNING"}
     reasons = {k: study.trials[t.number].user_attrs.get("fail_reason") for k, t in cases.items()}
-    assert "no heartbeat for 500 s" in reasons["other host, silent past grace"]
+    # 500 s when it was set, more by the time it is read on a slow machine
+    silent = re.search(r"no heartbeat for (\d+) s", reasons["other host, silent past grace"])
+    assert silent and 500 <= int(silent.group(1)) < 560, reasons["other host, silent past grace"]
     assert "exited" in reasons["this host, exited process"]
     # each failed trial is enqueued once with its params and seed; asking it gives the same seed back
     retries = []
