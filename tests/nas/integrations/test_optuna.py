@@ -206,6 +206,7 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # two fresh interpreters importing torch: 6-23 s on the shared 2-core machine
 @pytest.mark.integration
 def test_two_processes_share_one_sqlite_study(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
