@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -145,6 +146,77 @@ def report(runs: pd.DataFrame, seeds: int, top: float) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------------ live (Ray Tune, mnist5k)
+def _live_trainable(config: dict, configs: list, epochs: int, seed: int, gate: bool) -> None:
+    """One candidate: (gradnas) its rung-0 values at iteration 0, then ``nas.training.train`` epoch by epoch,
+    the test accuracy reported after each epoch with the wall clock."""
+    import torch
+    from ray import tune
+
+    from nas.data import load_dataset
+    from nas.integrations.tune import report_gradients
+    from nas.training import TrainSpec, train
+    from search_spaces import get_space
+
+    torch.set_num_threads(1)
+    c, i = configs[config["i"]], int(config["i"])
+    space = get_space("resnet_cifar")
+    space = space.with_bounds(**space.cpu_bounds)
+    data = load_dataset("mnist5k", seed=seed)
+    if gate:
+        model = space.build(c, data.num_classes, data.input_shape, seed=seed * 1000 + i)
+        report_gradients(model, (data.train_x[:64], data.train_y[:64]), lr=c["lr"], batch_size=c["batch_size"],
+                         metrics={"acc": 0.1, "wall": time.time()})
+
+    def on_epoch(h: dict) -> None:
+        accs = [a for a in h["test_acc"] if a is not None]
+        tune.report({"acc": float(accs[-1]) if accs else 0.0, "wall": time.time()})
+
+    train(TrainSpec(space="resnet_cifar", config=c, dataset="mnist5k", epochs=epochs, bounds=space.bounds,
+                    seed=seed * 1000 + i, data_seed=seed, threads=1), on_epoch=on_epoch)
+
+
+def live(seeds: int, budget_s: float, epochs: int, samples: int, threshold: float, storage: str) -> pd.DataFrame:
+    """Per seed, the same random configs under ASHA and under the gradnas scheduler, ``budget_s`` each."""
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from nas.integrations.tune import GradientScheduler
+    from search_spaces import get_space
+
+    space = get_space("resnet_cifar")
+    space = space.with_bounds(**space.cpu_bounds)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    rows = []
+    for s in range(seeds):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=s))
+        configs = [space.sample(study.ask()) for _ in range(samples)]
+        for name, gate in zip(STRATEGIES, (False, True)):
+            sched = (GradientScheduler(metric="acc", mode="max", max_t=epochs, **{k: RUNGS[k] for k in (
+                "grace_period", "reduction_factor")}) if gate else
+                ASHAScheduler(metric="acc", mode="max", max_t=epochs, grace_period=1, reduction_factor=3))
+            t0 = time.time()
+            grid = tune.Tuner(
+                tune.with_parameters(_live_trainable, configs=configs, epochs=epochs, seed=s, gate=gate),
+                param_space={"i": tune.grid_search(list(range(samples)))},
+                tune_config=tune.TuneConfig(scheduler=sched, max_concurrent_trials=2, time_budget_s=budget_s),
+                run_config=tune.RunConfig(storage_path=str(Path(storage).resolve()), verbose=0,
+                                          name=f"{'gradnas' if gate else 'asha'}-s{s}")).fit()
+            frames = [r.metrics_dataframe for r in grid if r.metrics_dataframe is not None]
+            res = pd.concat(frames) if frames else pd.DataFrame(columns=["acc", "wall"])
+            res = res[res["acc"].notna()] if len(res) else res
+            reached = res[res["acc"] >= threshold]["wall"] if len(res) else pd.Series(dtype=float)
+            rows.append({"seed": s, "strategy": name, "best_acc": float(res["acc"].max()) if len(res) else math.nan,
+                         "time_to_threshold": float(reached.min() - t0) if len(reached) else math.nan,
+                         "trials_started": len(frames), "wall": time.time() - t0})
+            print(rows[-1], flush=True)
+    ray.shutdown()
+    return pd.DataFrame(rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -158,7 +230,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-cost", type=float, default=2.0,
                    help="cap of the rung-0 feature selection in training steps; 0: none (default: %(default)s)")
     p.add_argument("--shipped", action="store_true", help="the shipped rung-0 set (tuned on every row)")
+    p.add_argument("--live", action="store_true", help="instead: live Ray Tune runs on mnist5k (ASHA vs gradnas)")
+    p.add_argument("--budget-s", type=float, default=100, help="live: wall-clock seconds per run (default: %(default)s)")
+    p.add_argument("--samples", type=int, default=40, help="live: random configs per seed (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=3, help="live: max_t in epochs (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=0.9, help="live: the accuracy to reach (default: %(default)s)")
+    p.add_argument("--storage", default="runs/tune_scheduler", help="live: Tune's storage (default: %(default)s)")
     args = p.parse_args(argv)
+    if args.live:
+        if args.seeds < 1 or args.budget_s <= 0 or args.samples < 1 or args.epochs < 1:
+            p.error("need --seeds, --samples, --epochs >= 1 and --budget-s > 0")
+        warnings.filterwarnings("ignore")
+        res = live(args.seeds, args.budget_s, args.epochs, args.samples, args.threshold, args.storage)
+        print(f"live: mnist5k, resnet_cifar (CPU bounds), {args.samples} random configs per seed, "
+              f"{args.budget_s:g} s per run, 2 trials at once, max_t {args.epochs} epochs")
+        print(res.to_string(index=False))
+        print(res.groupby("strategy")[["best_acc", "time_to_threshold", "trials_started"]].mean().to_string())
+        return 0
     if args.seeds < 1 or not 0 < args.top <= 1 or not 0 <= args.quantile <= 1 or args.warmup < 0:
         p.error("need --seeds >= 1, 0 < --top <= 1, 0 <= --quantile <= 1 and --warmup >= 0")
     try:
