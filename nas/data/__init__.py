@@ -19,7 +19,11 @@ User data is named by a *reference* (a string with a colon; :mod:`nas.data.refer
 (:mod:`~nas.data.user_function`), and data passed from Python: :func:`from_arrays` / :func:`from_torch`
 build a :class:`Dataset`, :func:`register_dataset` makes it reachable by name (``memory:SHA1`` in this
 process, ``saved:PATH`` from any process that sees the file; :mod:`~nas.data.arrays`). Every reference is
-loaded into memory once per process like the registry names.
+loaded once per process like the registry names: into memory when its tensors fit the memory limit
+(``max_memory=`` option, default a quarter of RAM), else as a :class:`StreamedDataset` read from disk
+through a DataLoader (image folders, user torch Datasets; :mod:`~nas.data.stream`). Both answer
+``train_size``, ``take`` and ``batches``, which is how every consumer reads data. A dataset's ``loss``
+(``loss=`` option; :mod:`~nas.data.loss`) is the training loss; a regression loss keeps float targets.
 
 Modules: :mod:`~nas.data.dataset` (the :class:`Dataset` container, :class:`DatasetError`),
 :mod:`~nas.data.torchvision_sets`, :mod:`~nas.data.offline`, :mod:`~nas.data.augment`

@@ -19,7 +19,11 @@ differ):
   flip for CIFAR, crop for SVHN, none for MNIST-like and synthetic data);
 * on CUDA only: mixed precision (``torch.autocast`` with bfloat16 when supported, else float16 with a
   ``GradScaler``) and channels-last memory format; CPU training is plain float32;
-* after every epoch: loss and accuracy on the whole test split, then a checkpoint.
+* the dataset's loss (:func:`nas.data.resolve_loss`; cross-entropy by default); batches come through
+  ``data.batches`` (whole splits on the device for in-memory data; a streamed dataset's DataLoader
+  workers decode them, pinned memory on CUDA);
+* after every epoch: loss and accuracy on the whole test split (regression, float targets: the loss
+  only, ``test_acc`` entries None, ``history["task"] == "regression"``), then a checkpoint.
 
 Checkpoints (``TrainSpec.checkpoint``, e.g. ``runs/<study>/checkpoints/trial_<n>.pt``) hold the model,
 optimizer, scheduler and scaler states, the finished epoch and the history so far; they are written
