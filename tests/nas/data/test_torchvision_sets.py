@@ -54,7 +54,14 @@ def test_fake_cifar10_loads_through_torchvision(tmp_path, relaxed_md5, no_networ
         "num_classes": 10,
         "augment": "crop_flip",
         "source": ds.source,
+        "class_names": list(ds.class_names),
+        "mean": list(ds.mean),
+        "std": list(ds.std),
     }
+    # its models can read image files: the recipe undoes exactly the affine map above
+    assert ds.preprocess == {"kind": "image", "mode": "RGB", "size": [32, 32], "divide_by": 255.0,
+                             "mean": list(ds.mean), "std": list(ds.std)}
+    assert torch.allclose(torch.tensor(ds.mean, dtype=torch.float64), m.flatten(), atol=1e-6)
     # cached per process: the same object comes back, also via a differently spelled but equal path
     assert load_dataset("cifar10", tmp_path / ".") is ds
     assert load_dataset("cifar10", str(tmp_path), download=False) is ds
