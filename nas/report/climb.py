@@ -174,7 +174,7 @@ def prediction_text(p: Prediction) -> str:
 def climb_text(c: Climb, study_name: str) -> str:
     """The climb for the terminal: the plan, a table of rungs, the score -> accuracy taus, and what to do
     when they cannot be judged."""
-    from ..cli.output import table
+    from ..text import table
 
     state = "finished" if c.finished else "not finished (a rerun continues it)"
     lines = [f"Budget search: {c.plan}; budget {format_duration(c.budget)}, spent {format_duration(c.spent)}, "
