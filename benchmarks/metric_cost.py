@@ -158,6 +158,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--bn-mode", default="frozen", choices=["frozen", "contribution"])
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    ap.add_argument("--sets-only", action="store_true",
+                    help="time only the metric sets (thesis suite, budget rung 0, proxy-only init set): quick "
+                         "repeats, e.g. alternating with an older checkout's objectives")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="wall: elapsed time (default); cpu: this process's CPU time (time.process_time), steadier "
@@ -181,7 +184,7 @@ def main() -> None:
     print(f"training step: {step * 1e3:.1f} ms (= 1.00x)\n")
     print(f"{'metric':18s} {'seconds':>9s} {'x step':>8s}   kind")
     ratios: dict[str, float] = {}
-    for name in registry.names():
+    for name in ([] if args.sets_only else registry.names()):
         e = registry.get(name)
         t = timed(lambda: objectives.score(model, x, y, metrics=[name], bn_mode=args.bn_mode)
                   if "probe" in e.options else objectives.score(model, x, y, metrics=[name]), dev, args.reps)
@@ -200,6 +203,8 @@ def main() -> None:
                    args.reps)
         print(f"{label}: {', '.join(names)}; one shared probe: {r0:.3f} s = {r0 / step:.2f}x a training step"
               + (" (target <= 2x)" if "rung 0" in label else ""))
+    if args.sets_only:
+        return
     everything = timed(lambda: objectives.score(model, x, y, metrics=registry.names()), dev, 1)
     print(f"every registered metric ({len(registry.names())}): {everything:.3f} s = {everything / step:.2f}x")
     # the tracker's own cost, timed call by call inside real training steps (robust to machine noise)
