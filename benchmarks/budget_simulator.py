@@ -49,6 +49,8 @@ from nas.search.plan import BudgetError, plan_brackets
 
 FULL_EPOCHS, SHORT_EPOCHS, EARLY_STEPS, TRAIN_SIZE = 3, 1, 50, 4000
 WORKERS = (2, 8, 64, 512)
+#: The most rung-0 candidates per worker (the search's --trials cap).
+MAX_PER_WORKER = 16
 
 
 class SimCluster:
@@ -124,6 +126,7 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
     except BudgetError:
         return Outcome(0.0, 0.0, [], 0, 0)
     ladder = Ladder(plans, mode)
+    ladder.limit = cap
     sim = SimCluster()
     pool_of: dict[int, int] = {}
     unused = list(rng.permutation(n_pool))
@@ -141,7 +144,7 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
 
     def more():
         if not replace and not unused:
-            ladder.stop_new = True
+            ladder.stop_new, ladder.limit = True, len(pool_of)
         job = choose(ladder, score, budget - sim.now(), cost, workers)
         if job is None:
             return None
@@ -196,12 +199,14 @@ def lab_table(rows, init_features, early_features, gpu_ratio: float, overhead: f
     k = max(1, math.ceil(top * len(acc)))
     good = acc >= np.sort(acc)[::-1][k - 1]
 
+    # the combined scores over the whole pool, once: a cohort of draws with replacement ranks as the pool does
+    # (a rank aggregate over a subset orders it almost as over the pool; recomputing it per decision would
+    # make the 512-worker runs take hours)
+    ranks = {0: np.asarray(rank_aggregate(rows, init_features), dtype=float),
+             1: np.asarray(rank_aggregate(view, early_features), dtype=float), 2: first}
+
     def score(idx: Sequence[int], rung: int) -> Sequence[float]:
-        idx = list(idx)
-        if rung == 2:
-            return list(first[idx])
-        table, feats = (rows, init_features) if rung == 0 else (view, early_features)
-        return list(rank_aggregate(table.iloc[idx].reset_index(drop=True), feats))
+        return list(ranks[rung][list(idx)])
 
     return Table(costs, score, observed, good)
 
@@ -223,7 +228,7 @@ def simulate(df, seeds: int, workers: Sequence[int], trainings: float, gpu_ratio
             for mode in ("sync", "async"):
                 for nb in sorted({1, brackets}):
                     o = run_ladder(table, budget, w, mode, nb, np.random.default_rng([s, w]),
-                                   max_candidates=200 * w)
+                                   max_candidates=MAX_PER_WORKER * w)
                     t = o.time_to(table.good)
                     out.append({"seed": s, "workers": w, "promotion": mode, "brackets": o.brackets,
                                 "util": o.busy / (w * o.end) if o.end else math.nan, "end": o.end / budget,
@@ -241,11 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--table", default="benchmarks/tables/resnet_mnist5k.csv.gz", help="a resnet lab table")
     p.add_argument("--seeds", type=int, default=5, help="random halves of the table (default: %(default)s)")
     p.add_argument("--workers", default=",".join(map(str, WORKERS)), help="worker counts (default: %(default)s)")
-    p.add_argument("--trainings", type=float, default=12.0,
+    p.add_argument("--trainings", type=float, default=20.0,
                    help="wall-clock budget in full trainings of the mean config (default: %(default)s)")
     p.add_argument("--gpu-ratio", type=float, default=10.0,
                    help="a GPU is this many times faster than the table's CPU times (default: %(default)s)")
-    p.add_argument("--overhead", type=float, default=0.5, help="seconds per job, not scaled (default: %(default)s)")
+    p.add_argument("--overhead", type=float, default=0.0, help="seconds per job, not scaled (default: %(default)s)")
     p.add_argument("--brackets", type=int, default=4, help="the most brackets of the 'several' rows (default: %(default)s)")
     args = p.parse_args(argv)
     try:

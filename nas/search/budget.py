@@ -19,6 +19,7 @@ from typing import Any, Callable
 from .plan import RESERVE, RUNGS, BudgetError, plan, promote, replan, waves_time
 from . import keys
 from .budget_run import BudgetRun, finite
+from .budget_async import climb_async
 from .budget_state import BudgetState, load_state
 from .executor import cluster_workers, default_workers, make_executor, run_jobs, sigterm_interrupts
 from .lifecycle import Lifecycle
@@ -85,6 +86,10 @@ def run_budget(study, space, settings, objectives, constraints, folder, input_sh
                     _close(run)
                 if run.state.best is not None:  # interrupted after the result was saved: only the tells were left
                     _end(run, run.state.best)
+                elif _is_async(run):
+                    handle = _handler(run)
+                    climb_async(run, executor, recovered, pilot=lambda: _pilot(run, executor, handle), end=_end,
+                                spec=_spec)
                 else:
                     _climb(run, executor, recovered)
             finally:
@@ -97,6 +102,17 @@ def run_budget(study, space, settings, objectives, constraints, folder, input_sh
         heartbeat.__exit__(None, None, None)
     run.stats["resumed"] = resumed
     return run.stats
+
+
+def _is_async(run: BudgetRun) -> bool:
+    """An async climb: the resumed state's (it has a ladder, or it was in its pilot: nothing promoted yet),
+    else the settings'."""
+    st = run.state
+    if st.ladder is not None:
+        return True
+    if st.rung > 0 or st.closing:
+        return False
+    return run.settings.promotion == "async"
 
 
 def _interrupted(run: BudgetRun) -> None:
@@ -172,17 +188,23 @@ def _handler(run: BudgetRun):
     return handle
 
 
+def _pilot(run: BudgetRun, executor, handle) -> None:
+    """The pilot (unless the plan exists): rung-0 candidates that measure the costs, then the first plan."""
+    s = run.settings
+    pilot = s.pilot or max(6, 3 * run.workers)
+    if s.trials is not None:
+        pilot = min(pilot, s.trials)
+    if run.plan is None:
+        _jobs(run, executor, [], handle, more=run.ask, stop_when=lambda: run.state.asked >= pilot)
+        run.plan = run.first_plan(s.trials)
+        run.save()
+
+
 def _rung0(run: BudgetRun, executor, handle, recovered: int) -> None:
     """The pilot (unless the plan exists), the plan, then the rest of rung 0's cohort."""
     s = run.settings
     cap = s.trials
-    pilot = s.pilot or max(6, 3 * run.workers)
-    if cap is not None:
-        pilot = min(pilot, cap)
-    if run.plan is None:
-        _jobs(run, executor, [], handle, more=run.ask, stop_when=lambda: run.state.asked >= pilot)
-        run.plan = run.first_plan(cap)
-        run.save()
+    _pilot(run, executor, handle)
     run.stats["plan"] = run.plan
     run.event("plan", plan=run.plan, recovered=recovered)
 

@@ -28,6 +28,7 @@ candidate at the highest rung reached goes straight to the final rung (the run e
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable, Sequence
 
@@ -56,7 +57,10 @@ class Ladder:
     """Brackets and the position of every candidate (module docstring).
 
     ``cands[n] = [bracket, rung, done, told]``; ``asked[b]``: candidates bracket ``b`` has asked (failed ones
-    too); ``stop_new``: no more new candidates (the time left is for the later rungs).
+    too); ``stop_new``: no more new candidates by the plan (the time left is for the later rungs; an idle
+    worker may still take one, see :func:`choose`); ``limit``: the most candidates in all. Per (bracket, rung)
+    it keeps who finished there, how many reached it, how many run there and the ranking last computed, so
+    a decision costs O(rungs) besides re-ranking a rung that changed.
     """
 
     def __init__(self, brackets: Sequence[Plan], mode: str = "async") -> None:
@@ -68,41 +72,83 @@ class Ladder:
         self.cands: dict[int, list] = {}
         self.asked = [0] * len(self.brackets)
         self.stop_new = False
+        self.limit: int | None = None  # the most candidates in all (the search's --trials)
+        self._used = [[0] + [k for k in range(1, len(p.counts)) if p.counts[k] > 0 and k >= p.start]
+                      for p in self.brackets]
+        self._fin: dict[tuple[int, int], set[int]] = {}
+        self._started: dict[tuple[int, int], int] = {}
+        self._running: dict[tuple[int, int], int] = {}
+        self._waiting: dict[tuple[int, int], set[int]] = {}  # done there, not promoted, not told
+        self._ranked: dict[tuple[int, int], tuple[frozenset, list[int]]] = {}
 
     # ---------------------------------------------------------------- structure
     def used(self, b: int) -> list[int]:
         """The rungs bracket ``b`` runs: 0, then its entry rung and the later used rungs."""
-        p = self.brackets[b]
-        return [0] + [k for k in range(1, len(p.counts)) if p.counts[k] > 0 and k >= p.start]
+        return self._used[b]
 
     def next_rung(self, b: int, k: int) -> int | None:
-        u = self.used(b)
+        u = self._used[b]
         i = u.index(k)
         return u[i + 1] if i + 1 < len(u) else None
 
     def final(self, b: int) -> int:
-        return self.used(b)[-1]
+        return self._used[b][-1]
+
+    def _rungs_desc(self) -> list[int]:
+        return sorted({k for u in self._used for k in u}, reverse=True)
 
     # ---------------------------------------------------------------- events
     def add(self, number: int, bracket: int) -> None:
         """A new candidate of ``bracket``, its rung-0 job running."""
         self.cands[number] = [bracket, 0, False, False]
         self.asked[bracket] += 1
+        self._bump(self._started, (bracket, 0), 1)
+        self._bump(self._running, (bracket, 0), 1)
 
     def start(self, number: int, rung: int) -> None:
-        """``number``'s job at ``rung`` starts (a promotion)."""
+        """``number``'s job at ``rung`` starts (a promotion, or straight to the final rung)."""
         c = self.cands[number]
+        b, old = c[0], c[1]
+        if not c[2]:
+            self._bump(self._running, (b, old), -1)
+        self._waiting.get((b, old), set()).discard(number)
+        for r in self._used[b]:
+            if old < r <= rung:
+                self._bump(self._started, (b, r), 1)
         c[1], c[2] = rung, False
+        self._bump(self._running, (b, rung), 1)
 
     def finish(self, number: int) -> None:
-        self.cands[number][2] = True
+        c = self.cands[number]
+        b, k = c[0], c[1]
+        c[2] = True
+        self._bump(self._running, (b, k), -1)
+        self._fin.setdefault((b, k), set()).add(number)
+        if not c[3]:
+            self._waiting.setdefault((b, k), set()).add(number)
 
     def drop(self, number: int) -> None:
         """A failed candidate leaves the ladder (its slot in the rung is free again)."""
-        self.cands.pop(number, None)
+        c = self.cands.pop(number, None)
+        if c is None:
+            return
+        b, k, done = c[0], c[1], c[2]
+        if not done:
+            self._bump(self._running, (b, k), -1)
+        for r in self._used[b]:
+            if r <= k:
+                self._bump(self._started, (b, r), -1)
+            self._fin.get((b, r), set()).discard(number)
+            self._waiting.get((b, r), set()).discard(number)
 
     def tell(self, number: int) -> None:
-        self.cands[number][3] = True
+        c = self.cands[number]
+        c[3] = True
+        self._waiting.get((c[0], c[1]), set()).discard(number)
+
+    @staticmethod
+    def _bump(d: dict, key: tuple[int, int], by: int) -> None:
+        d[key] = d.get(key, 0) + by
 
     # ---------------------------------------------------------------- queries
     def members(self, b: int) -> list[int]:
@@ -110,29 +156,33 @@ class Ladder:
 
     def finished(self, b: int, k: int) -> list[int]:
         """Candidates of bracket ``b`` that finished rung ``k`` (those promoted past it included)."""
-        return sorted(n for n, c in self.cands.items() if c[0] == b and (c[1] > k or (c[1] == k and c[2])))
+        return sorted(self._fin.get((b, k), ()))
 
     def started(self, b: int, k: int) -> int:
         """Candidates of bracket ``b`` that reached rung ``k`` (running or done there, or past it)."""
-        return sum(1 for c in self.cands.values() if c[0] == b and c[1] >= k)
+        return self._started.get((b, k), 0)
 
     def running(self) -> list[int]:
         return sorted(n for n, c in self.cands.items() if not c[2])
 
+    def running_rungs(self) -> set[int]:
+        return {k for (b, k), m in self._running.items() if m > 0}
+
     def closed(self, b: int, k: int) -> bool:
         """No candidate can still arrive at, or be running at, rung ``k`` of bracket ``b``."""
-        if any(c[0] == b and c[1] <= k and not c[2] for c in self.cands.values()):
+        u = self._used[b]
+        if any(self._running.get((b, r), 0) for r in u if r <= k):
             return False
         if k == 0:
             return self.stop_new or self.asked[b] >= self.brackets[b].counts[0]
-        u = self.used(b)
         prev = u[u.index(k) - 1]
-        return self.closed(b, prev) and self.started(b, k) >= min(self.brackets[b].counts[k], len(self.finished(b, prev)))
+        return self.closed(b, prev) and self.started(b, k) >= min(self.brackets[b].counts[k],
+                                                                  len(self._fin.get((b, prev), ())))
 
     def quota(self, b: int, k: int) -> int:
         """How many of the best done at rung ``k`` may be at the next rung now (module docstring)."""
         nx = self.next_rung(b, k)
-        fin = len(self.finished(b, k))
+        fin = len(self._fin.get((b, k), ()))
         p = self.brackets[b]
         if k == 0 and p.start > 0:
             return fin  # admitted whatever their rung-0 score
@@ -142,23 +192,32 @@ class Ladder:
             return 0
         return min(p.counts[nx], (fin * p.counts[nx]) // max(1, p.counts[k]))
 
+    def order(self, b: int, k: int, score: Score) -> list[int]:
+        """Those done at rung ``k`` of bracket ``b``, best first (recomputed only when they changed)."""
+        fin = frozenset(self._fin.get((b, k), ()))
+        cached = self._ranked.get((b, k))
+        if cached is None or cached[0] != fin:
+            numbers = sorted(fin)
+            out = numbers if (k == 0 and self.brackets[b].start > 0) else ranked(numbers, score(b, k, numbers))
+            self._ranked[(b, k)] = cached = (fin, out)
+        return cached[1]
+
     def promotable(self, b: int, k: int, score: Score) -> list[int]:
         """Candidates done at rung ``k`` of bracket ``b`` that may climb now, best first."""
         nx = self.next_rung(b, k)
-        if nx is None or self.started(b, nx) >= self.brackets[b].counts[nx]:
+        if nx is None or self.started(b, nx) >= self.brackets[b].counts[nx] or not self._waiting.get((b, k)):
             return []
         q = self.quota(b, k)
         if q <= 0:
             return []
-        fin = self.finished(b, k)
-        order = fin if (k == 0 and self.brackets[b].start > 0) else ranked(fin, score(b, k, fin))
-        return [n for n in order[:q] if self.cands[n][1] == k and not self.cands[n][3]]
+        waiting = self._waiting[(b, k)]
+        return [n for n in self.order(b, k, score)[:q] if n in waiting]
 
     def next_job(self, score: Score, fits: Callable[[Any, int], bool] = lambda n, k: True) -> tuple | None:
         """``("promote", number, rung)``, ``("new", bracket)`` or None (nothing to start now)."""
-        for k in sorted({k for b in range(len(self.brackets)) for k in self.used(b)}, reverse=True):
+        for k in self._rungs_desc():
             for b in range(len(self.brackets)):
-                if k not in self.used(b) or k == self.final(b):
+                if k not in self._used[b] or k == self.final(b):
                     continue
                 nx = self.next_rung(b, k)
                 for n in self.promotable(b, k, score):
@@ -173,25 +232,35 @@ class Ladder:
     def stopped(self) -> list[int]:
         """Candidates done at a rung below their bracket's final one, not told yet, that can no longer climb
         (the next rung is full)."""
-        out = []
-        for n, (b, k, done, told) in self.cands.items():
-            if done and not told and k != self.final(b):
-                nx = self.next_rung(b, k)
-                if self.started(b, nx) >= self.brackets[b].counts[nx]:
-                    out.append(n)
+        out: list[int] = []
+        for (b, k), waiting in self._waiting.items():
+            nx = self.next_rung(b, k) if k in self._used[b] else None
+            if waiting and nx is not None and self.started(b, nx) >= self.brackets[b].counts[nx]:
+                out += waiting
         return sorted(out)
 
     def best_waiting(self, score: Score) -> tuple[int, int] | None:
         """(number, bracket) of the best candidate done at the highest non-final rung any bracket reached
         (the one to train fully when time runs out); None when none is done."""
-        for k in sorted({k for b in range(len(self.brackets)) for k in self.used(b)}, reverse=True):
+        for k in self._rungs_desc():
             for b in range(len(self.brackets)):
-                if k not in self.used(b) or k == self.final(b):
-                    continue
-                fin = [n for n in self.finished(b, k) if self.cands[n][1] == k and not self.cands[n][3]]
-                if fin:
-                    return ranked(fin, score(b, k, fin))[0], b
+                if k in self._used[b] and k != self.final(b) and self._waiting.get((b, k)):
+                    waiting = self._waiting[(b, k)]
+                    return next(n for n in self.order(b, k, score) if n in waiting), b
         return None
+
+    def resize(self, brackets: Sequence[Plan]) -> bool:
+        """Take re-fitted plans' counts (the time left and the costs measured so far): never below what a
+        rung already holds; only when every bracket runs the same rungs as before. True when taken."""
+        if len(brackets) != len(self.brackets):
+            return False
+        new = [[0] + [k for k in range(1, len(p.counts)) if p.counts[k] > 0 and k >= p.start] for p in brackets]
+        if new != self._used or any(p.start != q.start for p, q in zip(brackets, self.brackets)):
+            return False
+        self.brackets = [dataclasses.replace(p, counts=tuple(max(c, self.started(b, k) if c else 0)
+                                                               for k, c in enumerate(p.counts)))
+                         for b, p in enumerate(brackets)]
+        return True
 
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -200,8 +269,18 @@ class Ladder:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], brackets: Sequence[Plan]) -> "Ladder":
+        """The ladder :meth:`to_dict` saved (its candidates re-entered in order: rung, done, told)."""
         lad = cls(brackets, data.get("mode", "async"))
-        lad.cands = {int(n): list(c) for n, c in data.get("cands", {}).items()}
+        for n, (b, k, done, told) in sorted((int(n), c) for n, c in data.get("cands", {}).items()):
+            lad.add(n, b)
+            for r in lad.used(b)[1:]:
+                if r <= k:  # it finished every rung below the one it is at
+                    lad.finish(n)
+                    lad.start(n, r)
+            if done:
+                lad.finish(n)
+            if told:
+                lad.tell(n)
         lad.asked = list(data.get("asked", lad.asked))
         lad.stop_new = bool(data.get("stop_new", False))
         return lad
@@ -228,7 +307,8 @@ def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
         best = ladder.best_waiting(score)
         if best is not None:
             n, b = best
-            wait = max(cost(m, ladder.cands[m][1]) for m in ladder.running()) if ladder.running() else 0.0
+            # the longest a worker may still be busy: a typical job of the highest rung running
+            wait = max((cost(None, k) for k in ladder.running_rungs()), default=0.0)
             if cost(n, ladder.final(b)) + wait >= usable:
                 ladder.stop_new = True
                 return ("promote", n, ladder.final(b))
@@ -240,4 +320,10 @@ def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
                 need += max(0, p.counts[k] - ladder.started(b, k)) * cost(None, k)
         if usable - need / max(1, workers) < cost(None, 0):
             ladder.stop_new = True
-    return ladder.next_job(score, fits)
+    job = ladder.next_job(score, fits)
+    if job is None and ladder.mode == "async" and fits(None, 0) and (
+            ladder.limit is None or sum(ladder.asked) < ladder.limit):
+        # nothing to promote: a worker would idle, so rung 0 grows (ASHA) beyond the plan while a new
+        # candidate's climb still fits (up to ``ladder.limit`` candidates in all)
+        job = ("new", 0)
+    return job

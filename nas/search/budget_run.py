@@ -15,7 +15,7 @@ from .budget_state import BudgetState, save_state
 from .lifecycle import Lifecycle, train_spec, trial_spec
 from .ranking import cohort_scores
 
-__all__ = ["BudgetRun", "EPOCH_OVERHEAD"]
+__all__ = ["BudgetRun", "EPOCH_OVERHEAD", "rung0_scores"]
 
 #: Planning margin on a training epoch estimated from the timed steps (evaluation, batch assembly).
 EPOCH_OVERHEAD = 1.25
@@ -44,6 +44,17 @@ def final_acc(history: dict) -> float:
     return float(v) if finite(v) else 0.0
 
 
+def rung0_scores(rows: list[dict], objectives=()) -> list[float]:
+    """The rung-0 ranking of a cohort (higher is better): each row is a candidate's config merged with its
+    rung-0 values; the scores are relative to the rows given (the candidates done at rung 0 so far, or a
+    synchronous rung's whole cohort). The one place the budget search ranks rung 0 (swap it for an
+    in-study calibrated score here): :data:`objectives.combine.BUDGET_INIT_FEATURES` combined, or the
+    non-dominated rank of ``objectives`` when the rows lack those inputs."""
+    from objectives.combine import BUDGET_INIT_FEATURES
+
+    return cohort_scores(rows, "init", BUDGET_INIT_FEATURES, objectives)
+
+
 class BudgetRun:
     """State of one budgeted run: the lifecycle of its trials, every value stored so far (number ->
     values), each rung's job seconds, the plan and the persisted :class:`BudgetState`."""
@@ -66,6 +77,7 @@ class BudgetRun:
         self.rung = state.rung
         self.full_epochs = int(state.full_epochs)
         self.plan: Plan | None = state.to_plan()
+        self.ladder: Any = None  # the async climb's Ladder (saved with the state)
 
     # ---------------------------------------------------------------- time and persistence
     def left(self) -> float:
@@ -78,6 +90,8 @@ class BudgetRun:
         st = self.state
         st.spent, st.rung, st.full_epochs = self.elapsed(), self.rung, self.full_epochs
         st.plan = BudgetState.plan_dict(self.plan)
+        if self.ladder is not None:
+            st.ladder = self.ladder.to_dict()
         if self.rung == 0 or not st.estimates:
             step, build, batch = self.estimates()
             st.estimates = {"step": step, "build": build, "batch": batch}
@@ -193,15 +207,15 @@ class BudgetRun:
 
     def scores(self, numbers: list[int], done_rung: int) -> list[float]:
         """Promotion score of each candidate after ``done_rung`` (higher is better)."""
-        from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES
+        from objectives.combine import BUDGET_EARLY_FEATURES
 
         if done_rung == 2:
             return [self.values[n].get("final_test_acc", 0.0) for n in numbers]
-        phase = "early" if done_rung == 1 else "init"
         rows = [{**self.values[n][keys.CONFIG], **{k: x for k, x in self.values[n].items() if k != keys.CONFIG}}
                 for n in numbers]
-        features = BUDGET_EARLY_FEATURES if phase == "early" else BUDGET_INIT_FEATURES
-        return cohort_scores(rows, phase, features, self.life.objectives)
+        if done_rung == 0:
+            return rung0_scores(rows, self.life.objectives)
+        return cohort_scores(rows, "early", BUDGET_EARLY_FEATURES, self.life.objectives)
 
     def first_plan(self, cap: int | None) -> Plan:
         """The plan for the whole budget with the pilot's costs; the full training is shortened (halved)

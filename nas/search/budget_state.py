@@ -37,6 +37,9 @@ class BudgetState:
         best: the result's trial once ``best_model.pt`` is written (a rerun then only tells the rest);
         driver: the driver running the climb (another driver resumes it only when that one is gone);
         finished: the run ended (a rerun starts a new budget).
+        ladder, brackets: the asynchronous climb (:mod:`~nas.search.budget_async`): every candidate's bracket,
+            rung, done and told (:meth:`nas.search.budget_ladder.Ladder.to_dict`) and the brackets' plans;
+            None and empty for a synchronous climb, or before the async one's pilot ended.
     """
 
     budget: float
@@ -54,16 +57,25 @@ class BudgetState:
     best: int | None = None
     driver: str | None = None
     finished: bool = False
+    ladder: dict[str, Any] | None = None
+    brackets: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def members(self) -> set[int]:
-        """The candidates the climb still holds: in the current rung, finished in it, to be told, the result."""
-        return set(self.cohort) | set(self.done) | set(self.closing) | ({self.best} if self.best is not None else set())
+        """The candidates the climb still holds: in the current rung, finished in it, to be told, the result;
+        in an async climb those of the ladder not told yet (but those whose rung-0 job was in flight: a
+        rerun retries them with their config and seed)."""
+        climbing = {int(n) for n, (_, rung, done, told) in (self.ladder or {}).get("cands", {}).items()
+                    if not told and (rung > 0 or done)}
+        return (set(self.cohort) | set(self.done) | set(self.closing) | climbing
+                | ({self.best} if self.best is not None else set()))
 
     def to_plan(self) -> Plan | None:
-        if self.plan is None:
-            return None
-        p = dict(self.plan)
-        return Plan(**{**p, "counts": tuple(p["counts"]), "costs": tuple(p["costs"])})
+        return None if self.plan is None else self.to_plan_of(self.plan)
+
+    @staticmethod
+    def to_plan_of(data: dict[str, Any]) -> Plan:
+        """The :class:`~nas.search.plan.Plan` that :meth:`plan_dict` stored."""
+        return Plan(**{**data, "counts": tuple(data["counts"]), "costs": tuple(data["costs"])})
 
     @staticmethod
     def plan_dict(plan: Plan | None) -> dict[str, Any] | None:

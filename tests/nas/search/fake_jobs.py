@@ -57,6 +57,8 @@ class FakeCluster:
         self.seq = 0
         self.fail = fail or set()
         self.log: list[tuple[Any, str]] = []  # (key, kind) of every job run
+        self.rungs: list[tuple[Any, str]] = []  # (key, rung) of every job run: init, early, short, full
+        self.busy = 0.0  # worker-seconds of the jobs submitted
         self.trained: dict[Any, int] = {}  # epochs each candidate has trained (its checkpoint)
 
     def cost(self, key: Any, spec: Any) -> float:
@@ -74,7 +76,10 @@ class FakeCluster:
         self.seq += 1
         kind = "train" if _is_train(spec) else ("early" if not spec.score_init else "init")
         self.log.append((key, kind))
-        heapq.heappush(self.heap, (self.t + self.cost(key, spec), self.seq, key, spec))
+        self.rungs.append((key, kind if kind != "train" else ("short" if spec.stop_after is not None else "full")))
+        cost = self.cost(key, spec)
+        self.busy += cost
+        heapq.heappush(self.heap, (self.t + cost, self.seq, key, spec))
 
     def wait(self) -> list[tuple[Any, str, Any]]:
         done, _, key, spec = heapq.heappop(self.heap)

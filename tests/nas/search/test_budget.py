@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -42,12 +44,35 @@ COST_EPOCH, FakeCluster, quality = _fake.COST_EPOCH, _fake.FakeCluster, _fake.qu
 BOUNDS = {"blocks": [1, 2], "width": [8, 16], "batch_size": [32, 128]}
 
 
-def _setup(tmp_path: Path, budget: float, workers: int, name: str = "s", epochs: int = 4):
+def _db_dir(tmp_path: Path) -> Path:
+    """Where the study's SQLite file lives: in memory (/dev/shm) when there is one, as the search commits its
+    state after every job (hundreds of fsyncs on a loaded disk otherwise)."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        return tmp_path
+    folder = shm / f"gradnas-test-{os.getpid()}-{abs(hash(str(tmp_path)))}"
+    folder.mkdir(exist_ok=True)
+    _SHM.append(folder)
+    return folder
+
+
+_SHM: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _clean_shm():
+    yield
+    while _SHM:
+        shutil.rmtree(_SHM.pop(), ignore_errors=True)
+
+
+def _setup(tmp_path: Path, budget: float, workers: int, name: str = "s", epochs: int = 4, promotion: str = "async",
+           brackets: int = 1):
     space = get_space("resnet_cifar").with_bounds(**BOUNDS)
     objectives = parse_objectives(budget_objectives())
-    study = open_study(name, f"sqlite:///{tmp_path / 's.db'}", objectives, [], "random", 0, {})
+    study = open_study(name, f"sqlite:///{_db_dir(tmp_path) / 's.db'}", objectives, [], "random", 0, {})
     cfg = SearchConfig(space="resnet_cifar", dataset="mnist5k", budget=budget, workers=workers, epochs=epochs,
-                       stale_grace=3600, heartbeat_interval=3600)
+                       stale_grace=3600, heartbeat_interval=3600, promotion=promotion, brackets=brackets)
     cfg.mode, cfg.budget_s, cfg.bounds = "budget", float(budget), space.bounds
     cfg.metrics = ["az_expressivity", "grad_weight_ratio"]
     return space, objectives, study, cfg
@@ -58,9 +83,10 @@ def _run(tmp_path, space, objectives, study, cfg, fake, events=None):
                       on_event=(events.append if events is not None else None), clock=fake.now, executor=fake)
 
 
+@pytest.mark.parametrize("promotion", ["sync", "async"])
 @pytest.mark.parametrize("budget,workers", [(90, 1), (120, 3)])
-def test_a_budget_search_ends_in_its_budget_with_the_best_finalist(tmp_path, budget, workers):
-    space, objectives, study, cfg = _setup(tmp_path, budget, workers)
+def test_a_budget_search_ends_in_its_budget_with_the_best_finalist(tmp_path, budget, workers, promotion):
+    space, objectives, study, cfg = _setup(tmp_path, budget, workers, promotion=promotion)
     fake = FakeCluster(workers)
     events: list[dict] = []
     stats = _run(tmp_path, space, objectives, study, cfg, fake, events)
@@ -78,7 +104,7 @@ def test_a_budget_search_ends_in_its_budget_with_the_best_finalist(tmp_path, bud
     by_rung = {r: [t for t in trials if t.user_attrs[RUNG] == r] for r in RUNGS}
     finalists = by_rung["full"]
     short = by_rung["short"] + finalists
-    if by_rung["short"]:
+    if by_rung["short"] and promotion == "sync":  # async promotes before the whole rung is in
         worst_finalist = min(quality(t.user_attrs["config"]) for t in finalists)
         assert all(quality(t.user_attrs["config"]) <= worst_finalist + 1e-12 for t in by_rung["short"])
     best = max(finalists, key=lambda t: (quality(t.user_attrs["config"]), -t.number))
@@ -112,23 +138,25 @@ class _KillAfter(FakeCluster):
     def wait(self):
         out = super().wait()
         key = out[0][0]
-        kind = [k for n, k in self.log if n == key][-1]
-        self.finished.append((key, kind))
-        if kind == self.kind and sum(1 for _, k in self.finished if k == kind) > self.after:
+        rung = [k for n, k in self.rungs if n == key][-1]  # init, early, short or full
+        self.finished.append((key, rung))
+        kinds = [("train" if k in ("short", "full") else k) for _, k in self.finished]
+        if kinds[-1] == self.kind and kinds.count(self.kind) > self.after:
             raise KeyboardInterrupt  # the driver dies with this job's result lost
         return out
 
 
+@pytest.mark.parametrize("promotion", ["sync", "async"])
 @pytest.mark.parametrize("kind,after", [("train", 2), ("init", 10)])
-def test_an_interrupted_budget_search_continues_without_redoing_finished_work(tmp_path, kind, after):
+def test_an_interrupted_budget_search_continues_without_redoing_finished_work(tmp_path, kind, after, promotion):
     budget, workers = 120, 2
-    space, objectives, study, cfg = _setup(tmp_path, budget, workers)
+    space, objectives, study, cfg = _setup(tmp_path, budget, workers, promotion=promotion)
     first = _KillAfter(workers, kind, after)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, space, objectives, study, cfg, first)
     state = study.user_attrs[BUDGET_STATE]
     assert not state["finished"] and 0 < state["spent"] <= first.now() + 1e-9
-    done_first = {(n, k) for n, k in first.finished[:-1]}  # the last one's result was lost with the driver
+    done_first = set(first.finished[:-1])  # the last one's result was lost with the driver
     _driver_died(study)
     # the rerun: a new driver (the old one is gone), the clock goes on where it stopped
     second = FakeCluster(workers)
@@ -136,7 +164,7 @@ def test_an_interrupted_budget_search_continues_without_redoing_finished_work(tm
     events: list[dict] = []
     stats = _run(tmp_path, space, objectives, study, cfg, second, events)
     assert stats["resumed"] and events[0]["kind"] == "resume"
-    again = [(n, k) for n, k in second.log if (n, k) in done_first]
+    again = [(n, k) for n, k in second.rungs if (n, k) in done_first]
     assert not again, f"finished jobs were run again: {again}"
     # a finalist's training started in the first run continues from its epochs, not from scratch
     assert stats["best"] is not None and study.user_attrs[BUDGET_STATE]["finished"] is True
@@ -147,6 +175,7 @@ def test_an_interrupted_budget_search_continues_without_redoing_finished_work(tm
     # every candidate that finished a rung in the first run kept its values (no retry of it exists)
     retried = {t.user_attrs.get("retry_of_trial") for t in trials} - {None}
     finished_init = {n for n, k in done_first if k == "init"}
+    assert (study.user_attrs[BUDGET_STATE]["ladder"] is None) == (promotion == "sync")
     assert not retried & finished_init
     assert all(t.user_attrs.get(RUNG_DONE) is not None for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
 
@@ -187,11 +216,12 @@ def test_a_kill_while_telling_stopped_candidates_is_finished_by_the_rerun(tmp_pa
     budget, workers = 120, 2
     reference_dir, cut_dir = tmp_path / "ref", tmp_path / "cut"
     reference_dir.mkdir(), cut_dir.mkdir()
-    space, objectives, ref_study, cfg = _setup(reference_dir, budget, workers)
+    # the synchronous climb: a promotion tells its whole stopped cohort at once (async tells one at a time)
+    space, objectives, ref_study, cfg = _setup(reference_dir, budget, workers, promotion="sync")
     ref = _run(reference_dir, space, objectives, ref_study, cfg, FakeCluster(workers))
     told = sum(1 for t in ref_study.trials if t.state == optuna.trial.TrialState.COMPLETE)
     # the same search, killed in the middle of the tells: at the first promotion, or after the result is saved
-    space, objectives, study, cfg = _setup(cut_dir, budget, workers)
+    space, objectives, study, cfg = _setup(cut_dir, budget, workers, promotion="sync")
     after = 3 if where == "promotion" else told - 1
     with monkeypatch.context() as m:
         _kill_inside_complete(m, after)
