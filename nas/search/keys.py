@@ -16,7 +16,7 @@ from objectives.combine import DERIVED
 __all__ = [
     "CONFIG", "SEED", "THREADS", "RUNG", "FAIL_REASON", "FEASIBLE", "PRUNED_REASON", "RETRY_OF", "UNDEFINED",
     "EARLY_SUFFIX", "DERIVED_KEYS", "EARLY_RUNG_KEYS", "TRAINING_ONLY_KEYS", "score_key", "VALIDATION", "validation_key", "BUDGET_STATE", "RUNG_DONE",
-    "StudyFolder",
+    "BRACKET", "StudyFolder",
 ]
 
 # ---------------------------------------------------------------- trial user attributes
@@ -30,6 +30,8 @@ THREADS = "threads"
 RUNG = "rung"
 #: Budget search: the last rung whose job the candidate finished (index 0..3; resume skips it).
 RUNG_DONE = "rung_done"
+#: Budget search: the Hyperband bracket of the candidate (0: screened from rung 0; later: admitted at a training rung).
+BRACKET = "bracket"
 #: Why a trial failed (FAIL state).
 FAIL_REASON = "fail_reason"
 #: Whether every constraint is satisfied.
