@@ -96,7 +96,7 @@ def _budget_search(runs: Path):
                 "objectives": [str(o) for o in objs], "constraints": [], "epochs": EPOCHS}
     study = open_study("climb", default_storage(runs, "climb"), objs, [], "random", 0, settings)
     cfg = SearchConfig(space="resnet_cifar", dataset="mnist5k", budget=60, workers=1, epochs=EPOCHS, trials=15,
-                       stale_grace=3600, heartbeat_interval=3600)
+                       stale_grace=3600, heartbeat_interval=3600, promotion="sync")
     cfg.mode, cfg.budget_s, cfg.bounds = "budget", 60.0, space.bounds
     cfg.metrics = ["az_expressivity", "grad_weight_ratio"]
     cluster = NoEarlySteps(1)
