@@ -224,8 +224,12 @@ class Ladder:
                     if fits(n, nx):
                         return ("promote", n, nx)
         if not self.stop_new:
-            for b, p in enumerate(self.brackets):
-                if self.asked[b] < p.counts[0] and fits(None, 0):
+            # the bracket furthest behind its planned rung-0 count (bracket 0 first on ties): the brackets
+            # fill side by side, so a re-fit that grows bracket 0 does not starve the later ones
+            open_ = [b for b, p in enumerate(self.brackets) if self.asked[b] < p.counts[0]]
+            if open_:
+                b = min(open_, key=lambda b: (self.asked[b] / self.brackets[b].counts[0], b))
+                if fits(None, 0):
                     return ("new", b)
         return None
 
