@@ -135,9 +135,11 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
 
     def cost(n: Any, k: int) -> float:
         c = table.costs[pool_of[n]] if n is not None else mean
-        if k == 3 and n is not None and ladder.brackets[ladder.cands[n][0]].counts[2] == 0:
-            return float(c[2] + c[3])  # no short rung in this bracket: the whole training
         return float(c[k])
+
+    def job_cost(n: int, k: int, prev: int) -> float:
+        """The job's seconds: a full training that did not run the short rung trains from scratch."""
+        return cost(n, k) + (cost(n, 2) if k == 3 and prev < 2 else 0.0)
 
     def score(b: int, k: int, numbers: list[int]) -> Sequence[float]:
         return table.score([pool_of[n] for n in numbers], k)
@@ -157,8 +159,9 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
             ladder.add(n, job[1])
             return n, (cost(n, 0), None)
         _, n, k = job
+        prev = ladder.cands[n][1]
         ladder.start(n, k)
-        return n, (cost(n, k), None)
+        return n, (job_cost(n, k, prev), None)
 
     def handle(n, status, payload, seconds) -> None:
         ladder.finish(n)

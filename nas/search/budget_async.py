@@ -78,8 +78,8 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
         if k < 3:
             return c[k]
         if n is not None and n in run.seconds.get(2, {}):
-            return run.rest_cost(n)  # the rest of its training, from its short rung
-        return c[2] + c[3]  # the whole training (no short rung in its bracket, or sent straight to it)
+            return run.rest_cost(n)  # the rest of its training, from its own short rung's time
+        return c[3]  # the epochs after the short rung (choose adds the short rung for a whole training)
 
     refitted = [-1]
     pending = [n for n, c in ladder.cands.items() if not c[2] and c[1] > 0 and n in run.values]

@@ -42,7 +42,8 @@ PROMOTIONS = ("sync", "async")
 
 #: ``score(bracket, rung, numbers)``: promotion scores of ``numbers`` (done at ``rung``), higher is better.
 Score = Callable[[int, int, list[int]], Sequence[float]]
-#: ``cost(number, rung)``: expected seconds of the job of ``number`` (None: a new candidate) at ``rung``.
+#: ``cost(number, rung)``: expected seconds of the job of ``number`` (None: a new candidate) at ``rung``; rung 3:
+#: the epochs after the short rung (:func:`choose` adds the short rung's cost where a training starts from scratch).
 Cost = Callable[[Any, int], float]
 
 
@@ -296,10 +297,15 @@ def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
     planned later rungs need the time left. ``cost(number, rung)`` (number None: a new candidate)."""
     usable = max(0.0, left) * (1.0 - reserve)
 
+    def seconds(n: Any, b: int, k: int) -> float:
+        """Seconds of a job at rung ``k`` of bracket ``b``: the full rung continues the short one, so without
+        a short rung in the bracket it is the whole training."""
+        return cost(n, k) + (cost(n, 2) if k == 3 and 2 not in ladder.used(b) else 0.0)
+
     def climb(n: Any, b: int, k: int) -> float:
         """Seconds of ``n``'s job at ``k`` and of its climb to the bracket's final rung after it."""
         u = ladder.used(b)
-        return sum(cost(n, r) for r in u[u.index(k):])
+        return sum(seconds(n, b, r) for r in u[u.index(k):])
 
     def fits(n: Any, k: int) -> bool:
         b = ladder.cands[n][0] if n is not None else next(
@@ -313,7 +319,9 @@ def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
             n, b = best
             # the longest a worker may still be busy: a typical job of the highest rung running
             wait = max((cost(None, k) for k in ladder.running_rungs()), default=0.0)
-            if cost(n, ladder.final(b)) + wait >= usable:
+            final = ladder.final(b)
+            whole = cost(n, final) + (cost(n, 2) if final == 3 and ladder.cands[n][1] < 2 else 0.0)
+            if whole + wait >= usable:
                 ladder.stop_new = True
                 return ("promote", n, ladder.final(b))
     if not ladder.stop_new:
@@ -321,7 +329,7 @@ def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
         need = 0.0
         for b, p in enumerate(ladder.brackets):
             for k in ladder.used(b)[1:]:
-                need += max(0, p.counts[k] - ladder.started(b, k)) * cost(None, k)
+                need += max(0, p.counts[k] - ladder.started(b, k)) * seconds(None, b, k)
         if usable - need / max(1, workers) < cost(None, 0):
             ladder.stop_new = True
     job = ladder.next_job(score, fits)

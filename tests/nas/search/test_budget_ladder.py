@@ -107,14 +107,14 @@ def test_the_ladder_round_trips_through_its_saved_state():
 
 
 def test_choose_keeps_inside_the_budget_and_forces_a_final_training():
-    cost = lambda n, k: BRACKET.costs[k] if k < 3 else 9.0  # the final rung: the whole training
+    cost = lambda n, k: BRACKET.costs[k] if k < 3 else 6.0  # the final rung: the epochs after the short one
     lad = Ladder([BRACKET], "async")
     _done(lad, range(3))
     # 13 s of climb (1 + 3 + 9) do not fit 10 s: with nothing above rung 0, candidate 2 goes straight to
-    # the final rung (9 s fit 10 * 0.9 = 9 s; waiting for a 1 s job would not)
+    # the final rung, from scratch (3 + 6 = 9 s fit 10 * 0.9 = 9 s; waiting for a 1 s job would not)
     assert choose(lad, score, 10.0, cost, workers=1) == ("promote", 2, 3)
     lad.start(2, 3)
-    assert lad.stop_new and choose(lad, score, 10.0, cost, workers=1) is None
+    assert lad.stop_new and choose(lad, score, 5.0, cost, workers=1) is None  # 1 + 3 + 6 s do not fit 4.5 s
     roomy = Ladder([BRACKET], "async")
     _done(roomy, range(3))
     assert choose(roomy, score, 100.0, cost, workers=1) == ("promote", 2, 2)
