@@ -67,17 +67,17 @@ import optuna
 from nas.lab.selection import candidate_features, cost_steps, select, select_structured
 from nas.lab.tables import load, phase_table, steps_view
 from nas.search.plan import BudgetError, plan, promote, replan
-from nas.search.ranking import nondominated_ranks
 from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, Feature, rank_aggregate
-from search_spaces import get_space
 
 TRAIN_SIZE = 4000  # mnist5k train split
 FULL_EPOCHS = 3
 EARLY_STEPS = 50
 FILTER_BATCH = 9
 BUDGETS = (4, 6, 9, 12, 18, 24, 36, 48, 72, 96, 144)
-STRATEGIES = ("gradnas multi-fidelity", "random, full training", "random + loss@50 filter", "TPE + Hyperband",
-              "NSGA-II, old defaults")
+STRATEGIES = ("gradnas multi-fidelity", "gradnas async", "gradnas async + brackets", "random, full training",
+              "random + loss@50 filter", "TPE + Hyperband", "NSGA-II, old defaults")
+#: The ladder variants (benchmarks/budget_simulator.py's run_ladder on one worker): (promotion, most brackets).
+LADDER = {"gradnas async": ("async", 1), "gradnas async + brackets": ("async", 4)}
 
 
 # ------------------------------------------------------------------------------------ the pool
@@ -179,125 +179,22 @@ def gradnas_multi_fidelity(pool: Pool, budget: float, rng: np.random.Generator) 
     return best, spent
 
 
-def random_full(pool: Pool, rng: np.random.Generator) -> Trace:
-    tr = Trace(pool)
-    for i in rng.permutation(pool.n):
-        tr.cost += FULL_EPOCHS
-        tr.trained(int(i))
-    return tr
+def ladder_replay(pool: Pool, good: np.ndarray, budget: float, mode: str, brackets: int,
+                  rng: np.random.Generator) -> tuple[int | None, float]:
+    """(answer, epochs spent) of the search's promotion rule (:class:`nas.search.budget_ladder.Ladder`,
+    ``mode`` and up to ``brackets`` brackets) on one worker, costs in epoch equivalents, the pool drawn
+    without replacement. The rung-0 and early scores rank the pool once (a cohort orders almost as the
+    pool does), the short rung by the accuracy after epoch 1."""
+    from budget_simulator import Table, run_ladder
 
-
-def random_filter(pool: Pool, rng: np.random.Generator) -> Trace:
-    tr = Trace(pool)
-    order = list(rng.permutation(pool.n))
-    for start in range(0, pool.n, FILTER_BATCH):
-        batch = order[start:start + FILTER_BATCH]
-        tr.cost += float(pool.cost_early[batch].sum())
-        loss = np.where(np.isfinite(pool.loss50[batch]), pool.loss50[batch], np.inf)
-        tr.cost += FULL_EPOCHS
-        tr.trained(int(batch[int(np.argmin(loss))]))
-    return tr
-
-
-class Nearest:
-    """Maps a sampled config to the nearest pool config not yet used."""
-
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
-        self.used: set[int] = set()
-        keys = [k for k in pool.configs[0] if len({json.dumps(c.get(k)) for c in pool.configs}) > 1]
-        self.keys = keys
-        self.ranges = {}
-        for k in keys:
-            vals = [c[k] for c in pool.configs]
-            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
-                lg = k in ("lr", "batch_size")
-                tv = np.log(vals) if lg else np.asarray(vals, dtype=float)
-                self.ranges[k] = (lg, float(tv.min()), float(tv.max() - tv.min()) or 1.0)
-
-    def __call__(self, config: dict[str, Any]) -> int:
-        best, best_d = -1, math.inf
-        for i, c in enumerate(self.pool.configs):
-            if i in self.used:
-                continue
-            d = 0.0
-            for k in self.keys:
-                if k in self.ranges:
-                    lg, _, span = self.ranges[k]
-                    a, b = (math.log(config[k]), math.log(c[k])) if lg else (float(config[k]), float(c[k]))
-                    d += abs(a - b) / span
-                else:
-                    d += float(config.get(k) != c.get(k))
-            if d < best_d:
-                best, best_d = i, d
-        self.used.add(best)
-        return best
-
-
-def _space(pool: Pool):
-    bounds = json.loads(pool.rows["settings"].iloc[0])["bounds"]
-    return get_space("resnet_cifar").with_bounds(**bounds)
-
-
-def tpe_hyperband(pool: Pool, seed: int) -> Trace:
-    tr = Trace(pool)
-    space, nearest = _space(pool), Nearest(pool)
-    # a fixed study name: HyperbandPruner assigns brackets by hashing it with the trial number
-    study = optuna.create_study(study_name=f"tpe-hyperband-{seed}", direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=FULL_EPOCHS,
-                                                                      reduction_factor=3))
-    for _ in range(pool.n):
-        trial = study.ask()
-        i = nearest(space.sample(trial))
-        pruned = False
-        for epoch in range(1, FULL_EPOCHS + 1):
-            tr.cost += 1.0
-            trial.report(pool.epoch_acc(i, epoch), epoch)
-            if epoch < FULL_EPOCHS and trial.should_prune():
-                pruned = True
-                break
-        if pruned:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            study.tell(trial, pool.epoch_acc(i, FULL_EPOCHS))
-            tr.trained(i)
-    return tr
-
-
-def nsga2_old(pool: Pool, seed: int) -> Trace:
-    tr = Trace(pool)
-    space, nearest = _space(pool), Nearest(pool)
-    keys = ("confusion", "diversity", "kappa_w")
-    rank_input = pd.to_numeric(pool.rows["rank_input"], errors="coerce").to_numpy(dtype=float)
-    sampler = optuna.samplers.NSGAIISampler(seed=seed)
-    study = optuna.create_study(directions=["minimize"] * 3, sampler=sampler)
-    seen: list[int] = []
-    trained: set[int] = set()
-    for n in range(pool.n):
-        trial = study.ask()
-        i = nearest(space.sample(trial))
-        vals = [float(pd.to_numeric(pool.rows[k].iloc[i], errors="coerce")) for k in keys]
-        vals = [v if np.isfinite(v) else math.inf for v in vals]
-        c = rank_input[i] - 0.15 if np.isfinite(rank_input[i]) else 1e9
-        trial.set_constraint("rank_input<=0.15", float(c))  # <= 0: satisfied (as nas.study tells it)
-        study.tell(trial, vals)
-        tr.cost += float(pool.cost_old[i])
-        seen.append(i)
-        if (n + 1) % FILTER_BATCH == 0 or n == pool.n - 1:
-            done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            idx = [nearest_i for nearest_i in seen]
-            ranks = nondominated_ranks(done, study.directions)
-            mean_rank = rank_aggregate(pool.rows.iloc[idx].reset_index(drop=True),
-                                       [Feature(k, "minimize") for k in keys])
-            order = sorted(range(len(idx)), key=lambda j: (rank_input[idx[j]] > 0.15 or not np.isfinite(
-                rank_input[idx[j]]), ranks[j], -mean_rank[j]))
-            pick = next((idx[j] for j in order if idx[j] not in trained), None)
-            if pick is not None:
-                trained.add(pick)
-                tr.cost += FULL_EPOCHS
-                tr.trained(pick)
-    return tr
+    n = pool.n
+    costs = np.stack([pool.cost_init, pool.cost_early, np.ones(n), np.full(n, FULL_EPOCHS - 1.0)], axis=1)
+    ranks = {0: np.asarray(pool.score(range(n), "init"), dtype=float),
+             1: np.asarray(pool.score(range(n), "early"), dtype=float),
+             2: np.array([pool.epoch_acc(i, 1) for i in range(n)])}
+    table = Table(costs, lambda idx, k: list(ranks[k][list(idx)]), np.nan_to_num(pool.observed, nan=-1.0), good)
+    out = run_ladder(table, budget, 1, mode, brackets, rng, max_candidates=n, replace=False)
+    return out.answer(budget), out.busy
 
 
 # ------------------------------------------------------------------------------------ driver
@@ -323,6 +220,8 @@ def simulate(df: pd.DataFrame, seeds: int, budgets: Sequence[float], top: float,
         cost = init_cost_steps if init_cost_steps is not None else cost_steps([f.key for f in init])
         pool = Pool(pool_rows, cost, old_cost_steps, init, early)
         good = pool.top(top)
+        from budget_baselines import nsga2_old, random_filter, random_full, tpe_hyperband
+
         traces = {
             "random, full training": random_full(pool, np.random.default_rng([s, 1])),
             "random + loss@50 filter": random_filter(pool, np.random.default_rng([s, 2])),
@@ -332,6 +231,9 @@ def simulate(df: pd.DataFrame, seeds: int, budgets: Sequence[float], top: float,
         for b in budgets:
             best, spent = gradnas_multi_fidelity(pool, b, np.random.default_rng([s, 3, int(b * 1000)]))
             rows.append(_row(s, "gradnas multi-fidelity", b, pool, good, best, spent))
+            for name, (mode, brackets) in LADDER.items():
+                best, spent = ladder_replay(pool, good, b, mode, brackets, np.random.default_rng([s, 4, int(b * 1000)]))
+                rows.append(_row(s, name, b, pool, good, best, spent))
             for name, tr in traces.items():
                 ans = tr.answer(b)
                 rows.append(_row(s, name, b, pool, good, ans, min(b, tr.cost)))
@@ -347,15 +249,33 @@ def _row(seed, strategy, budget, pool, good, best, spent) -> dict[str, Any]:
             "regret": float(pool.acc.max() - pool.acc[best]) if best is not None else float("nan")}
 
 
-def budget_to_half(summary: pd.DataFrame, strategy: str) -> float:
-    """Smallest budget at which half the seeds' answers are top (linear interpolation between grid points)."""
+def budget_to_half(summary: pd.DataFrame, strategy: str, level: float = 0.5) -> float:
+    """Smallest budget at which ``level`` of the seeds' answers are top (half by default; linear
+    interpolation between grid points; inf when never)."""
     s = summary[summary["strategy"] == strategy].sort_values("budget")
+    return _crossing(s["budget"].to_numpy(dtype=float), s["p_top"].to_numpy(dtype=float), level)
+
+
+def _crossing(budgets: np.ndarray, p_top: np.ndarray, level: float) -> float:
     prev_b, prev_p = 0.0, 0.0
-    for b, p in zip(s["budget"], s["p_top"]):
-        if p >= 0.5:
-            return float(prev_b + (b - prev_b) * (0.5 - prev_p) / (p - prev_p)) if p > prev_p else float(b)
+    for b, p in zip(budgets, p_top):
+        if p >= level:
+            return float(prev_b + (b - prev_b) * (level - prev_p) / (p - prev_p)) if p > prev_p else float(b)
         prev_b, prev_p = b, p
     return math.inf
+
+
+def bootstrap_budget(runs: pd.DataFrame, strategy: str, level: float = 0.5, n: int = 1000,
+                     seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval over seeds of :func:`budget_to_half` at ``level``: the seeds resampled with
+    replacement ``n`` times (inf ends: the level was not reached in that share of the resamples)."""
+    r = runs[runs["strategy"] == strategy]
+    table = r.pivot_table(index="seed", columns="budget", values="top", aggfunc="mean").sort_index(axis=1)
+    budgets, tops = table.columns.to_numpy(dtype=float), table.to_numpy(dtype=float)
+    rng = np.random.default_rng(seed)
+    draws = [_crossing(budgets, tops[rng.integers(len(tops), size=len(tops))].mean(axis=0), level) for _ in range(n)]
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -365,7 +285,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def format_summary(summary: pd.DataFrame, seeds: int, top: float) -> str:
+def format_summary(summary: pd.DataFrame, seeds: int, top: float, runs: pd.DataFrame | None = None) -> str:
     lines = []
     budgets = sorted(summary["budget"].unique())
     head = f"{'strategy':<26}" + "".join(f"{b:>7g}" for b in budgets)
@@ -378,13 +298,20 @@ def format_summary(summary: pd.DataFrame, seeds: int, top: float) -> str:
                 continue
             cells = "".join(fmt.format(s.loc[b, col]) if np.isfinite(s.loc[b, col]) else f"{'-':>7}" for b in budgets)
             lines.append(f"{name:<26}{cells}")
-    lines += ["", "budget at which half the seeds find a top config:"]
-    half = {name: budget_to_half(summary, name) for name in STRATEGIES}
-    for name, b in half.items():
-        lines.append(f"  {name:<26} {b:7.1f} epochs" if np.isfinite(b) else f"  {name:<26}  not reached")
-    ref = half["TPE + Hyperband"]
-    if np.isfinite(ref) and np.isfinite(half["gradnas multi-fidelity"]):
-        lines.append(f"  gradnas / TPE + Hyperband: {half['gradnas multi-fidelity'] / ref:.2f}x the budget")
+    lines += ["", "budget (epochs) at which half / 80 % of the seeds find a top config "
+                  "(95 % bootstrap interval over seeds):"]
+    fmt = lambda b: f"{b:7.1f}" if np.isfinite(b) else f"{'never':>7}"
+    present = [name for name in STRATEGIES if (summary["strategy"] == name).any()]
+    half = {name: budget_to_half(summary, name) for name in present}
+    for name in present:
+        ci = bootstrap_budget(runs, name) if runs is not None else (math.nan, math.nan)
+        eighty = budget_to_half(summary, name, 0.8)
+        lines.append(f"  {name:<26} half {fmt(half[name])} [{fmt(ci[0]).strip()}, {fmt(ci[1]).strip()}]"
+                     f"   80 % {fmt(eighty)}")
+    ref = half.get("TPE + Hyperband", math.inf)
+    for name in [n for n in present if n.startswith("gradnas")]:
+        if np.isfinite(ref) and np.isfinite(half[name]):
+            lines.append(f"  {name} / TPE + Hyperband: {half[name] / ref:.2f}x the budget to half the seeds")
     return "\n".join(lines)
 
 
@@ -455,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"rung-0 metrics {'capped at ' + format(args.max_cost, 'g') if args.max_cost else 'uncapped'} "
           f"({'cost ' + format(args.init_cost_steps, 'g') if args.init_cost_steps else 'their measured cost'} steps), "
           f"old metrics {args.old_cost_steps:g} steps")
-    print(format_summary(summary, args.seeds, args.top))
+    print(format_summary(summary, args.seeds, args.top, runs))
     if args.csv:
         runs.to_csv(args.csv, index=False)
     if args.plot:
