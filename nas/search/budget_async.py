@@ -118,7 +118,8 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
         run.life.set(n, keys.RUNG, RUNGS[k])
         run.rung = max(run.rung, k)
         run.save()
-        run.event("rung", count=ladder.started(ladder.cands[n][0], k), plan=run.plan, trial=n, promoted=k)
+        if sum(ladder.started(b, k) for b in range(len(ladder.brackets))) == 1:  # the rung's first: one line
+            run.event("rung", count=1, plan=run.plan, trial=n, promoted=k)
         return n, spec(run, n, k)
 
     done = [0]
