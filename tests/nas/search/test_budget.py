@@ -83,7 +83,7 @@ def _run(tmp_path, space, objectives, study, cfg, fake, events=None):
                       on_event=(events.append if events is not None else None), clock=fake.now, executor=fake)
 
 
-@pytest.mark.parametrize("promotion", ["sync", "async"])
+@pytest.mark.parametrize("promotion", [pytest.param("sync", marks=pytest.mark.slow), "async"])
 @pytest.mark.parametrize("budget,workers", [(90, 1), (120, 3)])
 def test_a_budget_search_ends_in_its_budget_with_the_best_finalist(tmp_path, budget, workers, promotion):
     space, objectives, study, cfg = _setup(tmp_path, budget, workers, promotion=promotion)
@@ -146,7 +146,7 @@ class _KillAfter(FakeCluster):
         return out
 
 
-@pytest.mark.parametrize("promotion", ["sync", "async"])
+@pytest.mark.parametrize("promotion", [pytest.param("sync", marks=pytest.mark.slow), "async"])
 @pytest.mark.parametrize("kind,after", [("train", 2), ("init", 10)])
 def test_an_interrupted_budget_search_continues_without_redoing_finished_work(tmp_path, kind, after, promotion):
     budget, workers = 120, 2
