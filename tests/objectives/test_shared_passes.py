@@ -29,7 +29,7 @@ def _batch(n=16):
     return torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-@pytest.mark.parametrize("bn_mode", ["frozen", "contribution"])
+@pytest.mark.parametrize("bn_mode", ["frozen", pytest.param("contribution", marks=pytest.mark.slow)])
 def test_scored_together_equals_scored_alone(bn_mode):
     model, (x, y) = _net(), _batch()
     opts = {"seed": 2, "bn_mode": bn_mode, "group_size": 4}
