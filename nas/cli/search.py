@@ -45,8 +45,8 @@ class Search(Command):
         p.add_argument("--trials", type=int_in(1), default=None, metavar="N", help="without --budget: a proxy-only search to N COMPLETE trials, rerunning continues up to N; with --budget: the most candidates at rung 0 (default: budget search)")
         add_epochs(p, help="budget search: epochs of the finalists' full training, halved until one fits the budget (default: %(default)s)")
         p.add_argument("--eta", type=int_in(2, 100), default=3, help="budget search: reduction factor between rungs (default: %(default)s)")
-        p.add_argument("--promotion", choices=("async", "sync"), default="async",
-                       help="budget search: async climbs a candidate as soon as it is in the top 1/eta of those done at its rung (ASHA; no worker waits for a rung), sync promotes a rung once all its candidates are in (default: %(default)s)")
+        p.add_argument("--promotion", choices=("auto", "async", "sync"), default="auto",
+                       help="budget search: async climbs a candidate as soon as it is in the top 1/eta of those done at its rung (ASHA; no worker waits for a rung), sync promotes a rung once all its candidates are in; auto: async from 4 workers on, else sync (default: %(default)s)")
         p.add_argument("--brackets", type=int_in(1, 4), default=1, metavar="N",
                        help="budget search: up to N Hyperband brackets when the budget allows; the later ones admit candidates at the training rungs whatever their rung-0 score (default: %(default)s)")
         p.add_argument("--objectives", default=None, metavar="KEY:DIR,...",

@@ -104,6 +104,14 @@ def run_budget(study, space, settings, objectives, constraints, folder, input_sh
     return run.stats
 
 
+#: ``promotion="auto"`` climbs asynchronously from this many workers on. Measured: on one worker the replay
+#: (benchmarks/budget_search.py, 50 seeds) found sync ahead (0.92 vs 0.84 of seeds at a top-5 % config at the
+#: largest budget; 9.0 vs 11.4 epochs to half the seeds); the simulator (benchmarks/budget_simulator.py) had
+#: async 3-5x sooner to a top-5 % config at 8, 64 and 512 workers (budget of 4 trainings; no difference at 8
+#: with 20) and nothing clear at 2. A 2-core CPU (2 workers) keeps the synchronous climb the CPU figures describe.
+ASYNC_MIN_WORKERS = 4
+
+
 def _is_async(run: BudgetRun) -> bool:
     """An async climb: the resumed state's (it has a ladder, or it was in its pilot: nothing promoted yet),
     else the settings'."""
@@ -112,6 +120,8 @@ def _is_async(run: BudgetRun) -> bool:
         return True
     if st.rung > 0 or st.closing:
         return False
+    if run.settings.promotion == "auto":
+        return run.workers >= ASYNC_MIN_WORKERS
     return run.settings.promotion == "async"
 
 

@@ -69,8 +69,10 @@ class SearchConfig:
             its short rung; ``pilot``: rung-0 candidates measured before planning (None: 3 x workers, at
             least 6); ``amp``: mixed precision of its trainings on CUDA; ``time_steps``: training steps
             timed on every rung-0 candidate (plans the training rungs); ``promotion``: ``"async"``
-            (a candidate climbs as soon as it is in the top of those done at its rung, ASHA) or ``"sync"``
-            (a rung promotes when all its candidates are in); ``brackets``: the most Hyperband brackets
+            (a candidate climbs as soon as it is in the top of those done at its rung, ASHA), ``"sync"``
+            (a rung promotes when all its candidates are in) or ``"auto"`` (async from
+            :data:`~nas.search.budget.ASYNC_MIN_WORKERS` workers on, else sync: on one worker the replay found sync
+            better, on a cluster async reaches a good candidate sooner; docs/budget-search.md); ``brackets``: the most Hyperband brackets
             (1: one; more when the budget allows, :func:`nas.search.plan.plan_brackets`).
     """
 
@@ -90,7 +92,7 @@ class SearchConfig:
     pilot: int | None = None
     amp: str = "auto"
     time_steps: int = 3
-    promotion: str = "async"
+    promotion: str = "auto"
     brackets: int = 1
     objectives: str | None = None
     constraints: Sequence[str] | None = None
@@ -142,8 +144,8 @@ class SearchConfig:
             raise SearchError(f"trials must be >= 1, got {c.trials}")
         if c.workers is not None and not 1 <= c.workers <= MAX_WORKERS:
             raise SearchError(f"workers must be in 1..{MAX_WORKERS}, got {c.workers}")
-        if c.promotion not in ("sync", "async"):
-            raise SearchError(f"promotion must be 'sync' or 'async', got {c.promotion!r}")
+        if c.promotion not in ("auto", "sync", "async"):
+            raise SearchError(f"promotion must be 'auto', 'sync' or 'async', got {c.promotion!r}")
         if isinstance(c.brackets, bool) or not isinstance(c.brackets, int) or c.brackets < 1:
             raise SearchError(f"brackets must be an integer >= 1, got {c.brackets!r}")
         if c.epochs < 1 or c.eta < 2:
