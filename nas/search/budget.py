@@ -120,8 +120,8 @@ def _is_async(run: BudgetRun) -> bool:
         return True
     if st.rung > 0 or st.closing:
         return False
-    if run.settings.promotion == "auto":
-        return run.workers >= ASYNC_MIN_WORKERS
+    if run.settings.promotion == "auto":  # brackets live in the asynchronous climb only
+        return run.workers >= ASYNC_MIN_WORKERS or run.settings.brackets > 1
     return run.settings.promotion == "async"
 
 

@@ -148,6 +148,9 @@ class SearchConfig:
             raise SearchError(f"promotion must be 'auto', 'sync' or 'async', got {c.promotion!r}")
         if isinstance(c.brackets, bool) or not isinstance(c.brackets, int) or c.brackets < 1:
             raise SearchError(f"brackets must be an integer >= 1, got {c.brackets!r}")
+        if c.brackets > 1 and c.promotion == "sync":
+            raise SearchError(f"--brackets {c.brackets} runs in the asynchronous climb: use --promotion auto or async, "
+                              "or --brackets 1 with --promotion sync")
         if c.epochs < 1 or c.eta < 2:
             raise SearchError(f"need --epochs >= 1 and --eta >= 2, got {c.epochs} and {c.eta}")
         if c.early_steps < 0:

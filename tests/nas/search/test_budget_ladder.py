@@ -190,3 +190,24 @@ def test_async_brackets_end_in_budget_with_a_trained_admitted_candidate(tmp_path
     admitted = [t for t in trials if t.user_attrs.get("bracket", 0) > 0]
     assert admitted and all(t.user_attrs["rung"] in ("short", "full") for t in admitted if t.user_attrs.get("rung_done", 0) > 0)
     assert math.isclose(sum(1 for t in trials if t.user_attrs.get("rung") == "full"), stats["rungs"]["full"])
+
+
+@pytest.mark.parametrize("workers, brackets, climb", [(2, 1, "sync"), (4, 1, "async"), (2, 2, "async")])
+def test_auto_promotion_climbs_async_from_4_workers_or_with_brackets(tmp_path, workers, brackets, climb):
+    """promotion="auto": the synchronous climb on fewer than 4 workers with one bracket (the replay found it
+    ahead on one worker); async from 4 workers on, and whenever there are brackets (only the ladder runs them)."""
+    from nas.search.keys import BUDGET_STATE
+
+    space, objectives, study, cfg = _setup(tmp_path, 60, workers, promotion="auto", brackets=brackets)
+    _run(tmp_path, space, objectives, study, cfg, FakeCluster(workers))
+    ladder = study.user_attrs[BUDGET_STATE]["ladder"]
+    assert (ladder is None) == (climb == "sync")
+
+
+def test_brackets_with_the_synchronous_climb_is_a_clear_error():
+    from nas.search.config import SearchConfig, SearchError
+
+    with pytest.raises(SearchError, match="--brackets 2 runs in the asynchronous climb"):
+        SearchConfig(dataset="synthetic", smoke=True, budget="1m", promotion="sync", brackets=2).resolve(gpu=False)
+    with pytest.raises(SearchError, match="promotion must be 'auto', 'sync' or 'async'"):
+        SearchConfig(dataset="synthetic", smoke=True, budget="1m", promotion="fast").resolve(gpu=False)
