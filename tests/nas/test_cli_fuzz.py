@@ -141,6 +141,23 @@ for opt, v in [("--space", "inputs/fz_spaces.py:wrong_head"), ("--space", "os:pa
 for v in ["inputs/fz_spaces.py:returns_none", "os:path", "no_such_mod_fz:space", "inputs/fz_broken.py:space"]:
     add(["spaces"], v)
 
+
+# --- streaming, a user loss, promotion and brackets (issues 25, 28), predict (issue 26)
+for opt, v in [("--max-memory", "lots"), ("--max-memory", "-1G"), ("--max-memory", "0"), ("--loss", "hinge"),
+               ("--loss", "no_such_mod_fz:f"), ("--loss", "inputs/fz_spaces.py:nope"), ("--promotion", "fast"),
+               ("--brackets", "0"), ("--brackets", "5"), ("--brackets", "x")]:
+    add(SEARCH, opt, v)
+add(SEARCH, "--budget", "1m", "--trials", "1000", "--promotion", "sync", "--brackets", "2")
+add(SEARCH, "--dataset", "table:inputs/t.csv", "--target", "label", "--max-memory", "1G")  # tables stay in memory
+add(SEARCH, "--dataset", "table:inputs/t.csv?target=f1", "--target", "label")  # contradicts the reference
+add(SEARCH, "--dataset", "folder:inputs/two?loss=mse", "--loss", "l1")  # contradicts the reference
+add(SEARCH, "--loss", "mse")  # a regression loss on the built-in synthetic classes
+PREDICT = ["predict"]
+for bad in (["--model", "inputs/missing.pt", "inputs/two/red/0.png"], ["--model", "inputs/t.csv", "inputs/two/red/0.png"],
+            ["--model", "inputs/fz_spaces.py", "inputs/two/red/0.png"], ["inputs/two/red/0.png"], ["--model"],
+            ["--model", "inputs/missing.pt", "inputs/two/red/0.png", "--top", "0"]):
+    add(PREDICT, *bad)
+
 _SPACES_PY = """
     from torch import nn
 
