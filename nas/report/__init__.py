@@ -65,6 +65,7 @@ from .html import legend, render_html, terminal_table
 from .plots import write_plots
 from .stats import (
     ACCURACY, ALPHA, COLUMNS, CONVERGED, DERIVED_DIRECTIONS, MIN_N, constant_keys, correlate, correlation_table,
+    duplicate_keys,
     key_direction, metric_keys, topk_hits,
 )
 
@@ -117,6 +118,9 @@ def write_report(study: optuna.Study, out_dir: str | Path, epochs: int | None = 
     keys = metric_keys(used if used else data.complete, include=[*data.objectives, *con_keys])
     constant = constant_keys(data.complete, keys)  # the same on every trial: nothing to rank by
     keys = [key for key in keys if key not in constant]
+    duplicate = {key: other for key, other in duplicate_keys(data.complete, keys).items()  # e.g. loss_early =
+                 if key not in data.objectives}  # loss_init when the early rung was skipped; objectives stay
+    keys = [key for key in keys if key not in duplicate]
     rows = correlation_table(used, keys, data.objectives, con_keys, k, "all")
     randoms = [t for t in used if t.user_attrs.get("val_selected_by") == "random"]
     if len(randoms) >= MIN_N and len(randoms) < len(used):
@@ -136,6 +140,9 @@ def write_report(study: optuna.Study, out_dir: str | Path, epochs: int | None = 
     climb_part = "" if the_climb is None else climb_text(the_climb, study.study_name) + "\n\n"
     left_out = (f"left out (the same value on every complete trial): "
                 f"{', '.join(f'{key} = {value:g}' for key, value in constant.items())}\n" if constant else "")
+    if duplicate:
+        left_out += (f"left out (equal to another column on every complete trial): "
+                     f"{', '.join(f'{key} = {other}' for key, other in duplicate.items())}\n")
     tmp.write_text(render_html(data, rows, plots, k_note, climb_part, left_out), encoding="utf-8")
     tmp.replace(page)
     counts = "\n".join(f"  {name}: {value}" for name, value in data.counts.items())

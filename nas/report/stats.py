@@ -33,7 +33,7 @@ from ..search.keys import EARLY_SUFFIX
 from ..study import metric_of
 
 __all__ = [
-    "ACCURACY", "ALPHA", "COLUMNS", "CONVERGED", "DERIVED_DIRECTIONS", "MIN_N", "constant_keys", "correlate",
+    "ACCURACY", "ALPHA", "COLUMNS", "CONVERGED", "DERIVED_DIRECTIONS", "MIN_N", "constant_keys", "correlate", "duplicate_keys",
     "correlation_table", "count_nonfinite", "direction_sign", "finite_or_none", "is_blank", "is_true", "key_direction", "mean_rank",
     "metric_keys", "noise_ceiling", "oriented", "oriented_correlate", "parse_number", "phase", "rank_corr",
     "topk_hits",
@@ -296,6 +296,21 @@ def constant_keys(trials: Sequence[optuna.trial.FrozenTrial], keys: Sequence[str
         values = {v for v in (finite_or_none(t.user_attrs.get(key)) for t in trials) if v is not None}
         if len(values) == 1:
             out[key] = values.pop()
+    return out
+
+
+def duplicate_keys(trials: Sequence[optuna.trial.FrozenTrial], keys: Sequence[str]) -> dict[str, str]:
+    """The keys whose values equal an earlier key's on every trial (both missing counts as equal), mapped to
+    that key: they add nothing to rank by (e.g. ``loss_early`` = ``loss_init`` when the early rung was skipped)."""
+    out: dict[str, str] = {}
+    columns = {key: [finite_or_none(t.user_attrs.get(key)) for t in trials] for key in keys}
+    for i, key in enumerate(keys):
+        if not any(v is not None for v in columns[key]):
+            continue
+        for earlier in keys[:i]:
+            if earlier not in out and columns[earlier] == columns[key]:
+                out[key] = earlier
+                break
     return out
 
 

@@ -196,3 +196,20 @@ def test_key_directions_and_phases():
     assert key_direction("params") == registry.get("params").direction
     assert key_direction("something_else") == "maximize"
     assert (phase("confusion"), phase("confusion@early"), phase("loss_drop")) == ("init", "early", "derived")
+
+
+def test_a_column_equal_to_an_earlier_one_on_every_trial_is_named_as_its_duplicate():
+    import optuna
+
+    from nas.report.stats import duplicate_keys
+
+    def trial(**attrs):
+        return optuna.trial.create_trial(value=0.0, user_attrs=attrs)
+
+    # the early rung skipped: loss_early repeats loss_init on every trial; kappa_w differs on one trial
+    trials = [trial(loss_init=2.3, loss_early=2.3, kappa_w=1.0, kappa_w_copy=1.0),
+              trial(loss_init=2.1, loss_early=2.1, kappa_w=3.0, kappa_w_copy=3.0),
+              trial(loss_init=float("nan"), loss_early=None, kappa_w=2.0, kappa_w_copy=2.5)]
+    assert duplicate_keys(trials, ["loss_init", "loss_early", "kappa_w", "kappa_w_copy"]) == {"loss_early": "loss_init"}
+    assert duplicate_keys(trials, ["loss_early", "loss_init"]) == {"loss_init": "loss_early"}  # the first one stays
+    assert duplicate_keys(trials[:1], ["a", "b"]) == {}  # absent everywhere: nothing to leave out
