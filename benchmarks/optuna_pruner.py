@@ -3,7 +3,7 @@
 (a) **Replay** on a proxy-lab table (``benchmarks/tables/*.csv.gz``), as ``benchmarks/budget_search.py``
 replays TPE + Hyperband: every seed splits the lab into random halves; the rung-0 feature set is chosen on
 one half (``budget_search.features_for``: capped at 2 training steps) and the study searches the other (the
-pool: a sampled config maps to the nearest unused pool config, ``budget_search.Nearest``). Costs are
+pool: a sampled config maps to the nearest unused pool config, ``budget_baselines.Nearest``). Costs are
 training-epoch equivalents: one epoch of the config = 1, the rung-0 scoring = its measured cost in steps /
 steps per epoch. A trained config's observation is its lab test accuracy (``val_best_acc``); a seed
 *reaches* a top-5 % config when its best observed trained config is in the pool's top 5 % by lab accuracy.
@@ -54,7 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
 
-import budget_search as bs  # noqa: E402  (its Pool, Nearest, Trace and held-out feature choice)
+import budget_search as bs  # noqa: E402  (its Pool, Trace and held-out feature choice)
+from budget_baselines import Nearest  # noqa: E402
 
 from nas.integrations.optuna import GradientPruner, values_key  # noqa: E402
 from nas.lab.selection import cost_steps  # noqa: E402
@@ -113,7 +114,7 @@ def _jsonable(values: dict[str, float]) -> dict[str, float | None]:
 def run_study(pool: bs.Pool, strategy: str, seed: int, quantile: float, warmup: int, multi: bool = False,
               on_trial: Callable[[float, int | None, bool], None] | None = None) -> optuna.Study:
     """One TPE study over the pool; ``on_trial(cost so far, trained config or None, pruned by gradients)``."""
-    space, nearest = _space(pool), bs.Nearest(pool)
+    space, nearest = _space(pool), Nearest(pool)
     pruner = _pruner(strategy, pool.init_features, quantile, warmup)
     study = optuna.create_study(study_name=f"{strategy}-{seed}", sampler=optuna.samplers.TPESampler(seed=seed),
                                 directions=["maximize", "minimize"] if multi else ["maximize"], pruner=pruner)
