@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from nas.search.ownership import DRIVER_KEY
 from nas.study import open_storage
 
 pytestmark = pytest.mark.integration  # several drivers (subprocesses), PostgreSQL, kill -9
@@ -89,6 +90,13 @@ def test_a_killed_drivers_trial_is_retried_by_the_other_with_its_seed(tmp_path, 
         pytest.fail("the first driver never ran a trial")
     survivor = _driver(tmp_path, storage, 5, "--early-steps", "200")  # running when the victim dies
     time.sleep(2)
+    # kill the victim in the middle of a trial of its own (on a loaded machine it may just have finished one)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(
+            t.state.name == "RUNNING" and "seed" in t.user_attrs
+            and f":{victim.pid}:" in str(t.system_attrs.get(DRIVER_KEY, ""))
+            for t in optuna.load_study(study_name="shared", storage=open_storage(storage)).get_trials(deepcopy=False)):
+        time.sleep(0.2)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     out, err = survivor.communicate(timeout=600)
