@@ -71,3 +71,17 @@ def test_readme_as_written(tmp_path, monkeypatch):
     ns: dict = {}
     exec(compile(readme_blocks()["search"], "README.md (From Python)", "exec"), ns)  # noqa: S102
     assert isinstance(ns["model"], torch.nn.Module)
+
+
+@pytest.mark.slow
+def test_library_ranking_example_repeats_its_ranking_with_the_same_seed(capsys):
+    """docs/library.md's rank-models example, run twice as written: the same seed gives the same table."""
+    text = (ROOT / "docs" / "library.md").read_text()
+    block = [b for b in python_blocks(text) if "combined_score(table" in b]
+    assert len(block) == 1, "docs/library.md's ranking example changed"
+    tables = []
+    for _ in range(2):
+        ns: dict = {}
+        exec(compile(block[0], "docs/library.md (rank models)", "exec"), ns)  # noqa: S102
+        tables.append(ns["table"])
+    assert tables[0].equals(tables[1])
