@@ -18,7 +18,7 @@ Never mix the two modes inside one formula. Loss functions must reduce by the me
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +80,11 @@ def per_example_grads(
     return torch.cat(rows, dim=0)
 
 
+def _flat(grads: Sequence[Tensor | None], leaves: dict[str, Tensor]) -> Tensor:
+    """The gradients of ``leaves`` flattened into one vector (zeros for a parameter the loss does not reach)."""
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, leaves.values())])
+
+
 def batch_grad(
     model: nn.Module,
     params: dict[str, Tensor],
@@ -98,13 +103,7 @@ def batch_grad(
         loss = loss_fn(out, targets)
         check_loss(loss)
         grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-    flat = torch.cat(
-        [
-            (g if g is not None else torch.zeros_like(p)).reshape(-1)
-            for g, p in zip(grads, leaves.values())
-        ]
-    )
-    return flat, loss.detach()
+    return _flat(grads, leaves), loss.detach()
 
 
 def batch_and_input_grads(
@@ -128,13 +127,7 @@ def batch_and_input_grads(
         check_loss(loss)
         grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True, retain_graph=True)
         (gx,) = torch.autograd.grad(loss * inputs.shape[0], [x])
-    flat = torch.cat(
-        [
-            (g if g is not None else torch.zeros_like(p)).reshape(-1)
-            for g, p in zip(grads, leaves.values())
-        ]
-    )
-    return flat, loss.detach(), gx.reshape(inputs.shape[0], -1)
+    return _flat(grads, leaves), loss.detach(), gx.reshape(inputs.shape[0], -1)
 
 
 def input_grads(
