@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
-__all__ = ["Dataset", "DatasetError", "normalize_along", "normalize_images", "normalize_splits", "stratified_split"]
+__all__ = ["Dataset", "DatasetError", "DatasetFacts", "normalize_along", "normalize_images", "normalize_splits", "stratified_split"]
 
 
 class DatasetError(ValueError):
@@ -24,8 +24,71 @@ class DatasetError(ValueError):
     """
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
+class DatasetFacts:
+    """What a dataset records besides its data, and what both kinds answer alike: the base of
+    :class:`Dataset` (whole tensors) and :class:`~nas.data.stream.StreamedDataset` (read through a loader).
+
+    Attributes (keyword-only):
+        mean: How the inputs were normalized, with ``std``: ``x = (raw - mean) / std`` per channel (images,
+            raw pixels scaled to [0, 1]; length C) or per feature (tables; length F). ``None`` for the
+            built-in datasets (their statistics are not recorded).
+        std: See ``mean``.
+        class_names: Name of each class index (image folder names, a table's target values), or ``None``.
+        preprocess: A JSON-able recipe that turns a raw input into a model input the way the train split
+            was prepared (``{"kind": "image", ...}`` or ``{"kind": "table", ...}``; see
+            :func:`nas.data.prepare_images` and :func:`nas.data.encode_table`), or ``None``.
+        loss: The training loss, a name or reference (:func:`nas.data.loss.resolve_loss`), or ``None``:
+            cross-entropy on class labels. With float targets (``train_y`` float32 ``N x T``) the task is
+            regression: ``num_classes`` is then the number of outputs ``T``.
+
+    A subclass supplies ``name``, ``num_classes``, ``input_shape``, ``augment``, ``source``, ``task``,
+    ``train_size``, ``test_size`` and :meth:`_splits` (the train and the test split).
+    """
+
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    class_names: tuple[str, ...] | None = None
+    preprocess: dict[str, Any] | None = None
+    loss: str | None = None
+
+    def _splits(self) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def _split(self, which: str) -> Any:
+        if which not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {which!r}")
+        train, test = self._splits()
+        return train if which == "train" else test
+
+    def describe(self) -> dict[str, Any]:
+        """Returns a JSON-able summary to record in a study.
+
+        Returns:
+            A dict with ``name``, ``train_size``, ``test_size``, ``input_shape`` (list), ``num_classes``,
+            ``augment`` and ``source``; what the kind adds (:meth:`_described`: a streamed dataset says so
+            and its estimated size); ``class_names``, ``mean`` and ``std`` (lists) where they are set;
+            ``loss`` and ``task`` when a loss was given.
+        """
+        out: dict[str, Any] = {
+            "name": self.name, "train_size": int(self.train_size), "test_size": int(self.test_size),
+            "input_shape": [int(s) for s in self.input_shape], "num_classes": int(self.num_classes),
+            "augment": self.augment, "source": self.source, **self._described(),
+        }
+        for key in ("class_names", "mean", "std"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = list(value)
+        if self.loss is not None:
+            out.update(loss=self.loss, task=self.task)
+        return out
+
+    def _described(self) -> dict[str, Any]:
+        return {}
+
+
 @dataclass(frozen=True, eq=False)
-class Dataset:
+class Dataset(DatasetFacts):
     """An in-memory labelled image dataset, both splits.
 
     Instances are cached and shared by :func:`nas.data.load_dataset`: treat the tensors as read-only.
@@ -42,17 +105,7 @@ class Dataset:
         augment: Train-time augmentation kind for :func:`nas.data.augment_batch`: ``"crop_flip"`` (CIFAR),
             ``"crop"`` (SVHN: digits must not be mirrored) or ``"none"`` (MNIST-like, synthetic).
         source: Human-readable provenance, e.g. ``"torchvision CIFAR10 at /abs/data"``.
-        mean: How the inputs were normalized, with ``std``: ``x = (raw - mean) / std`` per channel (images,
-            raw pixels scaled to [0, 1]; length C) or per feature (tables; length F). ``None`` for the
-            built-in datasets (their statistics are not recorded).
-        std: See ``mean``.
-        class_names: Name of each class index (image folder names, a table's target values), or ``None``.
-        preprocess: A JSON-able recipe that turns a raw input into a model input the way the train split
-            was prepared (``{"kind": "image", ...}`` or ``{"kind": "table", ...}``; see
-            :func:`nas.data.prepare_images` and :func:`nas.data.encode_table`), or ``None``.
-        loss: The training loss, a name or reference (:func:`nas.data.loss.resolve_loss`), or ``None``:
-            cross-entropy on class labels. With float targets (``train_y`` float32 ``N x T``) the task is
-            regression: ``num_classes`` is then the number of outputs ``T``.
+        mean, std, class_names, preprocess, loss: See :class:`DatasetFacts` (keyword-only).
 
     The consumers read batches through :attr:`train_size`, :meth:`take` and :meth:`batches`, which a
     :class:`~nas.data.stream.StreamedDataset` answers too (data larger than the memory limit).
@@ -67,11 +120,6 @@ class Dataset:
     input_shape: tuple[int, int, int]
     augment: str
     source: str
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    class_names: tuple[str, ...] | None = None
-    preprocess: dict[str, Any] | None = None
-    loss: str | None = None
 
     streamed = False
 
@@ -88,10 +136,8 @@ class Dataset:
     def test_size(self) -> int:
         return int(self.test_x.shape[0])
 
-    def _split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if which not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {which!r}")
-        return (self.train_x, self.train_y) if which == "train" else (self.test_x, self.test_y)
+    def _splits(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        return (self.train_x, self.train_y), (self.test_x, self.test_y)
 
     def take(self, which: str, idx: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """The examples ``idx`` of split ``which``: ``(x[idx], y[idx])``."""
@@ -114,30 +160,6 @@ class Dataset:
             return self
         return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
                        test_x=self.test_x.to(device), test_y=self.test_y.to(device))
-
-    def describe(self) -> dict[str, Any]:
-        """Returns a JSON-able summary to record in a study.
-
-        Returns:
-            A dict with ``name``, ``train_size``, ``test_size``, ``input_shape`` (list), ``num_classes``,
-            ``augment`` and ``source``; ``class_names``, ``mean`` and ``std`` (lists) too where they are set.
-        """
-        out: dict[str, Any] = {
-            "name": self.name,
-            "train_size": int(self.train_x.shape[0]),
-            "test_size": int(self.test_x.shape[0]),
-            "input_shape": [int(s) for s in self.input_shape],
-            "num_classes": int(self.num_classes),
-            "augment": self.augment,
-            "source": self.source,
-        }
-        for key in ("class_names", "mean", "std"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = list(value)
-        if self.loss is not None:
-            out.update(loss=self.loss, task=self.task)
-        return out
 
 
 def normalize_splits(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
-from .dataset import DatasetError
+from .dataset import DatasetError, DatasetFacts
 
 __all__ = [
     "STATS_SAMPLE", "Normalized", "StreamedDataset", "channel_stats", "default_memory_limit", "loader_workers",
@@ -169,7 +169,7 @@ class _IndexBatches:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class StreamedDataset:
+class StreamedDataset(DatasetFacts):
     """A dataset whose splits are read from torch ``Dataset`` objects through a ``DataLoader`` (module
     docstring). The attributes other than ``train``/``test``/``workers`` mean what they mean on
     :class:`~nas.data.dataset.Dataset`.
@@ -188,11 +188,6 @@ class StreamedDataset:
     input_shape: tuple[int, int, int]
     augment: str
     source: str
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    class_names: tuple[str, ...] | None = None
-    preprocess: dict[str, Any] | None = None
-    loss: str | None = None
     task: str = "classification"
     workers: int = dataclasses.field(default_factory=loader_workers)
     estimated_bytes: int = 0
@@ -207,10 +202,8 @@ class StreamedDataset:
     def test_size(self) -> int:
         return len(self.test)
 
-    def _split(self, which: str) -> Any:
-        if which not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {which!r}")
-        return self.train if which == "train" else self.test
+    def _splits(self) -> tuple[Any, Any]:
+        return self.train, self.test
 
     def take(self, which: str, idx: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """The examples ``idx`` of split ``which`` as one CPU batch ``(x, y)``, read in this process."""
@@ -232,18 +225,5 @@ class StreamedDataset:
         """Itself: streamed batches move to the device one at a time (:meth:`batches`)."""
         return self
 
-    def describe(self) -> dict[str, Any]:
-        """As :meth:`nas.data.Dataset.describe`, plus ``streamed`` and the estimated in-memory size."""
-        out: dict[str, Any] = {
-            "name": self.name, "train_size": self.train_size, "test_size": self.test_size,
-            "input_shape": [int(s) for s in self.input_shape], "num_classes": int(self.num_classes),
-            "augment": self.augment, "source": self.source, "streamed": True,
-            "estimated_bytes": int(self.estimated_bytes),
-        }
-        for key in ("class_names", "mean", "std"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = list(value)
-        if self.loss is not None:
-            out.update(loss=self.loss, task=self.task)
-        return out
+    def _described(self) -> dict[str, Any]:
+        return {"streamed": True, "estimated_bytes": int(self.estimated_bytes)}
