@@ -56,8 +56,8 @@ from scipy import optimize, stats
 
 from objectives.combine import Feature, feature_values, rank_aggregate
 
-__all__ = ["PRIOR_CORRELATION", "DEFAULT_PENALTY", "PENALTIES", "FREE_FEATURES", "LabelSet", "Calibration",
-           "free_features", "calibrate", "features_from"]
+__all__ = ["PRIOR_CORRELATION", "DEFAULT_PENALTY", "PENALTIES", "FREE_FEATURES", "MIN_LABELS", "LabelSet",
+           "Calibration", "free_features", "calibrate", "features_from", "label_count"]
 
 #: The correlation with the standardized label ranks assumed of the prior score: sets the scale of the prior
 #: weights in the labels' units (the shipped scores' held-out Kendall tau of 0.37-0.44 on their own lab is a
@@ -70,6 +70,11 @@ PENALTIES = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)
 #: Features every candidate has for free at rung 0 (its config, its parameter count): candidates for a
 #: weight the prior does not give them.
 FREE_FEATURES = ("params", "lr", "batch_size")
+#: The fewest finite labels (all kinds together) a search refits on (:func:`nas.search.budget_run.rung0_scores`);
+#: with fewer it ranks by the prior, exactly. Set from the probe replay of ``benchmarks/calibration_replay.py``
+#: (paired gain about 0 at 5 labels on every lab, first positive on the MLPs at 10 and on resnet at 20), before
+#: the async replay of ``benchmarks/calibration_climb.py`` that reports the gain.
+MIN_LABELS = 10
 #: Weights (in the prior's units) below this are dropped from the learned feature set.
 _MIN_WEIGHT = 1e-6
 _DIRECTIONS = ("maximize", "minimize")
@@ -120,6 +125,11 @@ def free_features(table: pd.DataFrame, prior: Sequence[Feature]) -> list[str]:
         if len(np.unique(v[np.isfinite(v)])) > 1:
             out.append(key)
     return out
+
+
+def label_count(labels: Sequence[LabelSet]) -> int:
+    """The finite labels of ``labels``, all kinds together (what :data:`MIN_LABELS` counts)."""
+    return sum(1 for s in labels for v in s.values.values() if math.isfinite(float(v)))
 
 
 def _log_ranks(table: pd.DataFrame, key: str, direction: str) -> np.ndarray:

@@ -3,6 +3,7 @@ best model it saves. The driver that climbs the rungs is :func:`nas.search.budge
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from typing import Any, Callable
@@ -14,15 +15,12 @@ from . import keys
 from .budget_state import BudgetState, save_state
 from .lifecycle import Lifecycle, train_spec, trial_spec
 from .ranking import cohort_scores
+from .rung0 import finite, rung0_scores, study_labels
 
-__all__ = ["BudgetRun", "EPOCH_OVERHEAD", "rung0_scores"]
+__all__ = ["BudgetRun", "EPOCH_OVERHEAD", "rung0_scores", "study_labels"]
 
 #: Planning margin on a training epoch estimated from the timed steps (evaluation, batch assembly).
 EPOCH_OVERHEAD = 1.25
-
-
-def finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _median(values, default: float) -> float:
@@ -42,17 +40,6 @@ def final_acc(history: dict) -> float:
         accs = [a for a in history.get("test_acc", []) if a is not None]
         v = accs[-1] if accs else None
     return float(v) if finite(v) else 0.0
-
-
-def rung0_scores(rows: list[dict], objectives=()) -> list[float]:
-    """The rung-0 ranking of a cohort (higher is better): each row is a candidate's config merged with its
-    rung-0 values; the scores are relative to the rows given (the candidates done at rung 0 so far, or a
-    synchronous rung's whole cohort). The one place the budget search ranks rung 0 (swap it for an
-    in-study calibrated score here): :data:`objectives.combine.BUDGET_INIT_FEATURES` combined, or the
-    non-dominated rank of ``objectives`` when the rows lack those inputs."""
-    from objectives.combine import BUDGET_INIT_FEATURES
-
-    return cohort_scores(rows, "init", BUDGET_INIT_FEATURES, objectives)
 
 
 class BudgetRun:
@@ -78,6 +65,7 @@ class BudgetRun:
         self.full_epochs = int(state.full_epochs)
         self.plan: Plan | None = state.to_plan()
         self.ladder: Any = None  # the async climb's Ladder (saved with the state)
+        self._calibration: dict | None = None  # the rung-0 calibration last stored on the study
 
     # ---------------------------------------------------------------- time and persistence
     def left(self) -> float:
@@ -214,8 +202,25 @@ class BudgetRun:
         rows = [{**self.values[n][keys.CONFIG], **{k: x for k, x in self.values[n].items() if k != keys.CONFIG}}
                 for n in numbers]
         if done_rung == 0:
-            return rung0_scores(rows, self.life.objectives)
+            return self._rung0(numbers, rows)
         return cohort_scores(rows, "early", BUDGET_EARLY_FEATURES, self.life.objectives)
+
+    def _rung0(self, numbers: list[int], rows: list[dict]) -> list[float]:
+        """Rung 0's ranking, calibrated on the labels so far when ``settings.calibrate`` (:func:`rung0_scores`);
+        what it learned is stored on the study (:data:`~nas.search.keys.CALIBRATION`) when it changed. Nothing
+        of it is in the budget state: a resumed run recomputes it from the stored values."""
+        if not getattr(self.settings, "calibrate", False):
+            return rung0_scores(rows, self.life.objectives)[0]
+        labels, others = study_labels(self.values, list(numbers), self.settings.short_epochs)
+        extra = [{**self.values[n][keys.CONFIG], **{k: x for k, x in self.values[n].items() if k != keys.CONFIG}}
+                 for n in others]
+        scores, desc = rung0_scores(rows, self.life.objectives, labels, extra)
+        if desc is not None and desc != self._calibration:
+            self._calibration = desc
+            self.study.set_user_attr(keys.CALIBRATION, {**desc, "refit_at": {
+                "elapsed_s": round(self.elapsed(), 1), "cohort": len(numbers),
+                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}})
+        return scores
 
     def first_plan(self, cap: int | None) -> Plan:
         """The plan for the whole budget with the pilot's costs; the full training is shortened (halved)
@@ -263,7 +268,8 @@ class BudgetRun:
             "trial": number, "space": s.space, "config": v[keys.CONFIG], "dataset": s.dataset,
             "test_acc": v.get("final_test_acc"), "best_test_acc": v.get("val_best_acc"),
             "acc_curve": v.get("val_acc_curve"), "train_loss_curve": v.get("val_loss_curve"),
-            "epochs": self.full_epochs, "diverged": v.get("val_diverged"), "seed": v[keys.SEED],
+            "epochs": int(v.get("val_epochs") or self.full_epochs),  # a shortened training's own
+            "diverged": v.get("val_diverged"), "seed": v[keys.SEED],
             "checkpoint": str(self.folder.checkpoint(number)), "model": str(path) if ckpt else None,
             "time": round(self.elapsed(), 1),
         }
