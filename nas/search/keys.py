@@ -15,7 +15,7 @@ from objectives.combine import DERIVED
 
 __all__ = [
     "CONFIG", "SEED", "THREADS", "RUNG", "FAIL_REASON", "FEASIBLE", "PRUNED_REASON", "RETRY_OF", "UNDEFINED",
-    "EARLY_SUFFIX", "DERIVED_KEYS", "EARLY_RUNG_KEYS", "TRAINING_ONLY_KEYS", "score_key", "VALIDATION", "validation_key", "BUDGET_STATE", "RUNG_DONE",
+    "EARLY_SUFFIX", "DERIVED_KEYS", "EARLY_RUNG_KEYS", "TRAINING_ONLY_KEYS", "score_key", "VALIDATION", "validation_key", "BUDGET_STATE", "CALIBRATION", "RUNG_DONE",
     "BRACKET", "StudyFolder",
 ]
 
@@ -75,6 +75,8 @@ def validation_key(number: int) -> str:
 
 #: Budget search: the plan, rung membership and promotions (what a rerun continues from).
 BUDGET_STATE = "budget_state"
+#: Budget search: what the in-study calibration of the rung-0 score learned (``nas.search.rung0``), last refit.
+CALIBRATION = "gradnas:calibration"
 
 
 # ---------------------------------------------------------------- the study's folder
