@@ -49,6 +49,8 @@ class Search(Command):
                        help="budget search: async climbs a candidate as soon as it is in the top 1/eta of those done at its rung (ASHA; no worker waits for a rung), sync promotes a rung once all its candidates are in; auto: async from 4 workers on, else sync (default: %(default)s)")
         p.add_argument("--brackets", type=int_in(1, 4), default=1, metavar="N",
                        help="budget search: up to N Hyperband brackets when the budget allows; the later ones admit candidates at the training rungs whatever their rung-0 score (default: %(default)s)")
+        p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=False,
+                       help="budget search, asynchronous climb: rank rung 0 by the combined score refit on the 50-step losses and short-rung accuracies of the candidates trained so far, once there are 10 (no extra training; docs/budget-search.md) (default: off)")
         p.add_argument("--objectives", default=None, metavar="KEY:DIR,...",
                        help="objectives, e.g. kappa_w:max,train_loss_smooth_min:min; KEY is a metric (at init), METRIC@early, or loss_drop/train_loss_smooth_min/relative_step/params/... (default: the leading inputs of the combined gradnas score in their directions measured on the proxy lab, after the early steps or, with --early-steps 0, at init; `objectives --combined` lists them). Trials are ranked for validation by the combined score")
         p.add_argument("--constraint", action="append", default=None, metavar="KEY<=X",
@@ -81,7 +83,7 @@ class Search(Command):
             space=args.space, bounds=json_arg(args.bounds, "--bounds"), smoke=args.smoke, dataset=args.dataset,
             target=args.target, loss_fn=args.loss, data_memory_limit=args.max_memory,
             data_dir=args.data_dir, budget=args.budget, trials=args.trials, epochs=args.epochs, eta=args.eta,
-            promotion=args.promotion, brackets=args.brackets,
+            promotion=args.promotion, brackets=args.brackets, calibrate=args.calibrate,
             objectives=args.objectives, constraints=args.constraint, metrics=args.metrics, sampler=args.sampler,
             study=args.study, storage=args.storage, runs_dir=args.runs_dir, workers=args.workers,
             trials_per_gpu=args.trials_per_gpu, threads=args.threads, ray_address=args.ray_address,

@@ -73,7 +73,9 @@ class SearchConfig:
             (a rung promotes when all its candidates are in) or ``"auto"`` (async from
             :data:`~nas.search.budget.ASYNC_MIN_WORKERS` workers on, else sync: on one worker the replay found sync
             better, on a cluster async reaches a good candidate sooner; docs/budget-search.md); ``brackets``: the most Hyperband brackets
-            (1: one; more when the budget allows, :func:`nas.search.plan.plan_brackets`).
+            (1: one; more when the budget allows, :func:`nas.search.plan.plan_brackets`); ``calibrate``: rank
+            rung 0 by the shipped score refit on the early and short rungs' results so far, once there are
+            enough (:mod:`nas.search.rung0`; the asynchronous climb only).
     """
 
     space: str | None = None
@@ -94,6 +96,7 @@ class SearchConfig:
     time_steps: int = 3
     promotion: str = "auto"
     brackets: int = 1
+    calibrate: bool = False
     objectives: str | None = None
     constraints: Sequence[str] | None = None
     metrics: str | Sequence[str] | None = None
@@ -151,6 +154,8 @@ class SearchConfig:
         if c.brackets > 1 and c.promotion == "sync":
             raise SearchError(f"--brackets {c.brackets} runs in the asynchronous climb: use --promotion auto or async, "
                               "or --brackets 1 with --promotion sync")
+        if not isinstance(c.calibrate, bool):
+            raise SearchError(f"calibrate must be True or False, got {c.calibrate!r}")
         if c.epochs < 1 or c.eta < 2:
             raise SearchError(f"need --epochs >= 1 and --eta >= 2, got {c.epochs} and {c.eta}")
         if c.early_steps < 0:
