@@ -16,11 +16,13 @@ and the best test accuracy of two trainings with different seeds) and reports, s
    (mean rank of confusion, diversity and kappa_w at init, all minimized, with ``rank_input <= 0.15``).
 4. the features chosen on the whole table (``--choose``): the sets ``objectives.combine`` ships.
 
-With ``--loo TABLE TABLE ...`` instead: **leave one lab out** (:mod:`nas.lab.loo`): for each table, the
-directions and the combined score's features are chosen on the other tables (mean over them of the
-within-table tau) and Kendall tau is reported on the one left out, at init and after the early steps,
-beside the shipped sets, AZ-NAS, MeCo, params, the early loss and the same choice made within that table
-(held-out halves); then the targets of issue 24, met or missed.
+With ``--loo TABLE TABLE ...`` instead: **leave one lab out** (:mod:`nas.lab.loo`): for each table and each
+selection procedure (``--procedure``, :mod:`nas.lab.procedures`: greedy, greedy-4, consensus,
+consensus-early), the combined score's sets are chosen on the other tables (``--pool``: mean or min over
+them of the within-table tau) and Kendall tau is reported on the one left out, at init and after the early
+steps, beside the shipped sets, AZ-NAS, MeCo, params, the early loss and the greedy choice made within that
+table (held-out halves); then the decision rule's verdict (which procedure the defaults follow) and the
+targets of issue 24, met or missed.
 
 Phases: ``init`` (values at initialization), ``early`` (also the values after 20 steps) and ``50`` (also
 the values after 50 steps, named as a search with ``--early-steps 50`` stores them). The shipped early set
@@ -53,6 +55,7 @@ from nas.lab.evidence import measure
 from nas.lab.judge import capped_report, report
 from nas.lab.loo import NB201_INPUT, load_lab
 from nas.lab.loo import report as loo_report
+from nas.lab.procedures import PROCEDURES
 from nas.lab.selection import POOLS
 from nas.lab.tables import NB201_TARGETS, load
 
@@ -64,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--table", help="ground-truth table of proxy_vs_training.py (CSV, .csv.gz)")
     which.add_argument("--loo", nargs="+", metavar="TABLE",
                        help="leave one lab out over these tables (population or NB201 lab tables, >= 2)")
+    p.add_argument("--procedure", nargs="+", choices=list(PROCEDURES), default=list(PROCEDURES), metavar="NAME",
+                   help="--loo: the selection procedures to compare side by side, of: " + "; ".join(
+                       f"{k}: {v.about}" for k, v in PROCEDURES.items()) + " (default: all)")
     p.add_argument("--pool", choices=sorted(POOLS), default="mean",
                    help="--loo: how the training labs' within-lab taus are pooled (default: %(default)s)")
     p.add_argument("--nb201-input", choices=("mnist5k", "gaussian"), default=NB201_INPUT,
@@ -103,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.error(f"too few finished configs for halves of 4: {', '.join(small)}")
         if len({lab.name for lab in labs}) < len(labs):
             p.error("--loo: two tables with the same name (the file name up to its first dot)")
-        print(loo_report(labs, args.splits, args.seed, args.pool))
+        print(loo_report(labs, args.splits, args.seed, args.pool, list(dict.fromkeys(args.procedure))))
         return 0
     if not Path(args.table).is_file():
         p.error(f"no table at {args.table}")

@@ -26,6 +26,7 @@ from objectives.combine import Feature, rank_aggregate
 from objectives.evidence import EVIDENCE_FIELDS
 
 from .evidence import Measured, measure
+from .procedures import BUDGET_MAX_COST
 from .selection import EARLY_LOSS, candidate_features, cost_steps, select, select_structured, structured, tau
 from .tables import SEARCH_EARLY_STEPS, load, phase_table, steps_view
 
@@ -45,8 +46,6 @@ COMMAND = "python -m nas.lab regenerate"
 #: on the whole table) picks 4 for both sets (in-sample tau 0.681 against 0.675 at 8 for the early set, 0.686
 #: against 0.674 for the budget set); ``feature_sets.json`` records the procedure's weight and tau beside it.
 PINNED_EARLY_LOSS_WEIGHT = 8.0
-#: The cap on a budgeted search's rung-0 set, in training steps of the same network.
-BUDGET_MAX_COST = 2.0
 
 
 def sha256(path: str | Path) -> str:

@@ -13,26 +13,31 @@ accuracy to rank, ``acc``:
   ``batch_size`` (256): constant columns, which tie every cell (they carry nothing there), while a derived
   feature such as ``relative_step`` (``lr * grad_weight_ratio``) ranks as ``grad_weight_ratio`` does.
 
-**The choice on several labs** (:func:`choose`) is the procedure that chose the shipped sets
-(:mod:`nas.lab.data`), run on all training labs at once: a feature's direction is the one with the higher
-pooled tau, and greedy forward selection grows the set while the pooled tau gains (:func:`nas.lab.selection.
-select_over`). The **pooled tau** of a set is the mean over the training labs of its Kendall tau within each
-lab (``pool="min"``: the minimum), so that every lab counts the same whatever its size and a feature must
-rank within every lab, not just separate one lab's good configs from another's. A feature a lab lacks (no
-column, no inputs of a derived key; NB201 has no early values) is left out of the score in that lab, as a
-column without a finite value would be: its tau there is that of the rest of the set (0 for a set of it
-alone). So a metric one training lab never measured (NB201 has no fisher, jacob_cov, zico) is judged on the
-labs that did, and neither helps nor hurts in the one that did not; on the lab left out it is left out of
-the score, as a search whose trials lack it would have to. The early score is the shipped structure, the early loss (``train_loss_last``, minimized) with the
-weight from :data:`~nas.lab.selection.LOSS_WEIGHTS` of the best pooled tau over the training labs that have
-an early phase, plus the init set chosen on all of them; the budget sets cap the same selection at
-:data:`nas.lab.data.BUDGET_MAX_COST` steps.
+**The choice on several labs** is a selection procedure (:mod:`nas.lab.procedures`; ``greedy`` chose the
+shipped sets before this comparison) run on all training labs at once. A set's **pooled tau** is the mean
+over the training labs of its Kendall tau within each lab (``pool="min"``: the minimum), so that every lab
+counts the same whatever its size. A feature a lab lacks (no column, no inputs of a derived key; NB201 has no
+early values) is left out of the score in that lab, as a column without a finite value would be: its tau
+there is that of the rest of the set (0 for a set of it alone). So a metric one training lab never measured
+(NB201 has no fisher, jacob_cov, zico) is judged on the labs that did; on the lab left out it is left out of
+the score, as a search whose trials lack it would have to.
 
-Reported per lab left out and phase (:func:`leave_one_out`): Kendall tau on all its rows of the
-leave-one-out choice, the shipped sets (``objectives.combine``; chosen on the resnet lab: in-sample there),
-AZ-NAS, MeCo, params, the loss after the early steps, and the **in-lab** score, the same procedure chosen on
-random halves of that lab and reported on the other halves (mean over ``splits``, as :mod:`nas.lab.judge`).
-:func:`report` is the text ``benchmarks/proxy_lab.py --loo`` prints, with the targets of issue 24.
+Reported per lab left out and phase (:func:`leave_one_out`), for every procedure: Kendall tau on all its
+rows of the sets chosen without it, beside the shipped sets (``objectives.combine``; in-sample on the labs
+they were chosen on), AZ-NAS, MeCo, params, the loss after the early steps, and the **in-lab** score, the
+greedy procedure chosen on random halves of that lab and reported on the other halves (mean over
+``splits``, as :mod:`nas.lab.judge`). :func:`report` is the text ``benchmarks/proxy_lab.py --loo`` prints,
+with :func:`decide`'s verdict and the targets of issue 24.
+
+**The decision rule** (:func:`decide`, stated before the procedures' figures were compared, with pool
+``mean``): per procedure, the mean of its leave-one-lab-out taus at init over the labs left out, its init
+set's and its rung-0 set's (six figures on three labs); the highest mean wins, a difference under
+:data:`TIE` is a tie broken by the higher minimum of those figures. The early sets: among the procedures
+whose init sets are the winner's (same init rule and cap), the mean over the labs with an early phase of the
+early set's and the rung-0 early set's taus (four figures on two labs), ties likewise. The shipped defaults
+follow the winner only when it beats :data:`nas.lab.procedures.CURRENT` by that rule. With three labs the
+procedure is itself chosen on the same three folds that judge it: the winner's figures are not an unbiased
+estimate for a fourth family.
 """
 
 from __future__ import annotations
@@ -47,28 +52,35 @@ from scipy import stats
 
 from objectives.combine import (AZ_NAS_FEATURES, BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, EARLY_FEATURES,
                                 INIT_FEATURES, Feature)
+from objectives.evidence import read as read_package_data
 
-from .data import BUDGET_MAX_COST
 from .judge import halves
-from .selection import (EARLY_LOSS, candidate_features, has_feature, pooled_tau, score, select_over,
-                        select_structured_over, tau)
+from .procedures import BUDGET_MAX_COST, CURRENT, PROCEDURES, SETS, candidates, choose
+from .selection import EARLY_LOSS, cost_steps, has_feature, pooled_tau, score, tau
 from .tables import SEARCH_EARLY_STEPS, load, seed_ceiling, steps_view, with_data
 
-__all__ = ["PHASES", "NB201_INPUT", "CHOSEN", "ROWS", "Lab", "lab_view", "load_lab", "candidates", "choose", "evaluate",
-           "fixed_scores", "in_lab", "leave_one_out", "targets", "report"]
+__all__ = ["PHASES", "NB201_INPUT", "CHOSEN", "TIE", "FIXED_ROWS", "Lab", "lab_view", "load_lab", "candidates",
+           "choose", "evaluate", "shipped_labs", "fixed_scores", "in_lab", "leave_one_out", "decide", "targets",
+           "report"]
 
 #: Phases of a lab: ``early`` = after :data:`~nas.lab.tables.SEARCH_EARLY_STEPS` steps.
 PHASES = ("init", "early")
 #: The inputs of an NB201 lab's data metrics taken as the plain metric names.
 NB201_INPUT = "mnist5k"
-#: The sets :func:`choose` returns: name -> phase it ranks at.
-CHOSEN = {"init": "init", "budget_init": "init", "early": "early", "budget_early": "early"}
-#: Row labels of the report, in order: (label, chosen set or None).
-ROWS = (("leave-one-out choice", "init|early"), ("leave-one-out budget (<= 2 steps)", "budget_init|budget_early"),
-        ("in-lab (held-out halves)", None), ("in-lab budget (held-out halves)", None),
-        ("shipped (chosen on resnet lab)", None), ("shipped budget rung 0", None), ("AZ-NAS", None),
-        ("MeCo", None), ("params", None), (f"loss after {SEARCH_EARLY_STEPS} steps", None),
-        ("seed-to-seed (ceiling)", None))
+#: The sets a procedure chooses: name -> phase it ranks at (:data:`nas.lab.procedures.SETS`).
+CHOSEN = SETS
+#: Two procedures' mean taus closer than this are a tie (:func:`decide`).
+TIE = 0.005
+SHIPPED, SHIPPED_BUDGET, INSIDE, INSIDE_BUDGET = ("shipped", "shipped budget rung 0", "in-lab (held-out halves)",
+                                                  "in-lab budget (held-out halves)")
+LOSS = f"loss after {SEARCH_EARLY_STEPS} steps"
+#: Row labels of the report after the procedures' rows, in order.
+FIXED_ROWS = (INSIDE, INSIDE_BUDGET, SHIPPED, SHIPPED_BUDGET, "AZ-NAS", "MeCo", "params", LOSS,
+              "seed-to-seed (ceiling)")
+
+
+def _budget(procedure: str) -> str:
+    return f"{procedure} budget (<= {BUDGET_MAX_COST:g} steps)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,26 +119,6 @@ def load_lab(path: str | Path, name: str | None = None, nb201_input: str = NB201
     return Lab(name or Path(path).name.split(".")[0], phases, ceiling)
 
 
-def candidates(tables: Sequence[pd.DataFrame], phase: str) -> list[str]:
-    """The keys a choice may use: every key a training table has at that phase (union, first seen first)."""
-    return list(dict.fromkeys(k for t in tables for k in candidate_features(t, phase)))
-
-
-def choose(tables: dict[str, Sequence[pd.DataFrame]], pool: str = "mean") -> dict[str, tuple[Feature, ...]]:
-    """The sets of :data:`CHOSEN` chosen on ``tables`` (phase -> the training labs' tables at that phase);
-    no early sets when no table has an early phase."""
-    init_tables = list(tables["init"])
-    keys = candidates(init_tables, "init")
-    init, _ = select_over(init_tables, keys, pool=pool)
-    budget, _ = select_over(init_tables, keys, max_cost=BUDGET_MAX_COST, pool=pool)
-    out = {"init": init, "budget_init": budget}
-    early_tables = list(tables.get("early", ()))
-    if early_tables:
-        out["early"] = select_structured_over(early_tables, init, pool)
-        out["budget_early"] = select_structured_over(early_tables, budget, pool)
-    return out
-
-
 def evaluate(table: pd.DataFrame, features: Sequence[Feature]) -> tuple[float, float]:
     """(Kendall tau of the set's score against ``acc``, its two-sided p); NaN when the table has none of
     the features (not measured there)."""
@@ -137,22 +129,28 @@ def evaluate(table: pd.DataFrame, features: Sequence[Feature]) -> tuple[float, f
     return tau(s, acc), float(p) if p == p else 1.0
 
 
+def shipped_labs() -> tuple[str, ...]:
+    """The labs the shipped sets were chosen on (``feature_sets.json``'s ``labs``; the resnet lab before it
+    recorded them)."""
+    return tuple(read_package_data("feature_sets.json").get("labs", ["resnet_mnist5k"]))
+
+
 def fixed_scores(phase: str) -> dict[str, tuple[Feature, ...]]:
     """The untuned rankers of a phase: the shipped sets, AZ-NAS, MeCo, params, and after the early steps
     the early loss alone."""
     early = phase == "early"
-    out = {"shipped (chosen on resnet lab)": EARLY_FEATURES if early else INIT_FEATURES,
-           "shipped budget rung 0": BUDGET_EARLY_FEATURES if early else BUDGET_INIT_FEATURES,
+    out = {SHIPPED: EARLY_FEATURES if early else INIT_FEATURES,
+           SHIPPED_BUDGET: BUDGET_EARLY_FEATURES if early else BUDGET_INIT_FEATURES,
            "AZ-NAS": AZ_NAS_FEATURES, "MeCo": (Feature("meco", "maximize"),),
            "params": (Feature("params", "maximize"),)}
     if early:
-        out[f"loss after {SEARCH_EARLY_STEPS} steps"] = (Feature(EARLY_LOSS, "minimize"),)
+        out[LOSS] = (Feature(EARLY_LOSS, "minimize"),)
     return out
 
 
 def in_lab(lab: Lab, splits: int = 20, seed: int = 0, pool: str = "mean") -> dict[str, float]:
-    """The in-lab score: :func:`choose` on one random half of the lab, tau on the other half; mean over
-    ``splits`` halves, per set of :data:`CHOSEN`."""
+    """The in-lab score: the greedy procedure (:data:`nas.lab.procedures.CURRENT`) on one random half of
+    the lab, tau on the other half; mean over ``splits`` halves, per set of :data:`CHOSEN`."""
     taus: dict[str, list[float]] = {}
     for ia, ib in halves(lab.n, splits, seed):
         part = {ph: t.iloc[ia].reset_index(drop=True) for ph, t in lab.phases.items()}
@@ -166,29 +164,36 @@ def _text(features: Sequence[Feature]) -> str:
     return " + ".join(f"{f.key}:{f.direction[:3]}" + (f"*{f.weight:g}" if f.weight != 1 else "") for f in features)
 
 
-def leave_one_out(labs: Sequence[Lab], splits: int = 20, seed: int = 0, pool: str = "mean") -> pd.DataFrame:
-    """One row per (lab left out, phase, ranker): ``tau`` and ``p`` on all the left-out lab's rows, ``n``,
-    the features (chosen sets), ``train_tau`` (a chosen set's pooled tau on the training labs) and
-    ``missing`` (its features the left-out lab lacks)."""
+def _metric_cost(features: Sequence[Feature]) -> float:
+    """Init scoring cost of a set in training steps (``@early`` keys: the same metrics scored again)."""
+    return cost_steps([f.key.split("@")[0] for f in features if f.key != EARLY_LOSS])
+
+
+def leave_one_out(labs: Sequence[Lab], splits: int = 20, seed: int = 0, pool: str = "mean",
+                  procedures: Sequence[str] = tuple(PROCEDURES)) -> pd.DataFrame:
+    """One row per (lab left out, phase, ranker): ``tau`` and ``p`` on all the left-out lab's rows, ``n``;
+    for a procedure's rows also ``procedure``, ``set``, ``features``, ``cost`` (init scoring, steps),
+    ``train_tau`` (pooled tau on the training labs) and ``missing`` (features the left-out lab lacks)."""
     if len(labs) < 2:
         raise ValueError("leave-one-lab-out needs at least two labs")
     rows = []
     for out in labs:
         train = [lab for lab in labs if lab is not out]
         tables = {ph: [lab.phases[ph] for lab in train if ph in lab.phases] for ph in PHASES}
-        chosen = choose(tables, pool)
+        chosen = {p: choose(tables, pool, p) for p in procedures}
         inside = in_lab(out, splits, seed, pool)
         for phase, table in out.phases.items():
             base = {"left_out": out.name, "phase": phase, "n": len(table)}
-            for label, names in ROWS[:2]:
-                name = names.split("|")[PHASES.index(phase)]
-                if name not in chosen:
-                    continue
-                t, p = evaluate(table, chosen[name])
-                rows.append({**base, "ranker": label, "tau": t, "p": p, "features": _text(chosen[name]),
-                             "train_tau": pooled_tau(tables[phase], chosen[name], pool),
-                             "missing": ", ".join(f.key for f in chosen[name] if not has_feature(table, f.key))})
-            for label, name in ((ROWS[2][0], phase), (ROWS[3][0], f"budget_{phase}")):
+            for proc, sets in chosen.items():
+                for label, name in ((proc, phase), (_budget(proc), f"budget_{phase}")):
+                    if name not in sets:
+                        continue
+                    t, p = evaluate(table, sets[name])
+                    rows.append({**base, "ranker": label, "tau": t, "p": p, "procedure": proc, "set": name,
+                                 "features": _text(sets[name]), "cost": _metric_cost(sets[name]),
+                                 "train_tau": pooled_tau(tables[phase], sets[name], pool),
+                                 "missing": ", ".join(f.key for f in sets[name] if not has_feature(table, f.key))})
+            for label, name in ((INSIDE, phase), (INSIDE_BUDGET, f"budget_{phase}")):
                 if name in inside:
                     rows.append({**base, "ranker": label, "tau": inside[name], "n": len(table) - len(table) // 2})
             for label, feats in fixed_scores(phase).items():
@@ -197,7 +202,7 @@ def leave_one_out(labs: Sequence[Lab], splits: int = 20, seed: int = 0, pool: st
                     rows.append({**base, "ranker": label, "tau": t, "p": p,
                                  "missing": ", ".join(f.key for f in feats if not has_feature(table, f.key))})
             if out.ceiling == out.ceiling:
-                rows.append({**base, "ranker": ROWS[-1][0], "tau": out.ceiling})
+                rows.append({**base, "ranker": FIXED_ROWS[-1], "tau": out.ceiling})
     return pd.DataFrame(rows)
 
 
@@ -206,67 +211,119 @@ def _get(res: pd.DataFrame, lab: str, phase: str, ranker: str) -> float:
     return float(v.iloc[0]) if len(v) else float("nan")
 
 
-def targets(res: pd.DataFrame, p_max: float = 0.01, shipped_lab: str = "resnet_mnist5k") -> list[str]:
-    """Issue 24's targets checked on :func:`leave_one_out`'s rows, one line each (met / MISSED)."""
+def _figures(res: pd.DataFrame, procedure: str, phase: str) -> np.ndarray:
+    """A procedure's taus at a phase over the labs left out, its full set's and its rung-0 set's (NaN: 0)."""
+    rows = res[(res.get("procedure") == procedure) & (res["phase"] == phase)] if "procedure" in res else res[:0]
+    return np.nan_to_num(rows["tau"].to_numpy(float), nan=0.0)
+
+
+def _best(res: pd.DataFrame, names: Sequence[str], phase: str) -> str:
+    """The procedure of ``names`` with the highest mean of :func:`_figures`, ties (< :data:`TIE`) broken by
+    the higher minimum, then by the order of ``names``."""
+    best = names[0]
+    for name in names[1:]:
+        a, b = _figures(res, best, phase), _figures(res, name, phase)
+        if b.mean() > a.mean() + TIE or (abs(b.mean() - a.mean()) <= TIE and b.min() > a.min()):
+            best = name
+    return best
+
+
+def decide(res: pd.DataFrame, current: str = CURRENT) -> tuple[str, str, bool, list[str]]:
+    """The decision rule (module docstring) on :func:`leave_one_out`'s rows: (init winner, early winner,
+    whether the defaults follow them: the init winner beats ``current``, text lines)."""
+    procs = list(dict.fromkeys(res["procedure"].dropna())) if "procedure" in res else []
+    if not procs:
+        raise ValueError("no procedure rows to decide on")
     lines = []
-    loo, budget, inside, az = ROWS[0][0], ROWS[1][0], ROWS[2][0], "AZ-NAS"
-    loss = f"loss after {SEARCH_EARLY_STEPS} steps"
+    for p in procs:
+        i, e = _figures(res, p, "init"), _figures(res, p, "early")
+        lines.append(f"  {p:18s} init (init + rung-0 sets): mean {i.mean():+.3f} min {i.min():+.3f}"
+                     + (f"; early: mean {e.mean():+.3f} min {e.min():+.3f}" if len(e) else ""))
+    init = _best(res, procs, "init")
+    same = [p for p in procs if (PROCEDURES[p].init_rule, PROCEDURES[p].init_cap)
+            == (PROCEDURES[init].init_rule, PROCEDURES[init].init_cap)]
+    early = _best(res, same, "early") if len(_figures(res, init, "early")) else init
+    cur, win = _figures(res, current, "init"), _figures(res, init, "init")
+    follow = init != current and current in procs and (win.mean() > cur.mean() + TIE or (
+        abs(win.mean() - cur.mean()) <= TIE and win.min() > cur.min()))
+    lines.append(f"  init winner: {init}; early winner (same init sets): {early}; defaults follow: "
+                 + ("yes" if follow else f"no (the winner does not beat {current})"))
+    return init, early, follow, lines
+
+
+def targets(res: pd.DataFrame, default: str = CURRENT, p_max: float = 0.01) -> list[str]:
+    """Issue 24's targets checked on :func:`leave_one_out`'s rows for the procedure ``default``, one line
+    each (met / MISSED); the shipped sets are judged on a lab only where they were not chosen on it."""
+    lines = []
+    budget, az, seen = _budget(default), "AZ-NAS", shipped_labs()
 
     def mark(ok: bool) -> str:
         return "met   " if ok else "MISSED"
 
     for (lab, phase), g in res.groupby(["left_out", "phase"], sort=False):
-        t, a, c = _get(res, lab, phase, loo), _get(res, lab, phase, az), _get(res, lab, phase, inside)
-        lines.append(f"{mark(t >= a and t >= 0.9 * c)} {lab} {phase}: leave-one-out {t:+.3f} >= AZ-NAS {a:+.3f} "
+        t, a, c = _get(res, lab, phase, default), _get(res, lab, phase, az), _get(res, lab, phase, INSIDE)
+        lines.append(f"{mark(t >= a and t >= 0.9 * c)} {lab} {phase}: {default} {t:+.3f} >= AZ-NAS {a:+.3f} "
                      f"and >= 0.9 x in-lab {0.9 * c:+.3f}")
         if phase == "init":
-            for ranker in (loo, budget, "shipped budget rung 0", "shipped (chosen on resnet lab)"):
-                if ranker.startswith("shipped") and lab == shipped_lab:
-                    continue  # chosen on this lab: not an unseen family
+            for ranker in (default, budget, SHIPPED_BUDGET, SHIPPED):
                 row = g[g["ranker"] == ranker]
-                if not len(row):
-                    continue
+                if not len(row) or (ranker.startswith("shipped") and lab in seen):
+                    continue  # the shipped sets were chosen on this lab: not an unseen family
                 tr, pr = float(row["tau"].iloc[0]), float(row["p"].iloc[0])
                 lines.append(f"{mark(pr < p_max and tr > a)} {lab} init, unseen family: {ranker} {tr:+.3f} "
                              f"(p {pr:.1g} < {p_max:g}) > AZ-NAS {a:+.3f}")
         else:
-            for ranker in (loo, "shipped (chosen on resnet lab)"):
-                e, lo = _get(res, lab, phase, ranker), _get(res, lab, phase, loss)
+            for ranker in (default, SHIPPED):
+                if ranker == SHIPPED and lab in seen:
+                    continue
+                e, lo = _get(res, lab, phase, ranker), _get(res, lab, phase, LOSS)
                 lines.append(f"{mark(e - lo >= 0.05)} {lab} early: {ranker} {e:+.3f} - loss alone {lo:+.3f} "
                              f"= {e - lo:+.3f} >= 0.05")
     return lines
 
 
-def report(labs: Sequence[Lab], splits: int = 20, seed: int = 0, pool: str = "mean") -> str:
-    """The leave-one-lab-out table (ranker x lab left out and phase -> tau), the sets chosen, the targets."""
-    res = leave_one_out(labs, splits, seed, pool)
+def report(labs: Sequence[Lab], splits: int = 20, seed: int = 0, pool: str = "mean",
+           procedures: Sequence[str] = tuple(PROCEDURES)) -> str:
+    """The leave-one-lab-out table (ranker x lab left out and phase -> tau), the sets chosen and their costs,
+    the decision (:func:`decide`), the sets the winner chooses on all labs, the targets."""
+    res = leave_one_out(labs, splits, seed, pool, procedures)
     cols = list(dict.fromkeys(zip(res["left_out"], res["phase"])))
     heads = [f"{lab} {phase}" for lab, phase in cols]
     ns = [f"n {res[(res['left_out'] == lab) & (res['phase'] == ph)]['n'].max()}" for lab, ph in cols]
     width = max(14, *map(len, heads))
     lines = [f"Kendall tau against trained accuracy on the lab left out (choices: {pool} over the other labs of "
-             f"the within-lab tau; in-lab: {splits} random halves of that lab, reported on the other half)",
+             f"the within-lab tau; in-lab: greedy on {splits} random halves of that lab, reported on the other half)",
              f"{'ranker':36s}" + "".join(f"{h:>{width + 2}s}" for h in heads),
              f"{'':36s}" + "".join(f"{h:>{width + 2}s}" for h in ns)]
-    for label, _ in ROWS:
+    for label in [r for p in procedures for r in (p, _budget(p))] + list(FIXED_ROWS):
         vals = [_get(res, lab, ph, label) for lab, ph in cols]
         if all(v != v for v in vals):
             continue
         lines.append(f"{label:36s}" + "".join(f"{v:>+{width + 2}.3f}" if v == v else f"{'-':>{width + 2}s}"
                                               for v in vals))
-    lines.append("(shipped rows on resnet_mnist5k are in-sample; the chance sd of tau is about "
+    lines.append(f"(shipped rows are in-sample on {', '.join(shipped_labs())}; the chance sd of tau is about "
                  + ", ".join(f"{np.sqrt(2 * (2 * lab.n + 5) / (9 * lab.n * (lab.n - 1))):.3f} on {lab.name}"
                              for lab in labs) + ")")
-    lines.append("\nchosen on the other labs (pooled tau there; features the left-out lab lacks):")
-    chosen = res[res["features"].notna()] if "features" in res.columns else res.iloc[:0]
-    for _, r in chosen.iterrows():
-        lines.append(f"  without {r['left_out']} ({r['phase']}, {r['ranker']}): {r['features']}  "
-                     f"[{r['train_tau']:+.3f}" + (f"; lacks {r['missing']}]" if r["missing"] else "]"))
+    lines.append("\nchosen on the other labs (init scoring cost in steps, the sum of the metrics' costs alone; "
+                 "pooled tau there; features the left-out lab lacks):")
+    for _, r in res[res["features"].notna()].iterrows():
+        lines.append(f"  {r['ranker']} without {r['left_out']} ({r['phase']}): {r['features']}  [{r['cost']:.2f} "
+                     f"steps; {r['train_tau']:+.3f}" + (f"; lacks {r['missing']}]" if r["missing"] else "]"))
+    lines.append("\ndecision (rule in nas.lab.loo; the procedures are compared on the same three folds that "
+                 "judge them):")
+    init, early, follow, text = decide(res)
+    lines += text
     tables = {ph: [lab.phases[ph] for lab in labs if ph in lab.phases] for ph in PHASES}
-    lines.append("\nchosen on all the labs (what the defaults would be if they followed this procedure; no lab is "
-                 "left to judge it; pooled tau):")
-    for name, feats in choose(tables, pool).items():
-        lines.append(f"  {name}: {_text(feats)}  [{pooled_tau(tables[CHOSEN[name]], feats, pool):+.3f}]")
-    lines.append("\ntargets (issue 24):")
-    lines += ["  " + t for t in targets(res)]
+    lines.append(f"\nchosen on all the labs by {init} (early: {early}; no lab is left to judge it; pooled tau, "
+                 "cost in steps):")
+    sets = choose(tables, pool, init)
+    if "early" in sets:
+        sets = {**sets, "early": choose(tables, pool, early)["early"]}
+    for name, feats in sets.items():
+        lines.append(f"  {name}: {_text(feats)}  [{pooled_tau(tables[CHOSEN[name]], feats, pool):+.3f}; "
+                     f"{_metric_cost(feats):.2f} steps]")
+    lines.append(f"\ntargets (issue 24), for {init} (early: {early}):")
+    lines += ["  " + t for t in targets(res, init)]
+    if early != init:
+        lines += ["  " + t for t in targets(res, early) if " early" in t]
     return "\n".join(lines)

@@ -28,7 +28,8 @@ from .tables import NB201_TARGETS, from_steps
 
 __all__ = ["LOSS_KEYS", "EXCLUDED", "EARLY_LOSS", "LOSS_WEIGHTS", "POOLS", "candidate_features", "tau", "has_feature",
            "score", "pooled_tau", "oriented_tau", "measured_direction", "pooled_direction", "cost_steps", "select",
-           "select_over", "structured", "select_structured", "select_structured_over"]
+           "select_over", "CONSENSUS_TOP", "CONSENSUS_THRESHOLD", "measured_in", "consensus_over", "structured",
+           "select_structured", "select_structured_over"]
 
 #: Loss-like values: lower is better; their direction is never learned.
 LOSS_KEYS = ("loss_init", "loss_early", "train_loss_first", "train_loss_last")
@@ -169,6 +170,56 @@ def select_over(tables: Sequence[pd.DataFrame], keys: Sequence[str], max_feature
         chosen.append(Feature(k, scored[k][0]))
         best = trial[k]
     return tuple(chosen), best_single
+
+
+#: The consensus rule's defaults (:func:`consensus_over`), fixed before its leave-one-lab-out figures were seen.
+CONSENSUS_TOP = 4
+CONSENSUS_THRESHOLD = 0.05
+
+
+def measured_in(table: pd.DataFrame, key: str) -> bool:
+    """Whether the table measured the feature: it has it, with at least two distinct finite values (a
+    constant column, NB201's one ``lr``, says nothing about the key there)."""
+    try:
+        v = feature_values(table, key)
+    except KeyError:
+        return False
+    return len(np.unique(v[np.isfinite(v)])) >= 2
+
+
+def consensus_over(tables: Sequence[pd.DataFrame], keys: Sequence[str], top: int = CONSENSUS_TOP,
+                   threshold: float = CONSENSUS_THRESHOLD, max_cost: float | None = None,
+                   min_tables: int = 2) -> tuple[tuple[Feature, ...], dict[str, tuple[str, float]]]:
+    """The consensus rule: (equal-weight set, agreeing key -> (direction, smallest oriented tau)).
+
+    A key is kept when every table that measured it (:func:`measured_in`; at least ``min(min_tables,
+    len(tables))`` of them) ranks accuracy in the same direction with oriented tau >= ``threshold``
+    (loss-like keys: minimized, never learned). The kept keys are ranked by their smallest tau over those
+    tables (worst case first, ties by key); the set takes them in that order, skipping one that would lift
+    the set's :func:`cost_steps` above ``max_cost``, until it has ``top`` keys."""
+    need = min(min_tables, len(tables))
+    agreed: dict[str, tuple[str, float]] = {}
+    for k in keys:
+        where = [t for t in tables if measured_in(t, k)]
+        if len(where) < need or (max_cost is not None and cost_steps([k]) > max_cost):
+            continue
+        if k in LOSS_KEYS or k.split("@")[0] in LOSS_KEYS:
+            options = ("minimize",)
+        else:
+            options = ("maximize", "minimize")
+        for d in options:
+            taus = [oriented_tau(t, k, d) for t in where]
+            if min(taus) >= threshold:
+                agreed[k] = (d, min(taus))
+                break
+    chosen: list[Feature] = []
+    for k in sorted(agreed, key=lambda k: (-agreed[k][1], k)):
+        if len(chosen) == top:
+            break
+        if max_cost is not None and cost_steps([f.key for f in chosen] + [k]) > max_cost:
+            continue
+        chosen.append(Feature(k, agreed[k][0]))
+    return tuple(chosen), agreed
 
 
 def structured(init: Sequence[Feature], weight: float) -> tuple[Feature, ...]:
