@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import registry
-from .core.probe import PROBE_OPTIONS, Probe, validate_batch
+from .core.batch import validate_batch
+from .core.probe import PROBE_OPTIONS, Probe
 from .core.rng import seed_of, seeded
 from .thesis import (
     InTrainingStepConsistency,

@@ -157,7 +157,7 @@ def register_metric(
         raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
 
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
-        from .core.probe import validate_batch  # the registry module itself stays import-light
+        from .core.batch import validate_batch  # the registry module itself stays import-light
         from .core.rng import seed_of, seeded
 
         data, labels = "data" in needs, "labels" in needs
