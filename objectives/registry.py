@@ -135,7 +135,7 @@ def register_metric(
     """Decorator registering a metric function under ``name``.
 
     The registered (and returned) function first checks the batch contract shared by every metric
-    (:func:`objectives.core.probe.validate_batch`, by the metric's ``needs``: a non-empty batch, as many
+    (:func:`objectives.core.batch.validate_batch`, by the metric's ``needs``: a non-empty batch, as many
     targets as inputs when it needs labels, finite inputs when it reads the data, trainable parameters)
     and raises ``ValueError`` otherwise, then calls ``fn`` with torch's global generator forked and seeded
     with the call's ``seed`` (0 when it has none: :func:`objectives.core.rng.seeded`), so train-mode dropout
