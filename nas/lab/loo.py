@@ -55,8 +55,8 @@ from objectives.combine import (AZ_NAS_FEATURES, BUDGET_EARLY_FEATURES, BUDGET_I
 from objectives.evidence import read as read_package_data
 
 from .judge import halves
-from .procedures import BUDGET_MAX_COST, CURRENT, PROCEDURES, SETS, candidates, choose
-from .selection import EARLY_LOSS, cost_steps, has_feature, pooled_tau, score, tau
+from .procedures import BUDGET_MAX_COST, CURRENT, PROCEDURES, SETS, candidates, choose, set_cost
+from .selection import EARLY_LOSS, has_feature, pooled_tau, score, tau
 from .tables import SEARCH_EARLY_STEPS, load, seed_ceiling, steps_view, with_data
 
 __all__ = ["PHASES", "NB201_INPUT", "CHOSEN", "TIE", "FIXED_ROWS", "Lab", "lab_view", "load_lab", "candidates",
@@ -164,11 +164,6 @@ def _text(features: Sequence[Feature]) -> str:
     return " + ".join(f"{f.key}:{f.direction[:3]}" + (f"*{f.weight:g}" if f.weight != 1 else "") for f in features)
 
 
-def _metric_cost(features: Sequence[Feature]) -> float:
-    """Init scoring cost of a set in training steps (``@early`` keys: the same metrics scored again)."""
-    return cost_steps([f.key.split("@")[0] for f in features if f.key != EARLY_LOSS])
-
-
 def leave_one_out(labs: Sequence[Lab], splits: int = 20, seed: int = 0, pool: str = "mean",
                   procedures: Sequence[str] = tuple(PROCEDURES)) -> pd.DataFrame:
     """One row per (lab left out, phase, ranker): ``tau`` and ``p`` on all the left-out lab's rows, ``n``;
@@ -190,7 +185,7 @@ def leave_one_out(labs: Sequence[Lab], splits: int = 20, seed: int = 0, pool: st
                         continue
                     t, p = evaluate(table, sets[name])
                     rows.append({**base, "ranker": label, "tau": t, "p": p, "procedure": proc, "set": name,
-                                 "features": _text(sets[name]), "cost": _metric_cost(sets[name]),
+                                 "features": _text(sets[name]), "cost": set_cost(sets[name]),
                                  "train_tau": pooled_tau(tables[phase], sets[name], pool),
                                  "missing": ", ".join(f.key for f in sets[name] if not has_feature(table, f.key))})
             for label, name in ((INSIDE, phase), (INSIDE_BUDGET, f"budget_{phase}")):
@@ -321,7 +316,7 @@ def report(labs: Sequence[Lab], splits: int = 20, seed: int = 0, pool: str = "me
         sets = {**sets, "early": choose(tables, pool, early)["early"]}
     for name, feats in sets.items():
         lines.append(f"  {name}: {_text(feats)}  [{pooled_tau(tables[CHOSEN[name]], feats, pool):+.3f}; "
-                     f"{_metric_cost(feats):.2f} steps]")
+                     f"{set_cost(feats):.2f} steps]")
     lines.append(f"\ntargets (issue 24), for {init} (early: {early}):")
     lines += ["  " + t for t in targets(res, init)]
     if early != init:

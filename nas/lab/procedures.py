@@ -40,11 +40,12 @@ import pandas as pd
 from objectives import registry
 from objectives.combine import CONFIG_COLUMNS, DERIVED, DERIVED_INPUTS, Feature, feature_inputs
 
-from .selection import (LOSS_WEIGHTS, POOLS, candidate_features, consensus_over, has_feature,
-                        pooled_tau, select_over, select_structured_over, structured)
+from .selection import (LOSS_KEYS, LOSS_WEIGHTS, POOLS, candidate_features, consensus_over, cost_steps,
+                        has_feature, pooled_tau, select_over, select_structured_over, structured)
+from .tables import STEP_VALUES, from_steps
 
 __all__ = ["SETS", "INIT_MAX_COST", "BUDGET_MAX_COST", "STEP_KEYS", "CURRENT", "Procedure", "PROCEDURES",
-           "candidates", "early_candidates", "choose"]
+           "candidates", "early_candidates", "set_cost", "choose"]
 
 #: The sets a procedure chooses: name -> the phase it ranks at.
 SETS = {"init": "init", "budget_init": "init", "early": "early", "budget_early": "early"}
@@ -75,6 +76,15 @@ def early_candidates(tables: Sequence[pd.DataFrame], init: Sequence[Feature]) ->
              if set(DERIVED_INPUTS[d]) <= {*metrics, *CONFIG_COLUMNS} and not set(DERIVED_INPUTS[d]) <= {*CONFIG_COLUMNS}]
     keys += list(STEP_KEYS)
     return [k for k in dict.fromkeys(keys) if any(has_feature(t, k) for t in tables)]
+
+
+def set_cost(features: Sequence[Feature]) -> float:
+    """Training steps to score a set's metrics once (:func:`nas.lab.selection.cost_steps`): a ``<m>@early``
+    key costs what ``<m>`` does (the search scores the same metrics at init and after the early steps, so an
+    early set that reads only its init set's metrics adds nothing at init); the values of the early steps
+    (the losses, :data:`STEP_KEYS`) are free."""
+    keys = [f.key.split("@")[0] for f in features]
+    return cost_steps([k for k in keys if k not in (*LOSS_KEYS, *STEP_VALUES, *STEP_KEYS) and not from_steps(k)])
 
 
 def _greedy(tables: Sequence[pd.DataFrame], keys: Sequence[str], cap: float | None, pool: str):

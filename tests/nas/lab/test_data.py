@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 import pytest
 
-from nas.lab import data
+from nas.lab import data, procedures, selection
 from nas.lab.__main__ import main
 from objectives import combine, evidence
 
@@ -50,12 +51,33 @@ def test_objectives_reads_the_package_data():
                            ("budget_early", combine.BUDGET_EARLY_FEATURES)):
         assert [(f.key, f.direction, f.weight) for f in features] == [
             (f["key"], f["direction"], f["weight"]) for f in sets[name]["features"]]
-    assert combine.EARLY_LOSS_WEIGHT == data.PINNED_EARLY_LOSS_WEIGHT
+    assert combine.EARLY_LOSS_WEIGHT == combine.EARLY_FEATURES[0].weight
     measured = data.read_document(data.PACKAGE_DATA / "evidence.json")["measured"]
     fields = evidence.EVIDENCE_FIELDS
     assert evidence.MEASURED["kappa_x"]["init"] == tuple(measured["kappa_x"]["init"][k] for k in fields)
     costs = data.read_document(data.PACKAGE_DATA / "metric_costs.json")["cost_steps"]
     assert evidence.COST_STEPS == costs and all(isinstance(v, float) for v in evidence.COST_STEPS.values())
+
+
+def test_shipped_sets_keep_their_structure_and_caps():
+    """Properties of whatever the winning procedure ships (not its keys): the init set within the init cap,
+    the rung-0 set within 2 steps, the early sets the early loss (a weight the procedure tries) first, the
+    rung-1 set the loss plus the rung-0 set; every set read back by objectives; the document names its
+    procedure and hashes every lab table it was chosen on."""
+    doc = data.read_document(data.PACKAGE_DATA / "feature_sets.json")
+    assert doc["procedure"] in procedures.PROCEDURES and doc["early_procedure"] in procedures.PROCEDURES
+    assert [f"benchmarks/tables/{t}" for t in data.LABS] == [p for p in doc["sha256"] if p.startswith("benchmarks")]
+    assert doc["labs"] == [t.split(".")[0] for t in data.LABS]
+    cap = procedures.PROCEDURES[doc["procedure"]].init_cap
+    assert procedures.set_cost(combine.INIT_FEATURES) <= (cap if cap is not None else math.inf)
+    assert procedures.set_cost(combine.BUDGET_INIT_FEATURES) <= procedures.BUDGET_MAX_COST
+    for early in (combine.EARLY_FEATURES, combine.BUDGET_EARLY_FEATURES):
+        assert (early[0].key, early[0].direction) == (selection.EARLY_LOSS, "minimize")
+        assert early[0].weight in selection.LOSS_WEIGHTS
+    assert combine.BUDGET_EARLY_FEATURES[1:] == combine.BUDGET_INIT_FEATURES
+    for name, entry in doc["sets"].items():
+        assert entry["cost_steps"] == pytest.approx(procedures.set_cost(
+            [combine.Feature(f["key"], f["direction"]) for f in entry["features"]]), abs=0.005)
 
 
 def test_package_data_ships_in_the_wheel():
@@ -92,4 +114,4 @@ def test_metric_costs_keep_what_the_run_does_not_measure():
 def test_cli_refuses_a_folder_without_the_tables(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["regenerate", "--tables", str(tmp_path)])
-    assert "no resnet_mnist5k.csv.gz, nb201_lab.csv.gz" in capsys.readouterr().err
+    assert "no resnet_mnist5k.csv.gz, nb201_lab.csv.gz, mlp_mnist5k.csv.gz" in capsys.readouterr().err
