@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .data import COMMAND, NB201_LAB, PACKAGE_DATA, RESNET_LAB, TABLES, regenerate
+from .data import COMMAND, LABS, PACKAGE_DATA, TABLES, regenerate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 when a file differs from what the tables give")
     args = p.parse_args(argv)
-    missing = [t for t in (RESNET_LAB, NB201_LAB) if not (Path(args.tables) / t).is_file()]
+    missing = [t for t in LABS if not (Path(args.tables) / t).is_file()]
     if missing:
         p.error(f"no {', '.join(missing)} under {args.tables} (run from the repository root or pass --tables)")
     changed = regenerate(args.tables, args.out, COMMAND, check=args.check)
