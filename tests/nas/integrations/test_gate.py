@@ -13,6 +13,8 @@ from nas.integrations.gate import Decision, decide, early_values, phase_features
 from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, Feature
 
 A = (Feature("a", "maximize"),)
+#: A rung-0 set with a derived feature (relative_step = lr * grad_weight_ratio), whatever the shipped set is.
+RICH = (Feature("az_expressivity", "maximize"), Feature("batch_size", "minimize"), Feature("relative_step", "maximize"))
 
 
 def _batch(n=12, d=6, k=3, seed=0):
@@ -28,7 +30,7 @@ def _mlp(width=5, seed=0):
 def test_rung0_values_relative_step_is_lr_times_grad_over_weight_norm():
     model, (x, y) = _mlp(), _batch()
     before = [p.detach().clone() for p in model.parameters()]
-    values = rung0_values(model, x, y, lr=0.05, batch_size=32)
+    values = rung0_values(model, x, y, lr=0.05, batch_size=32, features=RICH)
     # reference: one plain backward pass of the mean loss, norms over every parameter
     model.zero_grad()
     nn.functional.cross_entropy(model(x), y).backward()
@@ -43,7 +45,7 @@ def test_rung0_values_relative_step_is_lr_times_grad_over_weight_norm():
 
 def test_rung0_values_defaults_and_errors():
     model, (x, y) = _mlp(), _batch(n=10)
-    values = rung0_values(model, x, y)
+    values = rung0_values(model, x, y, features=RICH)
     assert values["lr"] == 1.0 and values["batch_size"] == 10.0  # unknown lr: 1; batch size: the batch's
     assert values["relative_step"] == values["grad_weight_ratio"]
     with pytest.raises(ValueError, match="lr must be a positive number"):
@@ -114,10 +116,11 @@ def test_two_weighted_features_and_undefined_value_by_hand():
     assert not d.prune and d.position == pytest.approx(2 / 3)  # above rows 1 and 3, below row 2 (-0.58)
 
 
-def test_default_init_set_uses_derived_relative_step():
+def test_init_set_uses_derived_relative_step():
     # relative_step = lr * grad_weight_ratio is derived from the rows when they do not store it
     rows = [{"az_expressivity": 1.0, "batch_size": 64, "lr": lr, "grad_weight_ratio": 1.0} for lr in (0.1, 0.2, 0.3)]
-    d = decide({"az_expressivity": 1.0, "batch_size": 64, "lr": 0.01, "grad_weight_ratio": 1.0}, rows, warmup=3)
+    d = decide({"az_expressivity": 1.0, "batch_size": 64, "lr": 0.01, "grad_weight_ratio": 1.0}, rows, warmup=3,
+               features=RICH)
     # equal on az and batch size; lowest relative step: ranks 1 of 4 there, every earlier row ties elsewhere
     assert d.prune and d.position == 0.0
     assert d.score == pytest.approx(2 * math.log(2.5 / 4) + math.log(1 / 4))
