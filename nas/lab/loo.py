@@ -108,9 +108,17 @@ def lab_view(df: pd.DataFrame, nb201_input: str = NB201_INPUT) -> pd.DataFrame:
 
 
 def load_lab(path: str | Path, name: str | None = None, nb201_input: str = NB201_INPUT,
-             target: str = "C10") -> Lab:
-    """The lab of a table file (name: the file name up to its first dot)."""
+             target: str = "C10", scored_only: bool = True) -> Lab:
+    """The lab of a table file (name: the file name up to its first dot).
+
+    ``scored_only``: leave out the configs the table never scored (``eval_status`` failed: the early steps
+    diverged, so the table has none of their values, not even the init ones). Kept, they rank last in every
+    score, which gives every feature the same head start, the whole of it to a feature that is constant on
+    the scored configs (MeCo on the MLP lab: 0 on every scored config, Kendall tau 0.50 from the 40 unscored
+    ones alone); a search ranks the candidates it scored."""
     df = load(path, target)
+    if scored_only and "eval_status" in df.columns:
+        df = df[df["eval_status"].astype(str) != "failed"].reset_index(drop=True)
     init = lab_view(df, nb201_input)
     phases = {"init": init}
     if not df.attrs.get("nb201") and f"{EARLY_LOSS}@{SEARCH_EARLY_STEPS}" in df.columns:
