@@ -20,7 +20,8 @@
 After a budget search the report starts with its climb (:mod:`~nas.report.climb`): per rung how many
 candidates were planned, entered, finished and failed, what promoted them, and Kendall's tau (with n) of
 each rung's promotion score against the accuracy its candidates reached next; when n is too small to
-judge it says so and suggests ``python -m nas validate --top K`` to train more candidates.
+judge it says so and suggests ``python -m nas validate --top K`` to train more candidates; after a
+``--calibrate`` search, what the rung-0 score learned from the study's labels (:mod:`~nas.report.calibration`).
 
 Rules:
 
@@ -45,7 +46,7 @@ Rules:
 
 Modules: :mod:`~nas.report.stats` (correlations, orientation, top-k, mean rank: the numbers, shared with
 the benchmarks), :mod:`~nas.report.gather` (trials, validation results, counts), :mod:`~nas.report.climb`
-(a budget search's rungs), :mod:`~nas.report.plots`,
+(a budget search's rungs), :mod:`~nas.report.calibration` (its in-study calibration), :mod:`~nas.report.plots`,
 :mod:`~nas.report.html` (the page and the terminal table); this file writes them (:func:`write_report`).
 """
 
@@ -59,6 +60,7 @@ import optuna
 
 from ..search.keys import StudyFolder
 from ..validate import study_settings
+from .calibration import calibration_text
 from .climb import climb, climb_text
 from .gather import gather
 from .html import legend, render_html, terminal_table
@@ -138,6 +140,8 @@ def write_report(study: optuna.Study, out_dir: str | Path, epochs: int | None = 
     tmp = page.with_suffix(".html.tmp")
     the_climb = climb(study, data.trials, used)
     climb_part = "" if the_climb is None else climb_text(the_climb, study.study_name) + "\n\n"
+    calibrated = calibration_text(study)  # the budget search's in-study calibration, when it ran
+    climb_part += "" if calibrated is None else calibrated + "\n\n"
     left_out = (f"left out (the same value on every complete trial): "
                 f"{', '.join(f'{key} = {value:g}' for key, value in constant.items())}\n" if constant else "")
     if duplicate:
