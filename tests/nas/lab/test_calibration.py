@@ -157,3 +157,11 @@ def test_label_set_checks():
         LabelSet("acc", "maximize", {"0": 1.0})
     with pytest.raises(TypeError, match="numbers"):
         LabelSet("acc", "maximize", {0: "high"})
+
+
+def test_label_count_counts_the_finite_labels_of_every_kind():
+    from nas.lab.calibration import label_count
+
+    loss = LabelSet("train_loss_last", "minimize", {0: 1.2, 1: math.nan, 2: 0.9})
+    acc = LabelSet("short_test_acc", "maximize", {3: 0.5, 4: math.inf})
+    assert label_count([loss, acc]) == 3 and label_count([]) == 0
