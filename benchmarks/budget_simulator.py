@@ -14,9 +14,16 @@ the 3 epochs. The features of the rung-0 and early scores are chosen on the othe
 (held out, as in ``budget_search.py``); candidates are drawn from the pool with replacement (a cluster
 sees more candidates than the table has configs).
 
+The asynchronous climb's end-of-run tail (:func:`~nas.search.budget_ladder.choose`) trains waiting candidates
+shortened to the epochs that fit: a config trained ``e`` of the 3 epochs observes the best test accuracy of
+its first ``e`` epochs (the table's 3-epoch curve; a shorter schedule would anneal sooner, so this is a
+pessimistic stand-in) and costs ``e`` epochs.
+
 The budget is ``--trainings`` full trainings of the mean config, in wall-clock time, for every worker count
 (so the compute grows with the workers). Reported per setting (mean over ``--seeds``): utilization =
-busy worker-seconds / (workers x the run's wall time); the run's end / the budget; the time at which the
+busy worker-seconds / (workers x the run's wall time, until its last job ends); the same over the budget
+(workers x the budget, or the run's end when later: an early end counts as idle); the run's end / the
+budget; the time at which the
 answer (the best fully trained candidate by its observed accuracy) is first a top-5 % config of the pool,
 as a fraction of the budget (``-`` when never: counted as 1 in the mean, and the fraction of seeds that
 reach one is given).
@@ -84,12 +91,14 @@ class Table:
     the epochs after the short rung), the scores a rung observes and the answer's judged accuracy.
 
     ``score(idx, rung)`` scores pool rows ``idx`` after ``rung`` (0: rung-0 metrics, 1: early loss, 2: the
-    short rung's accuracy); ``observed[i]``: the final accuracy the search sees; ``good[i]``: top config."""
+    short rung's accuracy); ``observed[i]``: the final accuracy the search sees; ``good[i]``: top config;
+    ``curve[i, e - 1]``: what a training shortened to ``e`` epochs sees (None: nothing is shortened, no tail)."""
 
     costs: np.ndarray  # (n, 4)
     score: Callable[[Sequence[int], int], Sequence[float]]
     observed: np.ndarray
     good: np.ndarray
+    curve: np.ndarray | None = None  # (n, FULL_EPOCHS)
 
 
 @dataclasses.dataclass
@@ -99,6 +108,7 @@ class Outcome:
     trace: list[tuple[float, int]]  # (time, answer pool index) after every finished final-rung job
     jobs: int
     brackets: int
+    shortened: int = 0  # shortened final trainings (the tail)
 
     def answer(self, at: float) -> int | None:
         out = None
@@ -116,7 +126,8 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
                eta: int = 3, max_candidates: int | None = None, replace: bool = True,
                draw: Callable[[int, "Ladder", dict], int] | None = None) -> Outcome:
     """One budget search on :class:`SimCluster`: plan from the pool's mean costs, then :func:`choose` picks
-    every job. ``draw(bracket, ladder, pool_of)`` gives a new candidate's pool index (default: uniform,
+    every job (with the async tail when the table has a ``curve``; one kept candidate per worker, as the
+    live search). ``draw(bracket, ladder, pool_of)`` gives a new candidate's pool index (default: uniform,
     with replacement unless ``replace`` is False)."""
     mean = tuple(float(x) for x in table.costs.mean(axis=0))
     n_pool = len(table.observed)
@@ -127,11 +138,13 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
         return Outcome(0.0, 0.0, [], 0, 0)
     ladder = Ladder(plans, mode)
     ladder.limit = cap
+    tail = table.curve is not None
+    ladder.tail = workers if tail else 0
     sim = SimCluster()
     pool_of: dict[int, int] = {}
     unused = list(rng.permutation(n_pool))
     trace: list[tuple[float, int]] = []
-    best = [None]
+    best: list = [None, -math.inf]  # the answer's pool index and its observed accuracy
 
     def cost(n: Any, k: int) -> float:
         c = table.costs[pool_of[n]] if n is not None else mean
@@ -141,13 +154,17 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
         """The job's seconds: a full training that did not run the short rung trains from scratch."""
         return cost(n, k) + (cost(n, 2) if k == 3 and prev < 2 else 0.0)
 
+    def epoch(n: int) -> float:
+        """Seconds per epoch of a whole training of ``n`` (a shortened one runs from scratch)."""
+        return (cost(n, 2) + cost(n, 3)) / FULL_EPOCHS
+
     def score(b: int, k: int, numbers: list[int]) -> Sequence[float]:
         return table.score([pool_of[n] for n in numbers], k)
 
     def more():
         if not replace and not unused:
             ladder.stop_new, ladder.limit = True, len(pool_of)
-        job = choose(ladder, score, budget - sim.now(), cost, workers)
+        job = choose(ladder, score, budget - sim.now(), cost, workers, epoch=epoch if tail else None)
         if job is None:
             return None
         if job[0] == "new":
@@ -158,24 +175,25 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
                 pool_of[n] = int(unused.pop()) if not replace else int(rng.integers(n_pool))
             ladder.add(n, job[1])
             return n, (cost(n, 0), None)
-        _, n, k = job
+        _, n, k, *cut = job
         prev = ladder.cands[n][1]
-        ladder.start(n, k)
-        return n, (job_cost(n, k, prev), None)
+        ladder.start(n, k, cut[0] if cut else None)
+        return n, (cut[0] * epoch(n) if cut else job_cost(n, k, prev), None)
 
     def handle(n, status, payload, seconds) -> None:
         ladder.finish(n)
         b, k = ladder.cands[n][0], ladder.cands[n][1]
         if k == ladder.final(b):
             i = pool_of[n]
-            if best[0] is None or table.observed[i] > table.observed[best[0]]:
-                best[0] = i
+            seen = table.curve[i, ladder.epochs[n] - 1] if n in ladder.epochs else table.observed[i]
+            if best[0] is None or seen > best[1]:
+                best[0], best[1] = i, seen
             trace.append((sim.now(), best[0]))
-        for m in ladder.stopped():
+        for m in ladder.stopped(score, epoch if tail else None):
             ladder.tell(m)
 
     run_jobs(sim, workers, [], handle, more=more, clock=sim.now)
-    return Outcome(sim.now(), sim.busy, trace, len(pool_of), len(plans))
+    return Outcome(sim.now(), sim.busy, trace, len(pool_of), len(plans), len(ladder.epochs))
 
 
 # ------------------------------------------------------------------------------------ the lab table
@@ -199,6 +217,10 @@ def lab_table(rows, init_features, early_features, gpu_ratio: float, overhead: f
     first = np.array([float(c[0]) if c and c[0] is not None else 0.0 for c in curves])
     acc = rows["acc"].to_numpy(dtype=float)
     observed = np.nan_to_num(rows["val_best_acc"].to_numpy(dtype=float), nan=-1.0)
+    # a training of e epochs sees the best of the curve's first e (missing epochs: what it ended with)
+    curve = np.array([[max([float(a) for a in c[:e] if a is not None] or [-1.0]) for e in range(1, FULL_EPOCHS + 1)]
+                      for c in curves])
+    curve = np.minimum(np.where(curve < 0, observed[:, None], curve), observed[:, None])
     k = max(1, math.ceil(top * len(acc)))
     good = acc >= np.sort(acc)[::-1][k - 1]
 
@@ -211,7 +233,7 @@ def lab_table(rows, init_features, early_features, gpu_ratio: float, overhead: f
     def score(idx: Sequence[int], rung: int) -> Sequence[float]:
         return list(ranks[rung][list(idx)])
 
-    return Table(costs, score, observed, good)
+    return Table(costs, score, observed, good, curve)
 
 
 def simulate(df, seeds: int, workers: Sequence[int], trainings: float, gpu_ratio: float, overhead: float,
@@ -234,8 +256,10 @@ def simulate(df, seeds: int, workers: Sequence[int], trainings: float, gpu_ratio
                                    max_candidates=MAX_PER_WORKER * w)
                     t = o.time_to(table.good)
                     out.append({"seed": s, "workers": w, "promotion": mode, "brackets": o.brackets,
-                                "util": o.busy / (w * o.end) if o.end else math.nan, "end": o.end / budget,
-                                "to_top": t / budget if np.isfinite(t) else math.nan, "jobs": o.jobs})
+                                "util": o.busy / (w * o.end) if o.end else math.nan,
+                                "util_budget": o.busy / (w * max(o.end, budget)), "end": o.end / budget,
+                                "to_top": t / budget if np.isfinite(t) else math.nan, "jobs": o.jobs,
+                                "shortened": o.shortened})
     return out
 
 
@@ -269,15 +293,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = pd.DataFrame(simulate(load(args.table), args.seeds, workers, args.trainings, args.gpu_ratio,
                                  args.overhead, args.brackets))
     g = rows.groupby(["workers", "promotion", "brackets"])
-    summary = g.agg(util=("util", "mean"), end=("end", "mean"), reach=("to_top", lambda t: float(t.notna().mean())),
-                    to_top=("to_top", lambda t: float(t.fillna(1.0).mean())), jobs=("jobs", "mean")).reset_index()
+    summary = g.agg(util=("util", "mean"), util_budget=("util_budget", "mean"), end=("end", "mean"),
+                    reach=("to_top", lambda t: float(t.notna().mean())),
+                    to_top=("to_top", lambda t: float(t.fillna(1.0).mean())), jobs=("jobs", "mean"),
+                    shortened=("shortened", "mean")).reset_index()
     print(f"table {args.table}; budget {args.trainings:g} mean full trainings of wall time; GPU ratio "
           f"{args.gpu_ratio:g}; overhead {args.overhead:g} s/job; {args.seeds} seeds (held-out halves)")
-    print(f"{'workers':>7} {'promotion':>9} {'brackets':>8} {'utilization':>11} {'end/budget':>10} "
-          f"{'top-5% reached':>14} {'time to top-5%':>14} {'candidates':>10}")
+    print("utilization: busy worker-seconds / (workers x the run's wall time until its last job ends); "
+          "over budget: / (workers x the budget), an early end counted idle")
+    print(f"{'workers':>7} {'promotion':>9} {'brackets':>8} {'utilization':>11} {'over budget':>11} {'end/budget':>10} "
+          f"{'top-5% reached':>14} {'time to top-5%':>14} {'candidates':>10} {'shortened':>9}")
     for r in summary.itertuples():
-        print(f"{r.workers:>7} {r.promotion:>9} {r.brackets:>8.1f} {r.util:>11.1%} {r.end:>10.2f} {r.reach:>14.2f} "
-              f"{r.to_top:>14.2f} {r.jobs:>10.0f}")
+        print(f"{r.workers:>7} {r.promotion:>9} {r.brackets:>8.1f} {r.util:>11.1%} {r.util_budget:>11.1%} "
+              f"{r.end:>10.2f} {r.reach:>14.2f} {r.to_top:>14.2f} {r.jobs:>10.0f} {r.shortened:>9.1f}")
     return 0
 
 

@@ -5,7 +5,10 @@ After the pilot (rung-0 candidates that measure the costs, as in the synchronous
 planned (:func:`nas.search.plan.plan_brackets`) and one submit/wait loop (:func:`~nas.search.executor.run_jobs`)
 runs to the end: each free worker gets the promotion or the new candidate the ladder names, each finished
 job is stored and the ladder told; candidates that can no longer climb are told COMPLETE as soon as that
-is so. The ladder (bracket, rung, done, told of every candidate) is saved with the budget state after every
+is so, but the best few (one per worker) that the end of the run may still train: once no climb fits the time
+left, a free worker trains the best waiting candidate to the final rung, shortened to the epochs that fit
+(the ladder's tail, :func:`~nas.search.budget_ladder.choose`; the same epoch cut, from scratch on a shorter
+schedule, as the synchronous search's finalist; a ``shorten`` event says so). The rest are told at the end. The ladder (bracket, rung, done, told of every candidate) is saved with the budget state after every
 job, so a rerun after a kill continues it: the candidates still climbing are adopted, the jobs that had not
 finished run again, the told ones still count in their rungs' rankings.
 
@@ -16,6 +19,7 @@ bracket's training rung whatever their rung-0 score.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 from . import keys
@@ -63,6 +67,7 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
         _restore(run, ladder)
         run.event("plan", plan=run.plan, brackets=ladder.brackets, recovered=recovered)
     ladder.limit = s.trials
+    ladder.tail = run.workers  # the best waiting candidates kept for the tail: one per worker
     run.stats["plan"] = run.plan
     scores: dict[tuple[int, int], dict[int, float]] = {}
 
@@ -84,10 +89,15 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
     refitted = [-1]
     pending = [n for n, c in ladder.cands.items() if not c[2] and c[1] > 0 and n in run.values]
 
+    def job_spec(n: int, k: int):
+        """``n``'s job at rung ``k``: a shortened final training has its own (shorter) schedule."""
+        out = spec(run, n, k)
+        return dataclasses.replace(out, epochs=ladder.epochs[n]) if k == 3 and n in ladder.epochs else out
+
     def more():
         if pending:
             n = pending.pop(0)
-            return n, spec(run, n, ladder.cands[n][1])
+            return n, job_spec(n, ladder.cands[n][1])
         if s.trials is not None and run.state.asked >= s.trials:
             ladder.stop_new = True
         costs[0] = run.costs()
@@ -96,7 +106,7 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
                 or all(a >= p.counts[0] for a, p in zip(ladder.asked, ladder.brackets))):
             refitted[0] = sum(ladder.asked)
             _refit(run, ladder, costs[0])
-        job = choose(ladder, score, run.left(), cost, run.workers)
+        job = choose(ladder, score, run.left(), cost, run.workers, epoch=run.epoch_cost)
         if job is None:
             return None
         if job[0] == "new":
@@ -110,17 +120,28 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
             ladder.add(item[0], b)
             run.life.set(item[0], keys.BRACKET, b)
             return item
-        _, n, k = job
+        _, n, k, *cut = job
         prev = ladder.cands[n][1]
         sc = scores.get((ladder.cands[n][0], prev), {}).get(n)
         run.life.set(n, keys.score_key(RUNGS[prev]), sc if sc is None or sc == sc else None)
-        ladder.start(n, k)
+        ladder.start(n, k, cut[0] if cut else None)
+        if cut:  # from scratch: its short-rung checkpoint follows the longer schedule
+            run.folder.checkpoint(n).unlink(missing_ok=True)
+            run.event("shorten", trial=n, epochs=cut[0], was=run.full_epochs)
         run.life.set(n, keys.RUNG, RUNGS[k])
         run.rung = max(run.rung, k)
         run.save()
         if sum(ladder.started(b, k) for b in range(len(ladder.brackets))) == 1:  # the rung's first: one line
             run.event("rung", count=1, plan=run.plan, trial=n, promoted=k)
-        return n, spec(run, n, k)
+        return n, job_spec(n, k)
+
+    def tell(m: int) -> None:
+        """``m`` climbs no further: told COMPLETE at the rung it reached, with that rung's score."""
+        mb, mk = ladder.cands[m][0], ladder.cands[m][1]
+        sc = scores.get((mb, mk), {}).get(m)
+        run.life.set(m, keys.score_key(RUNGS[mk]), sc if sc is None or sc == sc else None)
+        run.finish([m], rung=mk)
+        ladder.tell(m)
 
     done = [0]
 
@@ -141,12 +162,8 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
             run.life.set(n, keys.RUNG_DONE, k)
             ladder.finish(n)
         run.rung = rung
-        for m in ladder.stopped():  # they can no longer climb: told now
-            mb, mk = ladder.cands[m][0], ladder.cands[m][1]
-            sc = scores.get((mb, mk), {}).get(m)
-            run.life.set(m, keys.score_key(RUNGS[mk]), sc if sc is None or sc == sc else None)
-            run.finish([m], rung=mk)
-            ladder.tell(m)
+        for m in ladder.stopped(score, run.epoch_cost):  # they can no longer climb (but the tail's few): told now
+            tell(m)
         done[0] += 1
         run.save()
         run.event("job", trial=n, status=status, done=done[0])
@@ -166,11 +183,14 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
         if count:
             run.stats["rungs"][RUNGS[k]] = count
     run.rung = 3 if finals else run.rung
+    run.stats["shortened"] = sum(1 for n in finals if n in ladder.epochs)
     best = best_trained({n: run.values[n] for n in finals if n in run.values})
     if best is not None:
         run.save_best(best)
         run.state.best = best
         run.save()
+    for m in [n for n, c in ladder.cands.items() if c[2] and not c[3] and c[1] != ladder.final(c[0])]:
+        tell(m)  # kept for a tail that did not take them: told at the rung they reached
     end(run, best)
 
 

@@ -24,19 +24,31 @@ ranking is relative to the cohort, so it is asked again as the cohort grows).
 it, fit the time left; new candidates stop when the planned later rungs no longer fit; and when no
 candidate has started the final rung yet and waiting any longer would leave none that fits, the best
 candidate at the highest rung reached goes straight to the final rung (the run ends with a trained model).
+
+**The tail** (async, given a per-epoch ``epoch`` cost): when a worker would idle (nothing to promote, and no
+new candidate may start: its climb does not fit the time left, or ``limit`` is reached), the best waiting
+candidate (highest rung first, then its rung's ranking) climbs anyway, past the plan's counts: to its next
+rung when its climb from there fits, else straight to the final rung *shortened* to the epochs that fit (:func:`fit_epochs`, the rule the synchronous climb shortens its finalist with), from scratch on a
+shorter cosine schedule, at least one epoch and not fewer than the short rung it trained. A shortened
+training is a trained candidate like any other: the result is the best final accuracy, so a shortened one
+(usually below a full one: fewer epochs) wins only when it is more accurate. The forced final training above
+is shortened the same way when it would not fit. A candidate whose next rung is full is kept untold (not
+:meth:`~Ladder.stopped`) for the tail while fewer than :attr:`Ladder.tail` (the workers) waiting candidates
+are ahead of it and no dearer per epoch: the tail would take it before them when little time is left.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .plan import RESERVE, Plan
 
-__all__ = ["PROMOTIONS", "Ladder", "choose", "ranked"]
+__all__ = ["PROMOTIONS", "Ladder", "choose", "fit_epochs", "ranked"]
 
 PROMOTIONS = ("sync", "async")
 
@@ -45,6 +57,15 @@ Score = Callable[[int, int, list[int]], Sequence[float]]
 #: ``cost(number, rung)``: expected seconds of the job of ``number`` (None: a new candidate) at ``rung``; rung 3:
 #: the epochs after the short rung (:func:`choose` adds the short rung's cost where a training starts from scratch).
 Cost = Callable[[Any, int], float]
+
+
+def fit_epochs(seconds: float, per_epoch: float, most: int, least: int = 1) -> int:
+    """Epochs of a training that fit ``seconds`` at ``per_epoch`` seconds each, at most ``most``; 0 when fewer
+    than ``least`` fit (the one shortening rule: the synchronous finalist and the asynchronous tail)."""
+    if not per_epoch > 0 or not math.isfinite(per_epoch):
+        return 0
+    epochs = min(int(most), int(max(0.0, seconds) // per_epoch))
+    return epochs if epochs >= max(1, int(least)) else 0
 
 
 def ranked(numbers: Sequence[int], scores: Sequence[float]) -> list[int]:
@@ -61,7 +82,8 @@ class Ladder:
     too); ``stop_new``: no more new candidates by the plan (the time left is for the later rungs; an idle
     worker may still take one, see :func:`choose`); ``limit``: the most candidates in all. Per (bracket, rung)
     it keeps who finished there, how many reached it, how many run there and the ranking last computed, so
-    a decision costs O(rungs) besides re-ranking a rung that changed.
+    a decision costs O(rungs) besides re-ranking a rung that changed. ``epochs[n]``: the epochs of ``n``'s
+    shortened final training (the tail); ``tail``: how many waiting candidates :meth:`stopped` keeps for it.
     """
 
     def __init__(self, brackets: Sequence[Plan], mode: str = "async") -> None:
@@ -74,6 +96,8 @@ class Ladder:
         self.asked = [0] * len(self.brackets)
         self.stop_new = False
         self.limit: int | None = None  # the most candidates in all (the search's --trials)
+        self.tail = 0  # the best waiting candidates kept untold for the end-of-run tail (the workers)
+        self.epochs: dict[int, int] = {}  # shortened final trainings' epochs
         self._used = [[0] + [k for k in range(1, len(p.counts)) if p.counts[k] > 0 and k >= p.start]
                       for p in self.brackets]
         self._fin: dict[tuple[int, int], set[int]] = {}
@@ -106,9 +130,12 @@ class Ladder:
         self._bump(self._started, (bracket, 0), 1)
         self._bump(self._running, (bracket, 0), 1)
 
-    def start(self, number: int, rung: int) -> None:
-        """``number``'s job at ``rung`` starts (a promotion, or straight to the final rung)."""
+    def start(self, number: int, rung: int, epochs: int | None = None) -> None:
+        """``number``'s job at ``rung`` starts (a promotion, or straight to the final rung; ``epochs``: a
+        shortened final training's)."""
         c = self.cands[number]
+        if epochs is not None:
+            self.epochs[number] = int(epochs)
         b, old = c[0], c[1]
         if not c[2]:
             self._bump(self._running, (b, old), -1)
@@ -131,6 +158,7 @@ class Ladder:
     def drop(self, number: int) -> None:
         """A failed candidate leaves the ladder (its slot in the rung is free again)."""
         c = self.cands.pop(number, None)
+        self.epochs.pop(number, None)
         if c is None:
             return
         b, k, done = c[0], c[1], c[2]
@@ -234,25 +262,39 @@ class Ladder:
                     return ("new", b)
         return None
 
-    def stopped(self) -> list[int]:
+    def stopped(self, score: Score | None = None, epoch: Callable[[int], float] | None = None) -> list[int]:
         """Candidates done at a rung below their bracket's final one, not told yet, that can no longer climb
-        (the next rung is full)."""
+        (the next rung is full), but those the tail may take (given ``score``): the ones with fewer than
+        :attr:`tail` waiting candidates ahead of them in :meth:`tail_order` at no more seconds per ``epoch``
+        (without ``epoch``: the first :attr:`tail`)."""
         out: list[int] = []
         for (b, k), waiting in self._waiting.items():
             nx = self.next_rung(b, k) if k in self._used[b] else None
             if waiting and nx is not None and self.started(b, nx) >= self.brackets[b].counts[nx]:
                 out += waiting
+        if out and self.tail > 0 and score is not None:
+            kept, ahead = set(), []  # ahead: the per-epoch seconds of those before, sorted
+            for n in self.tail_order(score):
+                c = float(epoch(n)) if epoch is not None else 0.0
+                if bisect.bisect_right(ahead, c) < self.tail:
+                    kept.add(n)
+                bisect.insort(ahead, c)
+            out = [n for n in out if n not in kept]
         return sorted(out)
 
-    def best_waiting(self, score: Score) -> tuple[int, int] | None:
-        """(number, bracket) of the best candidate done at the highest non-final rung any bracket reached
-        (the one to train fully when time runs out); None when none is done."""
+    def tail_order(self, score: Score) -> Iterator[int]:
+        """The candidates waiting below their bracket's final rung, highest rung first, each rung best first."""
         for k in self._rungs_desc():
             for b in range(len(self.brackets)):
                 if k in self._used[b] and k != self.final(b) and self._waiting.get((b, k)):
                     waiting = self._waiting[(b, k)]
-                    return next(n for n in self.order(b, k, score) if n in waiting), b
-        return None
+                    yield from (n for n in self.order(b, k, score) if n in waiting)
+
+    def best_waiting(self, score: Score) -> tuple[int, int] | None:
+        """(number, bracket) of the best candidate done at the highest non-final rung any bracket reached
+        (the one to train fully when time runs out); None when none is done."""
+        n = next(self.tail_order(score), None)
+        return None if n is None else (n, self.cands[n][0])
 
     def resize(self, brackets: Sequence[Plan]) -> bool:
         """Take re-fitted plans' counts (the time left and the costs measured so far): never below what a
@@ -270,7 +312,8 @@ class Ladder:
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "cands": {str(n): list(c) for n, c in self.cands.items()},
-                "asked": list(self.asked), "stop_new": self.stop_new}
+                "asked": list(self.asked), "stop_new": self.stop_new,
+                "epochs": {str(n): e for n, e in self.epochs.items()}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], brackets: Sequence[Plan]) -> "Ladder":
@@ -281,7 +324,7 @@ class Ladder:
             for r in lad.used(b)[1:]:
                 if r <= k:  # it finished every rung below the one it is at
                     lad.finish(n)
-                    lad.start(n, r)
+                    lad.start(n, r, data.get("epochs", {}).get(str(n)) if r == k else None)
             if done:
                 lad.finish(n)
             if told:
@@ -292,9 +335,11 @@ class Ladder:
 
 
 def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
-           reserve: float = RESERVE) -> tuple | None:
+           reserve: float = RESERVE, epoch: Callable[[int], float] | None = None) -> tuple | None:
     """:meth:`Ladder.next_job` within ``left`` seconds (module docstring); sets ``ladder.stop_new`` when the
-    planned later rungs need the time left. ``cost(number, rung)`` (number None: a new candidate)."""
+    planned later rungs need the time left. ``cost(number, rung)`` (number None: a new candidate);
+    ``epoch(number)``: seconds per epoch of its training (None: nothing is shortened, no tail). Returns
+    ``("promote", number, rung)``, ``("shorten", number, rung, epochs)``, ``("new", bracket)`` or None."""
     usable = max(0.0, left) * (1.0 - reserve)
 
     def seconds(n: Any, b: int, k: int) -> float:
@@ -312,6 +357,19 @@ def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
             (i for i, p in enumerate(ladder.brackets) if ladder.asked[i] < p.counts[0]), 0)
         return climb(n, b, k) <= usable
 
+    def whole(n: int) -> float:
+        """Seconds of ``n``'s final training from where it is (from scratch when it did not train the short rung)."""
+        final = ladder.final(ladder.cands[n][0])
+        return cost(n, final) + (cost(n, 2) if final == 3 and ladder.cands[n][1] < 2 else 0.0)
+
+    def shortened(n: int) -> int:
+        """Epochs of ``n``'s final training cut to fit the time left (0: not even its least fits)."""
+        b, k = ladder.cands[n][0], ladder.cands[n][1]
+        p = ladder.brackets[b]
+        least = p.short_epochs if k >= 2 else 1  # not below the short rung it trained
+        epochs = fit_epochs(usable, epoch(n), p.full_epochs, least) if epoch is not None else 0
+        return epochs if epochs < p.full_epochs else 0
+
     # the final rung must be reached: nobody there yet and no time to wait for one more job
     if not any(ladder.started(b, ladder.final(b)) for b in range(len(ladder.brackets))):
         best = ladder.best_waiting(score)
@@ -319,11 +377,10 @@ def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
             n, b = best
             # the longest a worker may still be busy: a typical job of the highest rung running
             wait = max((cost(None, k) for k in ladder.running_rungs()), default=0.0)
-            final = ladder.final(b)
-            whole = cost(n, final) + (cost(n, 2) if final == 3 and ladder.cands[n][1] < 2 else 0.0)
-            if whole + wait >= usable:
+            if whole(n) + wait >= usable:
                 ladder.stop_new = True
-                return ("promote", n, ladder.final(b))
+                epochs = shortened(n) if whole(n) > usable else 0
+                return ("shorten", n, ladder.final(b), epochs) if epochs else ("promote", n, ladder.final(b))
     if not ladder.stop_new:
         # the planned work above rung 0 still to start, in waves of the workers
         need = 0.0
@@ -338,4 +395,14 @@ def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
         # nothing to promote: a worker would idle, so rung 0 grows (ASHA) beyond the plan while a new
         # candidate's climb still fits (up to ``ladder.limit`` candidates in all)
         job = ("new", 0)
+    if job is None and ladder.mode == "async" and epoch is not None:
+        # the tail: a worker would idle (no new candidate may start); the best waiting candidate whose next rung
+        # and climb fit, else whose final training shortened to the time left fits, takes it, past the plan
+        for n in ladder.tail_order(score):
+            b = ladder.cands[n][0]
+            nx = ladder.next_rung(b, ladder.cands[n][1])
+            if climb(n, b, nx) <= usable:
+                return ("promote", n, nx)
+            if epochs := shortened(n):
+                return ("shorten", n, ladder.final(b), epochs)
     return job
