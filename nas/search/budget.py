@@ -20,6 +20,7 @@ from .plan import RESERVE, RUNGS, BudgetError, plan, promote, replan, waves_time
 from . import keys
 from .budget_run import BudgetRun, finite
 from .budget_async import climb_async
+from .budget_ladder import fit_epochs
 from .budget_state import BudgetState, load_state
 from .executor import cluster_workers, default_workers, make_executor, run_jobs, sigterm_interrupts
 from .lifecycle import Lifecycle
@@ -254,9 +255,9 @@ def _promote(run: BudgetRun, prev: int, k: int, cohort: list[int]) -> list[int]:
             # none finishes its --epochs in time: the best one trains fewer epochs, from scratch (a shorter
             # cosine schedule), as many as fit; it says so
             best_n = survivors[promote(scores, 1)[0]]
-            per_epoch = run.epoch_cost(best_n)
-            epochs = int(max(0.0, run.left()) * (1 - RESERVE) // per_epoch) if per_epoch > 0 else 0
-            if 1 <= epochs < run.full_epochs:
+            # the one epoch cut (the asynchronous tail's too): as many as fit, fewer than --epochs
+            epochs = fit_epochs(max(0.0, run.left()) * (1 - RESERVE), run.epoch_cost(best_n), run.full_epochs)
+            if 0 < epochs < run.full_epochs:
                 run.event("shorten", trial=best_n, epochs=epochs, was=run.full_epochs)
                 run.full_epochs = epochs
                 # its short-rung checkpoint follows the longer schedule: start clean
