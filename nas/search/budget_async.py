@@ -5,12 +5,14 @@ After the pilot (rung-0 candidates that measure the costs, as in the synchronous
 planned (:func:`nas.search.plan.plan_brackets`) and one submit/wait loop (:func:`~nas.search.executor.run_jobs`)
 runs to the end: each free worker gets the promotion or the new candidate the ladder names, each finished
 job is stored and the ladder told; candidates that can no longer climb are told COMPLETE as soon as that
-is so, but the best few (one per worker) that the end of the run may still train: once no climb fits the time
-left, a free worker trains the best waiting candidate to the final rung, shortened to the epochs that fit
-(the ladder's tail, :func:`~nas.search.budget_ladder.choose`; the same epoch cut, from scratch on a shorter
-schedule, as the synchronous search's finalist; a ``shorten`` event says so). The rest are told at the end. The ladder (bracket, rung, done, told of every candidate) is saved with the budget state after every
-job, so a rerun after a kill continues it: the candidates still climbing are adopted, the jobs that had not
-finished run again, the told ones still count in their rungs' rankings.
+is so, but the few the end of the run may still train (about one per worker, :meth:`Ladder.stopped`): when
+a worker would idle, the best waiting candidate climbs past the plan, to the final rung shortened to the
+epochs that fit when its climb does not (the ladder's tail, :func:`~nas.search.budget_ladder.choose`: the
+synchronous finalist's epoch cut, from scratch on a shorter schedule; a ``shorten`` event says so); those
+left over are told at the end. The ladder (bracket, rung, done, told of every candidate, shortened epochs)
+is saved with the budget state after every job, so a rerun after a kill continues it: the candidates still
+climbing are adopted, the jobs that had not finished run again (a shortened one with its epochs), the told
+ones still count in their rungs' rankings.
 
 A later bracket's candidates are sampled by TPE on the test accuracies of the training rungs so far
 (:func:`suggest`; the study's own sampler while fewer than :data:`MIN_OBSERVED` are in) and enter their
@@ -67,7 +69,7 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
         _restore(run, ladder)
         run.event("plan", plan=run.plan, brackets=ladder.brackets, recovered=recovered)
     ladder.limit = s.trials
-    ladder.tail = run.workers  # the best waiting candidates kept for the tail: one per worker
+    ladder.tail = 2 * run.workers  # waiting candidates kept for the tail: two per worker
     run.stats["plan"] = run.plan
     scores: dict[tuple[int, int], dict[int, float]] = {}
 
@@ -147,7 +149,8 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
 
     def on_result(n, status, payload, sec) -> None:
         b, k = ladder.cands[n][0], ladder.cands[n][1]
-        run.seconds.setdefault(k, {})[n] = sec
+        if n not in ladder.epochs:  # a shortened training's seconds are not the full rung's cost
+            run.seconds.setdefault(k, {})[n] = sec
         rung, run.rung = run.rung, k
         if status != "ok":
             run.fail(n, str(payload))

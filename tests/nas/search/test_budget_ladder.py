@@ -1,5 +1,6 @@
 """The promotion rule (nas/search/budget_ladder.py) against hand-worked examples, and the async budget search
-on the FakeCluster's simulated clock: no idle worker while work exists, brackets, the budget, a resume.
+on the FakeCluster's simulated clock: no idle worker while work exists, brackets, the budget, a resume; the
+end-of-run tail (shortened final trainings) by hand and on the FakeCluster.
 
 The hand-worked bracket: 9 candidates at rung 0, 3 at the short rung, 1 fully trained (the early rung
 skipped), so ASHA promotes from rung 0 the best floor(n * 3 / 9) = floor(n / 3) of the n done so far.
@@ -13,7 +14,7 @@ import math
 import optuna
 import pytest
 
-from nas.search.budget_ladder import Ladder, choose, ranked
+from nas.search.budget_ladder import Ladder, choose, fit_epochs, ranked
 from nas.search.plan import Plan, plan_brackets
 
 
@@ -120,6 +121,65 @@ def test_choose_keeps_inside_the_budget_and_forces_a_final_training():
     assert choose(roomy, score, 100.0, cost, workers=1) == ("promote", 2, 2)
 
 
+def test_fit_epochs_is_the_floor_of_the_time_over_an_epoch_within_bounds():
+    assert fit_epochs(10.0, 3.0, 5) == 3 and fit_epochs(10.0, 3.0, 2) == 2  # floor(10 / 3), capped by most
+    assert fit_epochs(2.0, 3.0, 5) == 0 and fit_epochs(7.0, 3.0, 5, least=3) == 0  # fewer than least fit
+    assert fit_epochs(7.0, 0.0, 5) == 0 and fit_epochs(-1.0, 3.0, 5) == 0
+
+
+def _tail_ladder(mode: str = "async", tail: int = 2) -> Ladder:
+    """The hand-worked bracket at its end: all 9 scored, 2, 4, 6 trained the short rung (1 epoch), 2 is in
+    the final rung (full: count 1); 4 and 6 wait at the short rung, the rest at rung 0."""
+    lad = Ladder([BRACKET], mode)
+    lad.tail = tail
+    _done(lad, range(9))
+    for n in (2, 4, 6):
+        lad.start(n, 2)
+        lad.finish(n)
+    lad.start(2, 3)
+    return lad
+
+
+EPOCH = {8: 1.0}  # seconds per epoch: candidate 8 is a cheap net, the others 3 s (the short rung's 3 s)
+epoch = lambda n: EPOCH.get(n, 3.0)
+cost = lambda n, k: BRACKET.costs[k] if k < 3 else 6.0  # the final rung: the 2 epochs after the short one
+
+
+def test_stopped_keeps_for_the_tail_those_with_fewer_than_tail_ahead_no_dearer():
+    # tail order: the short rung 4 (8), 6 (7), then rung 0 by score 8 (6), 0 (5), 7 (4), 5 (3), 3 (2), 1 (1)
+    assert _tail_ladder(tail=0).stopped(score, epoch) == [0, 1, 3, 4, 5, 6, 7, 8]  # no tail: all told
+    assert _tail_ladder().stopped(score) == [0, 1, 3, 5, 7, 8]  # no costs: the first two kept
+    # 8 is cheaper than both ahead of it (1 s < 3 s): kept; 0 has 4, 6 (3 s) ahead at no more: told
+    assert _tail_ladder().stopped(score, epoch) == [0, 1, 3, 5, 7]
+
+
+def test_the_tail_shortens_the_best_waiting_candidates_training_to_the_time_left():
+    lad = _tail_ladder()
+    for n in lad.stopped(score, epoch):
+        lad.tell(n)
+    # no new candidate fits (1 + 3 + 6 s), nothing to promote (both rungs full): without the tail, idle
+    assert choose(lad, score, 5.0, cost, workers=1) is None
+    assert choose(_tail_ladder("sync"), score, 5.0, cost, workers=1, epoch=epoch) is None  # sync: no tail
+    # 4's 2 remaining epochs (6 s) do not fit 0.9 * 5 = 4.5 s; floor(4.5 / 3) = 1 epoch from scratch does
+    assert choose(lad, score, 5.0, cost, workers=1, epoch=epoch) == ("shorten", 4, 3, 1)
+    # 2.7 s: no 3-s epoch fits (4, 6); 8 (rung 0: its climb is 3 + 6 s) gets floor(2.7 / 1) = 2 epochs
+    assert choose(lad, score, 3.0, cost, workers=1, epoch=epoch) == ("shorten", 8, 3, 2)
+    assert choose(lad, score, 1.0, cost, workers=1, epoch=epoch) is None  # 0.9 s: not one epoch of any
+    # 7.2 s: 4's planned rest of training (6 s) fits: it climbs whole, past the final rung's count of 1
+    assert choose(lad, score, 8.0, cost, workers=1, epoch=epoch) == ("promote", 4, 3)
+    lad.start(8, 3, 2)
+    back = Ladder.from_dict(lad.to_dict(), [BRACKET])  # the shortened epochs are saved with the ladder
+    assert back.epochs == {8: 2} and back.cands == lad.cands
+
+
+def test_the_forced_final_training_is_shortened_when_it_does_not_fit():
+    lad = Ladder([BRACKET], "async")
+    _done(lad, range(3))
+    # 2's training from scratch (3 + 6 s) does not fit 0.9 * 8 = 7.2 s: floor(7.2 / 3) = 2 epochs
+    assert choose(lad, score, 8.0, cost, workers=1, epoch=epoch) == ("shorten", 2, 3, 2)
+    assert choose(lad, score, 8.0, cost, workers=1) == ("promote", 2, 3)  # no epoch cost: as before
+
+
 def test_plan_brackets_share_the_budget_when_it_allows():
     costs = (0.06, 0.5, 1.0, 2.0)
     one = plan_brackets(9, costs, 1, 3, 75, 3, 1, brackets=4)
@@ -211,3 +271,80 @@ def test_brackets_with_the_synchronous_climb_is_a_clear_error():
         SearchConfig(dataset="synthetic", smoke=True, budget="1m", promotion="sync", brackets=2).resolve(gpu=False)
     with pytest.raises(SearchError, match="promotion must be 'auto', 'sync' or 'async'"):
         SearchConfig(dataset="synthetic", smoke=True, budget="1m", promotion="fast").resolve(gpu=False)
+
+
+# ------------------------------------------------------------------------------ the tail on the FakeCluster
+COST_EPOCH = _tb.COST_EPOCH
+
+
+def _idle_while_an_epoch_fits(fake: Recording, budget: float, since: float) -> list[tuple[float, float]]:
+    """(start, end) of the spans after ``since`` in which a worker was free although one epoch (the least a
+    shortened training runs) fitted 90 % of the time left; after the run's end, up to the budget, too."""
+    out, prev_t, prev_n = [], 0.0, 0
+    for t, n in fake.flight + [(budget, 0)]:
+        if t > prev_t and prev_n < fake.workers and prev_t >= since and 0.9 * (budget - prev_t) >= COST_EPOCH:
+            out.append((prev_t, t))
+        prev_t, prev_n = t, n
+    return out
+
+
+def test_the_async_tail_trains_shortened_candidates_instead_of_idling(tmp_path):
+    """The end of the run: once no climb fits, free workers train waiting candidates shortened to the epochs
+    that fit (before: the run ended at 76 s of 90 with nothing running); it still ends inside the budget, and
+    the result is the best trained candidate, shortened ones included."""
+    budget, workers = 90, 3
+    space, objectives, study, cfg = _setup(tmp_path, budget, workers)
+    fake = Recording(workers)
+    events: list[dict] = []
+    stats = _run(tmp_path, space, objectives, study, cfg, fake, events)
+    assert fake.now() <= budget
+    assert _idle_while_an_epoch_fits(fake, budget, since=budget / 2) == []
+    shortened = [e for e in events if e["kind"] == "shorten"]
+    trials = study.get_trials(deepcopy=False)
+    trained = {t.number: t for t in trials if t.user_attrs.get("rung") == "full"}
+    cut = {n for n, t in trained.items() if t.user_attrs["val_epochs"] < cfg.epochs}
+    assert shortened and cut == {e["trial"] for e in shortened} and stats["shortened"] == len(cut)
+    for e in shortened:  # as many epochs as fit 90 % of the time left at its start (3 s each)
+        assert e["epochs"] == int(0.9 * (budget - e["elapsed"]) // COST_EPOCH)
+    best = max(trained.values(), key=lambda t: (t.user_attrs["final_test_acc"], -t.number))
+    assert stats["best"]["trial"] == best.number
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+
+
+class _KillAtShortened(FakeCluster):
+    """The driver dies (KeyboardInterrupt) at the first wait after a shortened final training was submitted:
+    that training (or the job finishing then) is lost."""
+
+    def __init__(self, workers: int, full: int) -> None:
+        super().__init__(workers)
+        self.full, self.cut = full, None
+
+    def submit(self, key, spec):
+        super().submit(key, spec)
+        if self.cut is None and getattr(spec, "checkpoint", None) and spec.stop_after is None and spec.epochs < self.full:
+            self.cut = (key, spec.epochs)
+
+    def wait(self):
+        if self.cut is not None:
+            raise KeyboardInterrupt
+        return super().wait()
+
+
+def test_a_kill_during_a_shortened_training_resumes_it_with_its_epochs(tmp_path):
+    budget, workers = 90, 3
+    space, objectives, study, cfg = _setup(tmp_path, budget, workers)
+    first = _KillAtShortened(workers, cfg.epochs)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, space, objectives, study, cfg, first)
+    number, epochs = first.cut
+    _tb._driver_died(study)
+    second = Recording(workers)
+    second.t = first.now()
+    stats = _run(tmp_path, space, objectives, study, cfg, second)
+    # the rerun trains the same candidate with the same shortened schedule, and ends inside the budget (give
+    # or take the jobs in flight at the kill: the fake reruns them whole, as test_budget's resume test allows)
+    again = [(n, k) for n, k in second.rungs if n == number]
+    assert again and again[0][1] == "full" and second.trained[(number, "schedule")] == epochs
+    assert stats["best"] is not None and second.now() <= budget + 5 * COST_EPOCH
+    t = study.trials[number]
+    assert t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["val_epochs"] == epochs
