@@ -242,7 +242,9 @@ class BudgetRun:
         short = self.seconds.get(2, {}).get(number)
         if short is not None and self.settings.short_epochs > 0:
             return short / self.settings.short_epochs
-        return self.plan.rung_costs[3] / max(1, self.full_epochs)
+        # the full rung's cost is its epochs after the short rung's when that rung runs, else the whole training
+        after = self.full_epochs - (min(self.settings.short_epochs, self.full_epochs) if self.plan.counts[2] else 0)
+        return self.plan.rung_costs[3] / max(1, after)
 
     def rest_cost(self, number: int) -> float:
         """Seconds of the rest of a finalist's full training: its own short-rung time per epoch when it
