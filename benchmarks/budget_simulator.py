@@ -126,7 +126,7 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
                eta: int = 3, max_candidates: int | None = None, replace: bool = True,
                draw: Callable[[int, "Ladder", dict], int] | None = None) -> Outcome:
     """One budget search on :class:`SimCluster`: plan from the pool's mean costs, then :func:`choose` picks
-    every job (with the async tail when the table has a ``curve``; one kept candidate per worker, as the
+    every job (with the async tail when the table has a ``curve``; two kept candidates per worker, as the
     live search). ``draw(bracket, ladder, pool_of)`` gives a new candidate's pool index (default: uniform,
     with replacement unless ``replace`` is False)."""
     mean = tuple(float(x) for x in table.costs.mean(axis=0))
@@ -139,7 +139,7 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
     ladder = Ladder(plans, mode)
     ladder.limit = cap
     tail = table.curve is not None
-    ladder.tail = workers if tail else 0
+    ladder.tail = 2 * workers if tail else 0
     sim = SimCluster()
     pool_of: dict[int, int] = {}
     unused = list(rng.permutation(n_pool))
