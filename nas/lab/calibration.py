@@ -70,7 +70,7 @@ PENALTIES = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)
 #: Features every candidate has for free at rung 0 (its config, its parameter count): candidates for a
 #: weight the prior does not give them.
 FREE_FEATURES = ("params", "lr", "batch_size")
-#: The fewest finite labels (all kinds together) a search refits on (:func:`nas.search.budget_run.rung0_scores`);
+#: The fewest finite labels (all kinds together) a search refits on (:func:`nas.search.rung0.rung0_scores`);
 #: with fewer it ranks by the prior, exactly. Set from the probe replay of ``benchmarks/calibration_replay.py``
 #: (paired gain about 0 at 5 labels on every lab, first positive on the MLPs at 10 and on resnet at 20), before
 #: the async replay of ``benchmarks/calibration_climb.py`` that reports the gain.
