@@ -28,13 +28,14 @@ candidate at the highest rung reached goes straight to the final rung (the run e
 **The tail** (async, given a per-epoch ``epoch`` cost): when a worker would idle (nothing to promote, and no
 new candidate may start: its climb does not fit the time left, or ``limit`` is reached), the best waiting
 candidate (highest rung first, then its rung's ranking) climbs anyway, past the plan's counts: to its next
-rung when its climb from there fits, else straight to the final rung *shortened* to the epochs that fit (:func:`fit_epochs`, the rule the synchronous climb shortens its finalist with), from scratch on a
-shorter cosine schedule, at least one epoch and not fewer than the short rung it trained. A shortened
-training is a trained candidate like any other: the result is the best final accuracy, so a shortened one
-(usually below a full one: fewer epochs) wins only when it is more accurate. The forced final training above
-is shortened the same way when it would not fit. A candidate whose next rung is full is kept untold (not
-:meth:`~Ladder.stopped`) for the tail while fewer than :attr:`Ladder.tail` (the workers) waiting candidates
-are ahead of it and no dearer per epoch: the tail would take it before them when little time is left.
+rung when its climb from there fits, else straight to the final rung *shortened* to the epochs that fit
+(:func:`fit_epochs`, the rule the synchronous climb cuts its finalist with), from scratch on a shorter
+cosine schedule, at least one epoch and not fewer than the short rung it trained. A shortened training is a
+trained candidate like any other: the result is the best final accuracy, so a shortened one (usually below a
+full one: fewer epochs) wins only when it is more accurate. The forced final training above is shortened
+the same way when it would not fit. A candidate whose next rung is full stays untold (not
+:meth:`~Ladder.stopped`) for the tail while fewer than :attr:`Ladder.tail` waiting candidates are ahead of it
+at no more seconds per epoch: when little time is left the tail would take it before them.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class Ladder:
         self.asked = [0] * len(self.brackets)
         self.stop_new = False
         self.limit: int | None = None  # the most candidates in all (the search's --trials)
-        self.tail = 0  # the best waiting candidates kept untold for the end-of-run tail (the workers)
+        self.tail = 0  # waiting candidates kept untold for the end-of-run tail (0: none)
         self.epochs: dict[int, int] = {}  # shortened final trainings' epochs
         self._used = [[0] + [k for k in range(1, len(p.counts)) if p.counts[k] > 0 and k >= p.start]
                       for p in self.brackets]
@@ -131,11 +132,9 @@ class Ladder:
         self._bump(self._running, (bracket, 0), 1)
 
     def start(self, number: int, rung: int, epochs: int | None = None) -> None:
-        """``number``'s job at ``rung`` starts (a promotion, or straight to the final rung; ``epochs``: a
-        shortened final training's)."""
+        """``number``'s job at ``rung`` starts (a promotion, or straight to the final rung, ``epochs`` when cut)."""
         c = self.cands[number]
-        if epochs is not None:
-            self.epochs[number] = int(epochs)
+        self.epochs.update({number: int(epochs)} if epochs is not None else {})
         b, old = c[0], c[1]
         if not c[2]:
             self._bump(self._running, (b, old), -1)
@@ -357,15 +356,12 @@ def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
             (i for i, p in enumerate(ladder.brackets) if ladder.asked[i] < p.counts[0]), 0)
         return climb(n, b, k) <= usable
 
-    def whole(n: int) -> float:
-        """Seconds of ``n``'s final training from where it is (from scratch when it did not train the short rung)."""
+    def whole(n: int) -> float:  # n's final training from where it is (from scratch without its short rung)
         final = ladder.final(ladder.cands[n][0])
         return cost(n, final) + (cost(n, 2) if final == 3 and ladder.cands[n][1] < 2 else 0.0)
 
-    def shortened(n: int) -> int:
-        """Epochs of ``n``'s final training cut to fit the time left (0: not even its least fits)."""
-        b, k = ladder.cands[n][0], ladder.cands[n][1]
-        p = ladder.brackets[b]
+    def shortened(n: int) -> int:  # epochs of n's final training cut to the time left (0: not its least)
+        p, k = ladder.brackets[ladder.cands[n][0]], ladder.cands[n][1]
         least = p.short_epochs if k >= 2 else 1  # not below the short rung it trained
         epochs = fit_epochs(usable, epoch(n), p.full_epochs, least) if epoch is not None else 0
         return epochs if epochs < p.full_epochs else 0
