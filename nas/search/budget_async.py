@@ -89,6 +89,7 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
         return c[3]  # the epochs after the short rung (choose adds the short rung for a whole training)
 
     refitted = [-1]
+    book = [0.0]  # the longest the driver's bookkeeping of a finished job took (store, tell, save the state)
     pending = [n for n, c in ladder.cands.items() if not c[2] and c[1] > 0 and n in run.values]
 
     def job_spec(n: int, k: int):
@@ -108,7 +109,8 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
                 or all(a >= p.counts[0] for a, p in zip(ladder.asked, ladder.brackets))):
             refitted[0] = sum(ladder.asked)
             _refit(run, ladder, costs[0])
-        job = choose(ladder, score, run.left(), cost, run.workers, epoch=run.epoch_cost)
+        # the end (saving the result, telling the trials) needs about two jobs' bookkeeping after the last job
+        job = choose(ladder, score, run.left() - 2 * book[0], cost, run.workers, epoch=run.epoch_cost)
         if job is None:
             return None
         if job[0] == "new":
@@ -148,6 +150,7 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
     done = [0]
 
     def on_result(n, status, payload, sec) -> None:
+        t = run.clock()
         b, k = ladder.cands[n][0], ladder.cands[n][1]
         if n not in ladder.epochs:  # a shortened training's seconds are not the full rung's cost
             run.seconds.setdefault(k, {})[n] = sec
@@ -169,6 +172,7 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
             tell(m)
         done[0] += 1
         run.save()
+        book[0] = max(book[0], run.clock() - t)
         run.event("job", trial=n, status=status, done=done[0])
 
     last = [run.clock()]
