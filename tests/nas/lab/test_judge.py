@@ -51,3 +51,16 @@ def test_old_defaults_put_infeasible_rows_last():
                        "rank_input": [0.5, 0.1, 0.1]})
     s = judge.old_defaults(df)
     assert s[0] < s[2] < s[1]  # the best by the objectives is infeasible
+
+
+def test_capped_report_pairs_the_capped_and_uncapped_choice_on_the_same_halves(toy_path):
+    df = load(toy_path)
+    # a cap above every metric's cost chooses what the uncapped selection chooses: no difference on any half
+    loose = judge.capped_report(df, max_cost=1e9, splits=3, seed=0)
+    assert "capped - uncapped +0.000 +- 0.000, capped >= uncapped in 100% of halves" in loose
+    # the capped tau of one half, by hand
+    a, b = judge.halves(len(df), 1, 0)[0]
+    ta, tb = df.iloc[a].reset_index(drop=True), df.iloc[b].reset_index(drop=True)
+    combo, _ = select(ta, candidate_features(ta, "init"), max_cost=1.0)
+    expected = tau(rank_aggregate(tb, combo), tb["acc"].to_numpy())
+    assert f"held-out tau {expected:.3f} +- 0.000 (1 halves)" in judge.capped_report(df, 1.0, splits=1, seed=0)
