@@ -20,7 +20,8 @@ Procedures (:data:`PROCEDURES`):
 * ``greedy-4``: the same with the init set capped at :data:`INIT_MAX_COST` steps;
 * ``consensus``: the keys whose direction agrees on every training lab that measured them, ranked by their
   smallest tau, the first :data:`~nas.lab.selection.CONSENSUS_TOP` under the cap summed with equal weights
-  (:func:`nas.lab.selection.consensus_over`); early = the early loss, weighted, plus the init set;
+  (:func:`nas.lab.selection.consensus_over`; none agree: the best single key, as greedy starts); early = the
+  early loss, weighted, plus the init set;
 * ``consensus-early``: the same init sets; early = the early loss, weighted, plus the consensus over the
   early tables of the init set's keys, the same metrics measured after the early steps (``<m>@early``: the
   search scores the same metrics again, at the init set's cost, so nothing is added to the init scoring)
@@ -92,7 +93,9 @@ def _greedy(tables: Sequence[pd.DataFrame], keys: Sequence[str], cap: float | No
 
 
 def _consensus(tables: Sequence[pd.DataFrame], keys: Sequence[str], cap: float | None, pool: str):
-    return consensus_over(tables, keys, max_cost=cap)[0]
+    """The consensus set; when no key agrees on every training lab, the best single key by pooled tau (the
+    key greedy starts from), so that a procedure always returns a score."""
+    return consensus_over(tables, keys, max_cost=cap)[0] or select_over(tables, keys, 1, max_cost=cap, pool=pool)[0]
 
 
 def _loss_and_init(tables: Sequence[pd.DataFrame], init: Sequence[Feature], pool: str) -> tuple[Feature, ...]:

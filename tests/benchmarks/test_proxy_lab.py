@@ -115,8 +115,8 @@ def test_cli_leave_one_lab_out(tmp_path, capsys):
         _table(40, seed=i).to_csv(paths[-1], index=False)
     assert lab.main(["--loo", *map(str, paths), "--splits", "2"]) == 0
     out = capsys.readouterr().out
-    assert "leave-one-out choice" in out and "a early" in out and "targets (issue 24):" in out
-    assert "without c (init, leave-one-out choice): kappa_w:max" in out
+    assert "consensus-early budget (<= 2 steps)" in out and "a early" in out and "targets (issue 24), for greedy" in out
+    assert "greedy without c (init): kappa_w:max" in out
     with pytest.raises(SystemExit):
         lab.main(["--loo", str(paths[0])])  # one lab: nothing to leave out
     with pytest.raises(SystemExit):
