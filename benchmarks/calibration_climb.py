@@ -64,8 +64,7 @@ from objectives.combine import rank_aggregate  # noqa: E402
 
 TABLES = ("benchmarks/tables/resnet_mnist5k.csv.gz", "benchmarks/tables/mlp_mnist5k.csv.gz",
           "benchmarks/tables/nb201_lab.csv.gz")
-COUNTS = (5, 10, 20, 40)
-LOSS = "train_loss_last@50"
+COUNTS, LOSS = cr.COUNTS, cr.LOSS  # the label counts and the early loss of the probe replay
 
 
 class Climb:
