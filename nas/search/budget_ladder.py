@@ -21,7 +21,7 @@ Scores come from the caller (``score(bracket, rung, numbers) -> list``, higher i
 ranking is relative to the cohort, so it is asked again as the cohort grows).
 
 :func:`choose` adds the budget: a job starts only if it, and its candidate's climb to the final rung after
-it, fit the time left; new candidates stop when the planned later rungs no longer fit; and when no
+it, fit the time left; new candidates stop when (async: while) the planned later rungs do not fit; when no
 candidate has started the final rung yet and waiting any longer would leave none that fits, the best
 candidate at the highest rung reached goes straight to the final rung (the run ends with a trained model).
 
@@ -80,11 +80,12 @@ class Ladder:
     """Brackets and the position of every candidate (module docstring).
 
     ``cands[n] = [bracket, rung, done, told]``; ``asked[b]``: candidates bracket ``b`` has asked (failed ones
-    too); ``stop_new``: no more new candidates by the plan (the time left is for the later rungs; an idle
-    worker may still take one, see :func:`choose`); ``limit``: the most candidates in all. Per (bracket, rung)
-    it keeps who finished there, how many reached it, how many run there and the ranking last computed, so
-    a decision costs O(rungs) besides re-ranking a rung that changed. ``epochs[n]``: the epochs of ``n``'s
-    shortened final training (the tail); ``tail``: how many waiting candidates :meth:`stopped` keeps for it.
+    too); ``stop_new``: no more new candidates by the plan, for good (the time left is for the later rungs;
+    an idle worker may still take one, see :func:`choose`); ``tight``: the same for now (async, recomputed by
+    :func:`choose`); ``limit``: the most candidates in all. Per (bracket, rung) it keeps who finished there,
+    how many reached it, how many run there and the ranking last computed, so a decision costs O(rungs)
+    besides re-ranking a rung that changed. ``epochs[n]``: the epochs of ``n``'s shortened final training
+    (the tail); ``tail``: how many waiting candidates :meth:`stopped` keeps for it.
     """
 
     def __init__(self, brackets: Sequence[Plan], mode: str = "async") -> None:
@@ -96,6 +97,7 @@ class Ladder:
         self.cands: dict[int, list] = {}
         self.asked = [0] * len(self.brackets)
         self.stop_new = False
+        self.tight = False  # async: the planned later rungs need the time left now (choose recomputes it)
         self.limit: int | None = None  # the most candidates in all (the search's --trials)
         self.tail = 0  # waiting candidates kept untold for the end-of-run tail (0: none)
         self.epochs: dict[int, int] = {}  # shortened final trainings' epochs
@@ -196,13 +198,19 @@ class Ladder:
     def running_rungs(self) -> set[int]:
         return {k for (b, k), m in self._running.items() if m > 0}
 
+    @property
+    def no_new(self) -> bool:
+        """No new candidate by the plan now: stopped for good (:attr:`stop_new`) or, async, for as long as the
+        planned later rungs need the time left (:attr:`tight`, recomputed by :func:`choose`)."""
+        return self.stop_new or self.tight
+
     def closed(self, b: int, k: int) -> bool:
         """No candidate can still arrive at, or be running at, rung ``k`` of bracket ``b``."""
         u = self._used[b]
         if any(self._running.get((b, r), 0) for r in u if r <= k):
             return False
         if k == 0:
-            return self.stop_new or self.asked[b] >= self.brackets[b].counts[0]
+            return self.no_new or self.asked[b] >= self.brackets[b].counts[0]
         prev = u[u.index(k) - 1]
         return self.closed(b, prev) and self.started(b, k) >= min(self.brackets[b].counts[k],
                                                                   len(self._fin.get((b, prev), ())))
@@ -251,7 +259,7 @@ class Ladder:
                 for n in self.promotable(b, k, score):
                     if fits(n, nx):
                         return ("promote", n, nx)
-        if not self.stop_new:
+        if not self.no_new:
             # the bracket furthest behind its planned rung-0 count (bracket 0 first on ties): the brackets
             # fill side by side, so a re-fit that grows bracket 0 does not starve the later ones
             open_ = [b for b, p in enumerate(self.brackets) if self.asked[b] < p.counts[0]]
@@ -374,16 +382,24 @@ def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
             # the longest a worker may still be busy: a typical job of the highest rung running
             wait = max((cost(None, k) for k in ladder.running_rungs()), default=0.0)
             if whole(n) + wait >= usable:
-                ladder.stop_new = True
+                if ladder.mode == "async":
+                    ladder.tight = True
+                else:
+                    ladder.stop_new = True
                 epochs = shortened(n) if whole(n) > usable else 0
                 return ("shorten", n, ladder.final(b), epochs) if epochs else ("promote", n, ladder.final(b))
-    if not ladder.stop_new:
-        # the planned work above rung 0 still to start, in waves of the workers
+    if ladder.mode == "async" or not ladder.stop_new:
+        # the planned work above rung 0 still to start, in waves of the workers; async decides it afresh at
+        # every call (a cost measured high once, e.g. a slow first short-rung job, must not end rung 0 for the
+        # rest of the run: live, that left 24 candidates scored in 3 minutes), sync stops for good
         need = 0.0
         for b, p in enumerate(ladder.brackets):
             for k in ladder.used(b)[1:]:
                 need += max(0, p.counts[k] - ladder.started(b, k)) * seconds(None, b, k)
-        if usable - need / max(1, workers) < cost(None, 0):
+        tight = usable - need / max(1, workers) < cost(None, 0)
+        if ladder.mode == "async":
+            ladder.tight = tight
+        elif tight:
             ladder.stop_new = True
     job = ladder.next_job(score, fits)
     if job is None and ladder.mode == "async" and fits(None, 0) and (

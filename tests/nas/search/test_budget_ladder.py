@@ -115,10 +115,28 @@ def test_choose_keeps_inside_the_budget_and_forces_a_final_training():
     # the final rung, from scratch (3 + 6 = 9 s fit 10 * 0.9 = 9 s; waiting for a 1 s job would not)
     assert choose(lad, score, 10.0, cost, workers=1) == ("promote", 2, 3)
     lad.start(2, 3)
-    assert lad.stop_new and choose(lad, score, 5.0, cost, workers=1) is None  # 1 + 3 + 6 s do not fit 4.5 s
+    assert lad.no_new and choose(lad, score, 5.0, cost, workers=1) is None  # 1 + 3 + 6 s do not fit 4.5 s
     roomy = Ladder([BRACKET], "async")
     _done(roomy, range(3))
     assert choose(roomy, score, 100.0, cost, workers=1) == ("promote", 2, 2)
+
+
+def test_a_cost_measured_high_once_pauses_new_candidates_async_but_stops_them_for_good_sync():
+    # the planned later rungs of BRACKET at these costs, in waves of one worker, against 90 % of the time left
+    cheap = lambda n, k: 0.01  # every job 0.01 s: the plan's later rungs fit 100 s easily
+    dear = lambda n, k: 1.0 if k == 0 else 50.0  # one slow measurement: they do not
+    for mode in ("async", "sync"):
+        lad = Ladder([BRACKET], mode)
+        assert choose(lad, score, 100.0, cheap, workers=1) == ("new", 0) and not lad.no_new
+        lad.add(0, 0)
+        lad.tight = lad.stop_new = False
+        choose(lad, score, 100.0, dear, workers=1)
+        assert lad.no_new  # the later rungs' need/workers leaves less than a rung-0 job
+        job = choose(lad, score, 100.0, cheap, workers=1)  # the next measurement is normal again
+        if mode == "async":
+            assert not lad.no_new and job == ("new", 0)  # rung 0 goes on
+        else:
+            assert lad.stop_new and job != ("new", 0)  # a synchronous rung 0 stays closed
 
 
 def test_fit_epochs_is_the_floor_of_the_time_over_an_epoch_within_bounds():
