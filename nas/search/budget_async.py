@@ -89,6 +89,7 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
         return c[3]  # the epochs after the short rung (choose adds the short rung for a whole training)
 
     refitted = [-1]
+    refit_done = [-1]  # jobs finished at the last re-plan made because new candidates were paused
     book = [0.0]  # the longest the driver's bookkeeping of a finished job took (store, tell, save the state)
     pending = [n for n, c in ladder.cands.items() if not c[2] and c[1] > 0 and n in run.values]
 
@@ -104,10 +105,14 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
         if s.trials is not None and run.state.asked >= s.trials:
             ladder.stop_new = True
         costs[0] = run.costs()
-        if not ladder.stop_new and sum(ladder.asked) != refitted[0] and (
-                sum(ladder.asked) % (4 * run.workers) == 0
-                or all(a >= p.counts[0] for a, p in zip(ladder.asked, ladder.brackets))):
-            refitted[0] = sum(ladder.asked)
+        by_asked = sum(ladder.asked) != refitted[0] and (
+            sum(ladder.asked) % (4 * run.workers) == 0
+            or all(a >= p.counts[0] for a, p in zip(ladder.asked, ladder.brackets)))
+        # paused (the plan's later rungs do not fit at today's costs): re-plan as results come in, else a plan
+        # made with the first, cheaper jobs' costs keeps rung 0 paused for the rest of the run
+        by_pause = ladder.tight and done[0] != refit_done[0]
+        if not ladder.stop_new and (by_asked or by_pause):
+            refitted[0], refit_done[0] = sum(ladder.asked), done[0]
             _refit(run, ladder, costs[0])
         # the end (saving the result, telling the trials) needs about two jobs' bookkeeping after the last job
         job = choose(ladder, score, run.left() - 2 * book[0], cost, run.workers, epoch=run.epoch_cost)
