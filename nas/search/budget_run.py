@@ -199,11 +199,15 @@ class BudgetRun:
 
         if done_rung == 2:
             return [self.values[n].get("final_test_acc", 0.0) for n in numbers]
-        rows = [{**self.values[n][keys.CONFIG], **{k: x for k, x in self.values[n].items() if k != keys.CONFIG}}
-                for n in numbers]
+        rows = [self._row(n) for n in numbers]
         if done_rung == 0:
             return self._rung0(numbers, rows)
         return cohort_scores(rows, "early", BUDGET_EARLY_FEATURES, self.life.objectives)
+
+    def _row(self, number: int) -> dict:
+        """A candidate's config merged with the values stored so far (what the rung scores rank)."""
+        v = self.values[number]
+        return {**v[keys.CONFIG], **{k: x for k, x in v.items() if k != keys.CONFIG}}
 
     def _rung0(self, numbers: list[int], rows: list[dict]) -> list[float]:
         """Rung 0's ranking, calibrated on the labels so far when ``settings.calibrate`` (:func:`rung0_scores`);
@@ -212,9 +216,7 @@ class BudgetRun:
         if not getattr(self.settings, "calibrate", False):
             return rung0_scores(rows, self.life.objectives)[0]
         labels, others = study_labels(self.values, list(numbers), self.settings.short_epochs)
-        extra = [{**self.values[n][keys.CONFIG], **{k: x for k, x in self.values[n].items() if k != keys.CONFIG}}
-                 for n in others]
-        scores, desc = rung0_scores(rows, self.life.objectives, labels, extra)
+        scores, desc = rung0_scores(rows, self.life.objectives, labels, [self._row(n) for n in others])
         if desc is not None and desc != self._calibration:
             self._calibration = desc
             self.study.set_user_attr(keys.CALIBRATION, {**desc, "refit_at": {
