@@ -2,7 +2,7 @@
 and 512 workers, synchronous vs asynchronous promotion, one vs several brackets.
 
 Driven by the real planner (:func:`nas.search.plan.plan_brackets`), the real promotion rule and budget
-policy (:class:`nas.search.budget_ladder.Ladder`, :func:`~nas.search.budget_ladder.choose`) and the real
+policy (:class:`nas.search.budget_ladder.Ladder`, :func:`~nas.search.budget_policy.choose`) and the real
 submit/wait loop (:func:`nas.search.executor.run_jobs`) on a discrete-event clock (:class:`SimCluster`:
 a job finishes its cost in simulated seconds after it started; nothing sleeps). Costs and results come
 from a lab table (default ``benchmarks/tables/resnet_mnist5k.csv.gz``, 150 resnet configs): a config's
@@ -14,7 +14,7 @@ the 3 epochs. The features of the rung-0 and early scores are chosen on the othe
 (held out, as in ``budget_search.py``); candidates are drawn from the pool with replacement (a cluster
 sees more candidates than the table has configs).
 
-The asynchronous climb's end-of-run tail (:func:`~nas.search.budget_ladder.choose`) trains waiting candidates
+The asynchronous climb's end-of-run tail (:func:`~nas.search.budget_policy.choose`) trains waiting candidates
 shortened to the epochs that fit: a config trained ``e`` of the 3 epochs observes the best test accuracy of
 its first ``e`` epochs (the table's 3-epoch curve; a shorter schedule would anneal sooner, so this is a
 pessimistic stand-in) and costs ``e`` epochs.
@@ -50,7 +50,8 @@ try:
 except ImportError:  # run from a checkout without the editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.search.budget_ladder import Ladder, choose
+from nas.search.budget_ladder import Ladder
+from nas.search.budget_policy import choose
 from nas.search.executor import run_jobs
 from nas.search.plan import BudgetError, plan_brackets
 

@@ -20,7 +20,7 @@ from .plan import RESERVE, RUNGS, BudgetError, plan, promote, replan, waves_time
 from . import keys
 from .budget_run import BudgetRun, finite
 from .budget_async import climb_async
-from .budget_ladder import fit_epochs
+from .budget_policy import fit_epochs
 from .budget_state import BudgetState, load_state
 from .executor import cluster_workers, default_workers, make_executor, run_jobs, sigterm_interrupts
 from .lifecycle import Lifecycle

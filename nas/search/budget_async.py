@@ -1,5 +1,5 @@
 """The budget search's asynchronous climb (``promotion="async"``, the default): ASHA's promotions over one or
-several Hyperband brackets, every decision by :func:`nas.search.budget_ladder.choose`.
+several Hyperband brackets, every decision by :func:`nas.search.budget_policy.choose`.
 
 After the pilot (rung-0 candidates that measure the costs, as in the synchronous search) the brackets are
 planned (:func:`nas.search.plan.plan_brackets`) and one submit/wait loop (:func:`~nas.search.executor.run_jobs`)
@@ -7,7 +7,7 @@ runs to the end: each free worker gets the promotion or the new candidate the la
 job is stored and the ladder told; candidates that can no longer climb are told COMPLETE as soon as that
 is so, but the few the end of the run may still train (about one per worker, :meth:`Ladder.stopped`): when
 a worker would idle, the best waiting candidate climbs past the plan, to the final rung shortened to the
-epochs that fit when its climb does not (the ladder's tail, :func:`~nas.search.budget_ladder.choose`: the
+epochs that fit when its climb does not (the ladder's tail, :func:`~nas.search.budget_policy.choose`: the
 synchronous finalist's epoch cut, from scratch on a shorter schedule; a ``shorten`` event says so); those
 left over are told at the end. The ladder (bracket, rung, done, told of every candidate, shortened epochs)
 is saved with the budget state after every job, so a rerun after a kill continues it: the candidates still
@@ -25,7 +25,8 @@ import dataclasses
 from typing import Any, Callable
 
 from . import keys
-from .budget_ladder import Ladder, choose
+from .budget_ladder import Ladder
+from .budget_policy import choose
 from .budget_run import BudgetRun
 from .budget_state import BudgetState
 from .executor import run_jobs
@@ -93,6 +94,12 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
     book = [0.0]  # the longest the driver's bookkeeping of a finished job took (store, tell, save the state)
     pending = [n for n, c in ladder.cands.items() if not c[2] and c[1] > 0 and n in run.values]
 
+    def mark(n: int) -> None:
+        """Store on ``n``'s trial the score that ranked it at the rung it is leaving (None when it has none)."""
+        b, k = ladder.cands[n][0], ladder.cands[n][1]
+        sc = scores.get((b, k), {}).get(n)
+        run.life.set(n, keys.score_key(RUNGS[k]), sc if sc is None or sc == sc else None)
+
     def job_spec(n: int, k: int):
         """``n``'s job at rung ``k``: a shortened final training has its own (shorter) schedule."""
         out = spec(run, n, k)
@@ -130,9 +137,7 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
             run.life.set(item[0], keys.BRACKET, b)
             return item
         _, n, k, *cut = job
-        prev = ladder.cands[n][1]
-        sc = scores.get((ladder.cands[n][0], prev), {}).get(n)
-        run.life.set(n, keys.score_key(RUNGS[prev]), sc if sc is None or sc == sc else None)
+        mark(n)
         ladder.start(n, k, cut[0] if cut else None)
         if cut:  # from scratch: its short-rung checkpoint follows the longer schedule
             run.folder.checkpoint(n).unlink(missing_ok=True)
@@ -146,17 +151,15 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
 
     def tell(m: int) -> None:
         """``m`` climbs no further: told COMPLETE at the rung it reached, with that rung's score."""
-        mb, mk = ladder.cands[m][0], ladder.cands[m][1]
-        sc = scores.get((mb, mk), {}).get(m)
-        run.life.set(m, keys.score_key(RUNGS[mk]), sc if sc is None or sc == sc else None)
-        run.finish([m], rung=mk)
+        mark(m)
+        run.finish([m], rung=ladder.cands[m][1])
         ladder.tell(m)
 
     done = [0]
 
     def on_result(n, status, payload, sec) -> None:
         t = run.clock()
-        b, k = ladder.cands[n][0], ladder.cands[n][1]
+        k = ladder.cands[n][1]
         if n not in ladder.epochs:  # a shortened training's seconds are not the full rung's cost
             run.seconds.setdefault(k, {})[n] = sec
         rung, run.rung = run.rung, k

@@ -20,22 +20,8 @@ A bracket entering at a rung ``start > 0`` admits each of its candidates there a
 Scores come from the caller (``score(bracket, rung, numbers) -> list``, higher is better; the rung-0
 ranking is relative to the cohort, so it is asked again as the cohort grows).
 
-:func:`choose` adds the budget: a job starts only if it, and its candidate's climb to the final rung after
-it, fit the time left; new candidates stop when (async: while) the planned later rungs do not fit; when no
-candidate has started the final rung yet and waiting any longer would leave none that fits, the best
-candidate at the highest rung reached goes straight to the final rung (the run ends with a trained model).
-
-**The tail** (async, given a per-epoch ``epoch`` cost): when a worker would idle (nothing to promote, and no
-new candidate may start: its climb does not fit the time left, or ``limit`` is reached), the best waiting
-candidate (highest rung first, then its rung's ranking) climbs anyway, past the plan's counts: to its next
-rung when its climb from there fits, else straight to the final rung *shortened* to the epochs that fit
-(:func:`fit_epochs`, the rule the synchronous climb cuts its finalist with), from scratch on a shorter
-cosine schedule, at least one epoch and not fewer than the short rung it trained. A shortened training is a
-trained candidate like any other: the result is the best final accuracy, so a shortened one (usually below a
-full one: fewer epochs) wins only when it is more accurate. The forced final training above is shortened
-the same way when it would not fit. A candidate whose next rung is full stays untold (not
-:meth:`~Ladder.stopped`) for the tail while fewer than :attr:`Ladder.tail` waiting candidates are ahead of it
-at no more seconds per epoch: when little time is left the tail would take it before them.
+The budget (which of these jobs fits the time left, the forced final training, the end-of-run tail) is
+:mod:`nas.search.budget_policy`.
 """
 
 from __future__ import annotations
@@ -47,26 +33,18 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .plan import RESERVE, Plan
+from .plan import Plan
 
-__all__ = ["PROMOTIONS", "Ladder", "choose", "fit_epochs", "ranked"]
+__all__ = ["PROMOTIONS", "Ladder", "ranked", "Score", "Cost"]
 
 PROMOTIONS = ("sync", "async")
 
 #: ``score(bracket, rung, numbers)``: promotion scores of ``numbers`` (done at ``rung``), higher is better.
 Score = Callable[[int, int, list[int]], Sequence[float]]
 #: ``cost(number, rung)``: expected seconds of the job of ``number`` (None: a new candidate) at ``rung``; rung 3:
-#: the epochs after the short rung (:func:`choose` adds the short rung's cost where a training starts from scratch).
+#: the epochs after the short rung (:func:`nas.search.budget_policy.choose` adds the short rung's cost where
+#: a training starts from scratch).
 Cost = Callable[[Any, int], float]
-
-
-def fit_epochs(seconds: float, per_epoch: float, most: int, least: int = 1) -> int:
-    """Epochs of a training that fit ``seconds`` at ``per_epoch`` seconds each, at most ``most``; 0 when fewer
-    than ``least`` fit (the one shortening rule: the synchronous finalist and the asynchronous tail)."""
-    if not per_epoch > 0 or not math.isfinite(per_epoch):
-        return 0
-    epochs = min(int(most), int(max(0.0, seconds) // per_epoch))
-    return epochs if epochs >= max(1, int(least)) else 0
 
 
 def ranked(numbers: Sequence[int], scores: Sequence[float]) -> list[int]:
@@ -80,12 +58,13 @@ class Ladder:
     """Brackets and the position of every candidate (module docstring).
 
     ``cands[n] = [bracket, rung, done, told]``; ``asked[b]``: candidates bracket ``b`` has asked (failed ones
-    too); ``stop_new``: no more new candidates by the plan, for good (the time left is for the later rungs;
-    an idle worker may still take one, see :func:`choose`); ``tight``: the same for now (async, recomputed by
-    :func:`choose`); ``limit``: the most candidates in all. Per (bracket, rung) it keeps who finished there,
-    how many reached it, how many run there and the ranking last computed, so a decision costs O(rungs)
-    besides re-ranking a rung that changed. ``epochs[n]``: the epochs of ``n``'s shortened final training
-    (the tail); ``tail``: how many waiting candidates :meth:`stopped` keeps for it.
+    too); ``stop_new``: no more new candidates by the plan, for good (the time left is for the later rungs; an
+    idle worker may still take one, see :func:`~nas.search.budget_policy.choose`); ``tight``: the same for now
+    (async, recomputed by :func:`~nas.search.budget_policy.choose`); ``limit``: the most candidates in all. Per
+    (bracket, rung) it keeps who finished there, how many reached it, how many run there and the ranking last
+    computed, so a decision costs O(rungs) besides re-ranking a rung that changed. ``epochs[n]``: the epochs of
+    ``n``'s shortened final training (the tail); ``tail``: how many waiting candidates :meth:`stopped` keeps for
+    it.
     """
 
     def __init__(self, brackets: Sequence[Plan], mode: str = "async") -> None:
@@ -136,7 +115,8 @@ class Ladder:
     def start(self, number: int, rung: int, epochs: int | None = None) -> None:
         """``number``'s job at ``rung`` starts (a promotion, or straight to the final rung, ``epochs`` when cut)."""
         c = self.cands[number]
-        self.epochs.update({number: int(epochs)} if epochs is not None else {})
+        if epochs is not None:
+            self.epochs[number] = int(epochs)
         b, old = c[0], c[1]
         if not c[2]:
             self._bump(self._running, (b, old), -1)
@@ -201,7 +181,8 @@ class Ladder:
     @property
     def no_new(self) -> bool:
         """No new candidate by the plan now: stopped for good (:attr:`stop_new`) or, async, for as long as the
-        planned later rungs need the time left (:attr:`tight`, recomputed by :func:`choose`)."""
+        planned later rungs need the time left (:attr:`tight`, recomputed by
+        :func:`~nas.search.budget_policy.choose`)."""
         return self.stop_new or self.tight
 
     def closed(self, b: int, k: int) -> bool:
@@ -339,82 +320,3 @@ class Ladder:
         lad.asked = list(data.get("asked", lad.asked))
         lad.stop_new = bool(data.get("stop_new", False))
         return lad
-
-
-def choose(ladder: Ladder, score: Score, left: float, cost: Cost, workers: int,
-           reserve: float = RESERVE, epoch: Callable[[int], float] | None = None) -> tuple | None:
-    """:meth:`Ladder.next_job` within ``left`` seconds (module docstring); sets ``ladder.stop_new`` when the
-    planned later rungs need the time left. ``cost(number, rung)`` (number None: a new candidate);
-    ``epoch(number)``: seconds per epoch of its training (None: nothing is shortened, no tail). Returns
-    ``("promote", number, rung)``, ``("shorten", number, rung, epochs)``, ``("new", bracket)`` or None."""
-    usable = max(0.0, left) * (1.0 - reserve)
-
-    def seconds(n: Any, b: int, k: int) -> float:
-        """Seconds of a job at rung ``k`` of bracket ``b``: the full rung continues the short one, so without
-        a short rung in the bracket it is the whole training."""
-        return cost(n, k) + (cost(n, 2) if k == 3 and 2 not in ladder.used(b) else 0.0)
-
-    def climb(n: Any, b: int, k: int) -> float:
-        """Seconds of ``n``'s job at ``k`` and of its climb to the bracket's final rung after it."""
-        u = ladder.used(b)
-        return sum(seconds(n, b, r) for r in u[u.index(k):])
-
-    def fits(n: Any, k: int) -> bool:
-        b = ladder.cands[n][0] if n is not None else next(
-            (i for i, p in enumerate(ladder.brackets) if ladder.asked[i] < p.counts[0]), 0)
-        return climb(n, b, k) <= usable
-
-    def whole(n: int) -> float:  # n's final training from where it is (from scratch without its short rung)
-        final = ladder.final(ladder.cands[n][0])
-        return cost(n, final) + (cost(n, 2) if final == 3 and ladder.cands[n][1] < 2 else 0.0)
-
-    def shortened(n: int) -> int:  # epochs of n's final training cut to the time left (0: not its least)
-        p, k = ladder.brackets[ladder.cands[n][0]], ladder.cands[n][1]
-        least = p.short_epochs if k >= 2 else 1  # not below the short rung it trained
-        epochs = fit_epochs(usable, epoch(n), p.full_epochs, least) if epoch is not None else 0
-        return epochs if epochs < p.full_epochs else 0
-
-    # the final rung must be reached: nobody there yet and no time to wait for one more job
-    if not any(ladder.started(b, ladder.final(b)) for b in range(len(ladder.brackets))):
-        best = ladder.best_waiting(score)
-        if best is not None:
-            n, b = best
-            # the longest a worker may still be busy: a typical job of the highest rung running
-            wait = max((cost(None, k) for k in ladder.running_rungs()), default=0.0)
-            if whole(n) + wait >= usable:
-                if ladder.mode == "async":
-                    ladder.tight = True
-                else:
-                    ladder.stop_new = True
-                epochs = shortened(n) if whole(n) > usable else 0
-                return ("shorten", n, ladder.final(b), epochs) if epochs else ("promote", n, ladder.final(b))
-    if ladder.mode == "async" or not ladder.stop_new:
-        # the planned work above rung 0 still to start, in waves of the workers; async decides it afresh at
-        # every call (a cost measured high once, e.g. a slow first short-rung job, must not end rung 0 for the
-        # rest of the run: live, that left 24 candidates scored in 3 minutes), sync stops for good
-        need = 0.0
-        for b, p in enumerate(ladder.brackets):
-            for k in ladder.used(b)[1:]:
-                need += max(0, p.counts[k] - ladder.started(b, k)) * seconds(None, b, k)
-        tight = usable - need / max(1, workers) < cost(None, 0)
-        if ladder.mode == "async":
-            ladder.tight = tight
-        elif tight:
-            ladder.stop_new = True
-    job = ladder.next_job(score, fits)
-    if job is None and ladder.mode == "async" and fits(None, 0) and (
-            ladder.limit is None or sum(ladder.asked) < ladder.limit):
-        # nothing to promote: a worker would idle, so rung 0 grows (ASHA) beyond the plan while a new
-        # candidate's climb still fits (up to ``ladder.limit`` candidates in all)
-        job = ("new", 0)
-    if job is None and ladder.mode == "async" and epoch is not None:
-        # the tail: a worker would idle (no new candidate may start); the best waiting candidate whose next rung
-        # and climb fit, else whose final training shortened to the time left fits, takes it, past the plan
-        for n in ladder.tail_order(score):
-            b = ladder.cands[n][0]
-            nx = ladder.next_rung(b, ladder.cands[n][1])
-            if climb(n, b, nx) <= usable:
-                return ("promote", n, nx)
-            if epochs := shortened(n):
-                return ("shorten", n, ladder.final(b), epochs)
-    return job

@@ -14,7 +14,8 @@ import math
 import optuna
 import pytest
 
-from nas.search.budget_ladder import Ladder, choose, fit_epochs, ranked
+from nas.search.budget_ladder import Ladder, ranked
+from nas.search.budget_policy import choose, fit_epochs
 from nas.search.plan import Plan, plan_brackets
 
 
