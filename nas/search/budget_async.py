@@ -176,6 +176,8 @@ def climb_async(run: BudgetRun, executor: Any, recovered: int, pilot: Callable[[
             run.life.set(n, keys.RUNG_DONE, k)
             ladder.finish(n)
         run.rung = rung
+        if status == "ok" and k == 2 and payload.get("diverged") and k != ladder.final(ladder.cands[n][0]):
+            tell(n)  # diverged in its short training: its full one would too (and its seconds are no epoch's)
         for m in ladder.stopped(score, run.epoch_cost):  # they can no longer climb (but the tail's few): told now
             tell(m)
         done[0] += 1

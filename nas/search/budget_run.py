@@ -242,8 +242,8 @@ class BudgetRun:
     def epoch_cost(self, number: int) -> float:
         """Seconds per epoch of one candidate: from its short rung when it ran, else the plan's estimate."""
         short = self.seconds.get(2, {}).get(number)
-        if short is not None and self.settings.short_epochs > 0:
-            return short / self.settings.short_epochs
+        if short is not None and self.settings.short_epochs > 0 and not self.values.get(number, {}).get("val_diverged"):
+            return short / self.settings.short_epochs  # (a diverged short training stopped early: no epoch's time)
         # the full rung's cost is its epochs after the short rung's when that rung runs, else the whole training
         after = self.full_epochs - (min(self.settings.short_epochs, self.full_epochs) if self.plan.counts[2] else 0)
         return self.plan.rung_costs[3] / max(1, after)

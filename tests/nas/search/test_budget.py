@@ -115,6 +115,39 @@ def test_a_budget_search_ends_in_its_budget_with_the_best_finalist(tmp_path, bud
     assert kinds.count("plan") == 1 and kinds[-1] == "done"
 
 
+class _Diverging(FakeCluster):
+    """Candidates with lr above 0.05 diverge in the first epoch of any training (stopped after 0.1 epoch)."""
+
+    def cost(self, key, spec):
+        c = super().cost(key, spec)
+        return 0.1 * COST_EPOCH if _fake._is_train(spec) and float(spec.config["lr"]) > 0.05 else c
+
+    def wait(self):
+        out = super().wait()
+        key, status, res = out[0]
+        if status == "ok" and "diverged" in res and float(self.spec_of[key]["lr"]) > 0.05:
+            res.update(diverged=True, test_acc=[], final_test_acc=0.1, epochs_trained=0)
+        return out
+
+    def submit(self, key, spec):
+        self.spec_of = getattr(self, "spec_of", {})
+        self.spec_of[key] = spec.config
+        super().submit(key, spec)
+
+
+def test_async_a_candidate_that_diverged_in_its_short_training_trains_no_further(tmp_path):
+    # its short-rung seconds (0.3 s) are no epoch's: the tail must neither take it nor cut its epochs from them
+    space, objectives, study, cfg = _setup(tmp_path, 120, 3, promotion="async")
+    fake = _Diverging(3)
+    stats = _run(tmp_path, space, objectives, study, cfg, fake)
+    diverged = {k for k, r in fake.rungs if r == "short" and float(fake.spec_of[k]["lr"]) > 0.05}
+    full = {k for k, r in fake.rungs if r == "full"}
+    assert diverged and full and not diverged & full
+    assert fake.now() <= 120 + 4 * COST_EPOCH and stats["rungs"].get("full", 0) >= 1
+    trials = study.get_trials(deepcopy=False)
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+
+
 def _driver_died(study: optuna.Study) -> None:
     """What kill -9 leaves: the RUNNING trials' owner is a process of this host that has exited."""
     from nas.search.ownership import DRIVER_KEY

@@ -129,7 +129,8 @@ def test_a_cost_measured_high_once_pauses_new_candidates_async_but_stops_them_fo
     for mode in ("async", "sync"):
         lad = Ladder([BRACKET], mode)
         assert choose(lad, score, 100.0, cheap, workers=1) == ("new", 0) and not lad.no_new
-        lad.add(0, 0)
+        for n in range(6):  # async: 6 of 9 asked earn floor(6 * 3 / 9) = 2 short-rung jobs, 2 * 50 s > 90 s
+            lad.add(n, 0)
         lad.tight = lad.stop_new = False
         choose(lad, score, 100.0, dear, workers=1)
         assert lad.no_new  # the later rungs' need/workers leaves less than a rung-0 job
@@ -138,6 +139,25 @@ def test_a_cost_measured_high_once_pauses_new_candidates_async_but_stops_them_fo
             assert not lad.no_new and job == ("new", 0)  # rung 0 goes on
         else:
             assert lad.stop_new and job != ("new", 0)  # a synchronous rung 0 stays closed
+
+
+def test_async_rung_0_pauses_for_the_later_rungs_its_candidates_earned_not_the_whole_plan():
+    # a plan made with cheap first costs: 9 candidates, 3 short, 1 full; then the short rung measures 40 s.
+    # Async, 2 asked earn floor(2 * 3 / 9) = 0 short-rung jobs: rung 0 goes on (the live defect: the plan's
+    # 3 x 40 s closed rung 0 at once and its few candidates were all promoted); at 3 asked, 1 x 40 s leaves
+    # 90 - 40 = 50 s >= a rung-0 job: still open; at 9 asked, 3 x 40 s + 1 x 6 s > 90 s: paused.
+    dear = lambda n, k: 1.0 if k == 0 else (40.0 if k == 2 else 6.0)
+    for asked, paused in ((2, False), (3, False), (9, True)):
+        lad = Ladder([BRACKET], "async")
+        for n in range(asked):
+            lad.add(n, 0)
+        choose(lad, score, 100.0, dear, workers=1)
+        assert lad.no_new is paused, asked
+    sync = Ladder([BRACKET], "sync")  # sync keeps the plan's counts: the same 2 asked close rung 0
+    for n in range(2):
+        sync.add(n, 0)
+    choose(sync, score, 100.0, dear, workers=1)
+    assert sync.no_new
 
 
 def test_fit_epochs_is_the_floor_of_the_time_over_an_epoch_within_bounds():
