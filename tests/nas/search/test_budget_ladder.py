@@ -16,7 +16,7 @@ import pytest
 
 from nas.search.budget_ladder import Ladder, ranked
 from nas.search.budget_policy import choose, fit_epochs
-from nas.search.plan import Plan, plan_brackets
+from nas.search.plan import Plan, plan, plan_brackets
 
 
 def _load(name: str, file: str):
@@ -228,6 +228,11 @@ def test_plan_brackets_share_the_budget_when_it_allows():
     for p in several:  # each bracket fits its equal share, its entry rung holds at least eta
         assert p.expected <= 0.9 * 144 / 3 and p.counts[p.start] >= 3
         assert p.counts[0] >= p.counts[p.start]
+    # 36 epochs: bracket 0 alone trains 5 fully; at half of it (a second bracket) it would train 2 < eta = 3
+    # (though it keeps 6 >= eta at its short rung): one bracket. At 48 its half trains 3: two brackets
+    assert plan(18, costs, 1, 3, 75, 3, 1).counts[2:] == (6, 2)
+    assert len(plan_brackets(36, costs, 1, 3, 75, 3, 1, brackets=4)) == 1
+    assert [p.counts for p in plan_brackets(48, costs, 1, 3, 75, 3, 1, brackets=4)] == [(75, 0, 9, 3), (12, 0, 12, 4)]
 
 
 # ------------------------------------------------------------------------------ on the FakeCluster
