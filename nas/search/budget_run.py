@@ -248,6 +248,17 @@ class BudgetRun:
         after = self.full_epochs - (min(self.settings.short_epochs, self.full_epochs) if self.plan.counts[2] else 0)
         return self.plan.rung_costs[3] / max(1, after)
 
+    def short_cost(self, number: int) -> float:
+        """Seconds of one candidate's short-rung job before it ran, from its own timed steps and batch size
+        at rung 0, as :meth:`costs` estimates the rung's from their medians (NaN when it has none)."""
+        v = self.values.get(number, {})
+        step, build = v.get("time_step"), v.get("time_build")
+        batch = v.get(keys.CONFIG, {}).get("batch_size") if isinstance(v.get(keys.CONFIG), dict) else None
+        if not (finite(step) and batch):
+            return math.nan
+        spe = max(1, self.train_size // max(1, int(batch))) if self.train_size else 100
+        return (build if finite(build) else 0.0) + self.settings.short_epochs * spe * step * EPOCH_OVERHEAD
+
     def rest_cost(self, number: int) -> float:
         """Seconds of the rest of a finalist's full training: its own short-rung time per epoch when it
         ran, else the plan's estimate."""

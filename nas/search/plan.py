@@ -35,13 +35,14 @@ driver, :func:`nas.search.budget.run_budget`) and the replay benchmark ``benchma
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import math
 import re
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["RUNGS", "Plan", "BudgetError", "parse_duration", "format_duration", "waves_time", "plan", "replan",
+__all__ = ["RUNGS", "Plan", "BudgetError", "parse_duration", "format_duration", "waves_time", "makespan", "plan", "replan",
            "promote", "DEFAULT_ETA", "RESERVE", "resources", "used_rungs", "plan_brackets"]
 
 RUNGS = ("init", "early", "short", "full")
@@ -85,6 +86,14 @@ def format_duration(seconds: float) -> str:
 def waves_time(count: int, cost: float, workers: int) -> float:
     """Wall time of ``count`` jobs of ``cost`` seconds each on ``workers`` parallel workers."""
     return math.ceil(count / max(1, workers)) * cost if count > 0 else 0.0
+
+
+def makespan(costs: Sequence[float], workers: int) -> float:
+    """Wall time of jobs of ``costs`` seconds started in this order, each on the first free of ``workers``."""
+    free = [0.0] * max(1, int(workers))
+    for c in costs:
+        heapq.heapreplace(free, free[0] + float(c))
+    return max(free)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,7 +342,7 @@ def plan_brackets(budget: float, costs: Sequence[float], workers: int = 1, eta: 
     candidate screened from rung 0), the next ones entering at the later used rungs in Hyperband's order
     (the most aggressive first: early, short, full). The budget is shared equally (Hyperband) among the
     brackets that fit; a later bracket is added only while bracket 0, at its share, still trains at least
-    ``eta`` candidates fully and the new bracket fits at least ``eta`` candidates at its entry rung (below
+    ``eta`` candidates fully (or, when ``max_candidates`` keeps it below that, as many as alone) and the new bracket fits at least ``eta`` candidates at its entry rung (below
     that the hedge costs the screening more than it can recover: with "``eta`` at bracket 0's second used
     rung" instead, the replay's budget to half the seeds was 0.64x TPE + Hyperband's, 0.40x with this rule,
     ``benchmarks/budget_search.py``). ``brackets=1`` is
@@ -357,7 +366,8 @@ def plan_brackets(budget: float, costs: Sequence[float], workers: int = 1, eta: 
         later = [_bracket(share, costs, workers, eta, s, full_epochs, short_epochs, cap, reserve)
                  for s in starts[: b - 1]]
         # the hedge must not starve the screening: bracket 0, at its share, still trains eta candidates fully
-        if zero.counts[-1] < eta or any(p is None or p.counts[p.start] < eta for p in later):
+        # (or as many as it would alone, when a cap on the candidates keeps that below eta)
+        if zero.counts[-1] < min(eta, first.counts[-1]) or any(p is None or p.counts[p.start] < eta for p in later):
             break
         best = [zero, *later]
     return [dataclasses.replace(p, budget=budget) if len(best) == 1 else p for p in best]

@@ -148,6 +148,47 @@ def test_async_a_candidate_that_diverged_in_its_short_training_trains_no_further
     assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
 
 
+class _WideIsDear(FakeCluster):
+    """A training step of a net of width >= 14 costs 4x (an epoch 12 s instead of 3 s): the wide nets, which
+    the fake's accuracy favours, are the dear ones, so the promoted cost more than the median candidate."""
+
+    def cost(self, key, spec):
+        c = super().cost(key, spec)
+        return c * self.factor(spec.config) if _fake._is_train(spec) else c
+
+    @staticmethod
+    def factor(config) -> float:
+        return 4.0 if float(config["width"]) >= 14 else 1.0
+
+    def submit(self, key, spec):
+        self.config_of = getattr(self, "config_of", {})
+        self.config_of[key] = spec.config
+        super().submit(key, spec)
+
+    def wait(self):
+        out = super().wait()
+        key, status, res = out[0]
+        if status == "ok" and "time_step" in res:  # rung 0 times its steps: as dear as its epochs
+            res["time_step"] *= self.factor(self.config_of[key])
+        return out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sync_finalists_fit_the_time_left_at_their_own_costs(tmp_path, workers):
+    space, objectives, study, cfg = _setup(tmp_path, 150, workers, promotion="sync")
+    fake = _WideIsDear(workers)
+    stats = _run(tmp_path, space, objectives, study, cfg, fake)
+    assert stats["rungs"].get("full", 0) >= 1 and stats["best"] is not None
+    assert fake.now() <= 150  # counted at the median cost, the promoted ran to 222 s (1 worker), 228 s (2)
+
+
+def test_makespan_starts_each_job_on_the_first_free_worker():
+    from nas.search.plan import makespan
+
+    assert makespan([3, 3, 3], 2) == 6 and makespan([5, 1, 1, 1], 2) == 5 and makespan([1, 1, 5], 2) == 6
+    assert makespan([2, 2], 1) == 4 and makespan([], 3) == 0
+
+
 def _driver_died(study: optuna.Study) -> None:
     """What kill -9 leaves: the RUNNING trials' owner is a process of this host that has exited."""
     from nas.search.ownership import DRIVER_KEY

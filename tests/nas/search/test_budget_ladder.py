@@ -233,6 +233,9 @@ def test_plan_brackets_share_the_budget_when_it_allows():
     assert plan(18, costs, 1, 3, 75, 3, 1).counts[2:] == (6, 2)
     assert len(plan_brackets(36, costs, 1, 3, 75, 3, 1, brackets=4)) == 1
     assert [p.counts for p in plan_brackets(48, costs, 1, 3, 75, 3, 1, brackets=4)] == [(75, 0, 9, 3), (12, 0, 12, 4)]
+    # capped at 20 candidates, bracket 0 alone trains 2 fully whatever the budget: it may keep 2 at its share
+    assert plan(36, costs, 1, 3, 20, 3, 1).counts[3] == 2 == plan(12, costs, 1, 3, 20, 3, 1).counts[3]
+    assert len(plan_brackets(36, costs, 1, 3, 20, 3, 1, brackets=4)) == 3
 
 
 # ------------------------------------------------------------------------------ on the FakeCluster
@@ -267,13 +270,18 @@ def idle_before_last_start(fake: Recording, since: float) -> float:
     return idle
 
 
+class _Straggling(_tb._WideIsDear, Recording):
+    """Recording, with wide nets training 4x slower: stragglers."""
+
+
 def test_async_leaves_no_worker_idle_while_work_exists(tmp_path):
+    # with stragglers (wide nets 4x dearer) the synchronous rungs wait for their slowest job: 18 s idle
     idle = {}
     for promotion in ("sync", "async"):
         folder = tmp_path / promotion
         folder.mkdir()
         space, objectives, study, cfg = _setup(folder, 90, 3, promotion=promotion)
-        fake = Recording(3)
+        fake = _Straggling(3)
         stats = _run(folder, space, objectives, study, cfg, fake)
         assert stats["best"] is not None and fake.now() <= 90 + 4 * 3.0
         pilot_end = sorted(t for (t, n), (_, m) in zip(fake.flight[1:], fake.flight) if n < m)[5]
