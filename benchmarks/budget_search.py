@@ -193,7 +193,7 @@ def ladder_replay(pool: Pool, good: np.ndarray, budget: float, mode: str, bracke
              1: np.asarray(pool.score(range(n), "early"), dtype=float),
              2: np.array([pool.epoch_acc(i, 1) for i in range(n)])}
     table = Table(costs, lambda idx, k: list(ranks[k][list(idx)]), np.nan_to_num(pool.observed, nan=-1.0), good)
-    out = run_ladder(table, budget, 1, mode, brackets, rng, max_candidates=n, replace=False)
+    out = run_ladder(table, budget, 1, mode, brackets, rng, max_candidates=n, replace=False, redraw=True)
     return out.answer(budget), out.busy
 
 

@@ -125,11 +125,16 @@ class Outcome:
 
 def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: int, rng: np.random.Generator,
                eta: int = 3, max_candidates: int | None = None, replace: bool = True,
-               draw: Callable[[int, "Ladder", dict], int] | None = None) -> Outcome:
+               draw: Callable[[int, "Ladder", dict], int] | None = None, redraw: bool = False) -> Outcome:
     """One budget search on :class:`SimCluster`: plan from the pool's mean costs, then :func:`choose` picks
     every job (with the async tail when the table has a ``curve``; two kept candidates per worker, as the
     live search). ``draw(bracket, ladder, pool_of)`` gives a new candidate's pool index (default: uniform,
-    with replacement unless ``replace`` is False)."""
+    with replacement unless ``replace`` is False). ``redraw`` (without replacement): once every config has
+    been drawn, a later bracket's new candidate is drawn uniformly from the configs no candidate has trained
+    yet (none at a rung above 0, none in a later bracket), and a new candidate of bracket 0 goes to an open
+    later bracket instead: a later bracket admits a config whatever its rung-0 score, and live, where the
+    space is not used up, it would still sample one; without it a finite pool that bracket 0 drew whole
+    leaves the later brackets empty."""
     mean = tuple(float(x) for x in table.costs.mean(axis=0))
     n_pool = len(table.observed)
     cap = max_candidates if replace else min(max_candidates or n_pool, n_pool)
@@ -138,7 +143,7 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
     except BudgetError:
         return Outcome(0.0, 0.0, [], 0, 0)
     ladder = Ladder(plans, mode)
-    ladder.limit = cap
+    ladder.limit = None if redraw and not replace else cap
     tail = table.curve is not None
     ladder.tail = 2 * workers if tail else 0
     sim = SimCluster()
@@ -162,19 +167,39 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
     def score(b: int, k: int, numbers: list[int]) -> Sequence[float]:
         return table.score([pool_of[n] for n in numbers], k)
 
+    def pick(b: int) -> tuple[int, int] | None:
+        """(pool index, bracket) of a new candidate asked for bracket ``b``; None when none is left."""
+        if replace:
+            return int(rng.integers(n_pool)), b
+        if unused:
+            return int(unused.pop()), b
+        if not redraw:
+            return None
+        trained = {pool_of[m] for m, c in ladder.cands.items() if c[0] > 0 or c[1] > 0}
+        spare = [i for i in range(n_pool) if i not in trained]
+        open_ = [c for c, p in enumerate(ladder.brackets) if c > 0 and ladder.asked[c] < p.counts[0]]
+        if not spare or not open_:
+            return None
+        return int(rng.choice(spare)), (b if b in open_ else open_[0])
+
     def more():
-        if not replace and not unused:
+        if not replace and not unused and not redraw and draw is None:
             ladder.stop_new, ladder.limit = True, len(pool_of)
         job = choose(ladder, score, budget - sim.now(), cost, workers, epoch=epoch if tail else None)
+        got = pick(job[1]) if job is not None and job[0] == "new" and draw is None else None
+        if job is not None and job[0] == "new" and draw is None and got is None:
+            ladder.stop_new, ladder.limit = True, len(pool_of)  # the pool is used up
+            job = choose(ladder, score, budget - sim.now(), cost, workers, epoch=epoch if tail else None)
+            job = None if job is not None and job[0] == "new" else job
         if job is None:
             return None
         if job[0] == "new":
             n = len(pool_of)
             if draw is not None:
-                pool_of[n] = draw(job[1], ladder, pool_of)
+                pool_of[n], b = draw(job[1], ladder, pool_of), job[1]
             else:
-                pool_of[n] = int(unused.pop()) if not replace else int(rng.integers(n_pool))
-            ladder.add(n, job[1])
+                pool_of[n], b = got
+            ladder.add(n, b)
             return n, (cost(n, 0), None)
         _, n, k, *cut = job
         prev = ladder.cands[n][1]

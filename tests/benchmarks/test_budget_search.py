@@ -75,3 +75,25 @@ def test_budget_to_half_interpolates():
     assert bs.budget_to_half(summary, "s") == pytest.approx(25.0)
     never = summary.assign(p_top=[0.1, 0.2, 0.3])
     assert bs.budget_to_half(never, "s") == float("inf")
+
+
+def test_a_used_up_pool_still_feeds_the_later_brackets_with_configs_not_trained_yet():
+    sim = _load("budget_simulator")
+    n = 20
+    rng = np.random.default_rng(0)
+    seen: list[list[int]] = []
+
+    def score(idx, rung):
+        if rung == 2:
+            seen.append(list(idx))
+        return list(-np.asarray(idx, dtype=float))  # the lower the index, the better it looks
+
+    table = sim.Table(np.tile([0.06, 0.5, 1.0, 2.0], (n, 1)), score, rng.random(n), np.zeros(n, bool))
+    runs = {}
+    for redraw in (False, True):
+        seen.clear()
+        runs[redraw] = sim.run_ladder(table, 144.0, 1, "async", 4, np.random.default_rng(1), max_candidates=n,
+                                      replace=False, redraw=redraw)
+        assert runs[redraw].brackets >= 2 and runs[redraw].busy <= 144.0
+        assert all(len(s) == len(set(s)) for s in seen)  # no config at the short rung twice
+    assert runs[False].jobs == n < runs[True].jobs  # bracket 0 drew the whole pool; the later ones still got some
