@@ -183,22 +183,19 @@ def run_ladder(table: Table, budget: float, workers: int, mode: str, brackets: i
         return int(rng.choice(spare)), (b if b in open_ else open_[0])
 
     def more():
-        if not replace and not unused and not redraw and draw is None:
-            ladder.stop_new, ladder.limit = True, len(pool_of)
         job = choose(ladder, score, budget - sim.now(), cost, workers, epoch=epoch if tail else None)
-        got = pick(job[1]) if job is not None and job[0] == "new" and draw is None else None
-        if job is not None and job[0] == "new" and draw is None and got is None:
-            ladder.stop_new, ladder.limit = True, len(pool_of)  # the pool is used up
-            job = choose(ladder, score, budget - sim.now(), cost, workers, epoch=epoch if tail else None)
-            job = None if job is not None and job[0] == "new" else job
+        if job is not None and job[0] == "new":
+            got = (draw(job[1], ladder, pool_of), job[1]) if draw is not None else pick(job[1])
+            if got is None:  # the pool is used up: no new candidate from now on
+                ladder.stop_new, ladder.limit = True, len(pool_of)
+                job = choose(ladder, score, budget - sim.now(), cost, workers, epoch=epoch if tail else None)
+                if job is not None and job[0] == "new":
+                    return None
         if job is None:
             return None
         if job[0] == "new":
             n = len(pool_of)
-            if draw is not None:
-                pool_of[n], b = draw(job[1], ladder, pool_of), job[1]
-            else:
-                pool_of[n], b = got
+            pool_of[n], b = got
             ladder.add(n, b)
             return n, (cost(n, 0), None)
         _, n, k, *cut = job

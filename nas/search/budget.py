@@ -276,9 +276,8 @@ def _promote(run: BudgetRun, prev: int, k: int, cohort: list[int]) -> list[int]:
                 run.folder.checkpoint(best_n).unlink(missing_ok=True)
             fits = [n == best_n for n in survivors]
     chosen = [survivors[j] for j in promote(scores, run.plan.counts[k], fits)]
-    if k == 3:  # the plan counted the median cost; the finalists (the most accurate after one epoch) are
-        # often the wider, dearer nets: the lowest-ranked leave until their own costs fit in waves of the
-        # workers (live, 6 finalists of 39-81 s against a 45 s median ended a 15-minute search at 15m36s)
+    if k == 3:  # the re-plan above counted the finalists' mean cost; their own costs spread around it: the
+        # lowest-ranked leave until those fit the time left in waves of the workers
         while len(chosen) > 1 and makespan([run.rest_cost(n) for n in chosen], run.workers) > (
                 max(0.0, run.left()) * (1 - RESERVE)):
             chosen.pop()

@@ -177,8 +177,7 @@ class BudgetRun:
         """Seconds per candidate of each rung: measured where the rung ran, else estimated from the timed
         steps of rung 0 (median over the candidates so far)."""
         step, build, batch = self.estimates()
-        spe = max(1, self.train_size // max(1, int(batch))) if self.train_size else 100
-        epoch = spe * step * EPOCH_OVERHEAD
+        epoch = self._epoch_estimate(step, batch)
         measured = {}
         for k in range(4):
             times = list(self.seconds.get(k, {}).values())
@@ -256,8 +255,13 @@ class BudgetRun:
         batch = v.get(keys.CONFIG, {}).get("batch_size") if isinstance(v.get(keys.CONFIG), dict) else None
         if not (finite(step) and batch):
             return math.nan
+        return (build if finite(build) else 0.0) + self.settings.short_epochs * self._epoch_estimate(step, batch)
+
+    def _epoch_estimate(self, step: float, batch: float) -> float:
+        """Seconds of a training epoch from a timed step's seconds and the batch size (the one rule of
+        :meth:`costs` and :meth:`short_cost`)."""
         spe = max(1, self.train_size // max(1, int(batch))) if self.train_size else 100
-        return (build if finite(build) else 0.0) + self.settings.short_epochs * spe * step * EPOCH_OVERHEAD
+        return spe * step * EPOCH_OVERHEAD
 
     def rest_cost(self, number: int) -> float:
         """Seconds of the rest of a finalist's full training: its own short-rung time per epoch when it

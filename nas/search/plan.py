@@ -42,8 +42,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["RUNGS", "Plan", "BudgetError", "parse_duration", "format_duration", "waves_time", "makespan", "plan", "replan",
-           "promote", "DEFAULT_ETA", "RESERVE", "resources", "used_rungs", "plan_brackets"]
+__all__ = ["RUNGS", "Plan", "BudgetError", "parse_duration", "format_duration", "waves_time", "makespan", "plan",
+           "replan", "promote", "DEFAULT_ETA", "RESERVE", "resources", "used_rungs", "plan_brackets"]
 
 RUNGS = ("init", "early", "short", "full")
 DEFAULT_ETA = 3
@@ -342,11 +342,11 @@ def plan_brackets(budget: float, costs: Sequence[float], workers: int = 1, eta: 
     candidate screened from rung 0), the next ones entering at the later used rungs in Hyperband's order
     (the most aggressive first: early, short, full). The budget is shared equally (Hyperband) among the
     brackets that fit; a later bracket is added only while bracket 0, at its share, still trains at least
-    ``eta`` candidates fully (or, when ``max_candidates`` keeps it below that, as many as alone) and the new bracket fits at least ``eta`` candidates at its entry rung (below
-    that the hedge costs the screening more than it can recover: with "``eta`` at bracket 0's second used
-    rung" instead, the replay's budget to half the seeds was 0.64x TPE + Hyperband's, 0.40x with this rule,
-    ``benchmarks/budget_search.py``). ``brackets=1`` is
-    :func:`plan` alone.
+    ``eta`` candidates fully (or, when ``max_candidates`` keeps it below that, as many as alone) and the new
+    bracket fits at least ``eta`` candidates at its entry rung (below that the hedge costs the screening more
+    than it can recover: with "``eta`` at bracket 0's second used rung" instead, the replay's budget to half
+    the seeds was 0.64x TPE + Hyperband's, 0.40x with this rule, ``benchmarks/budget_search.py``).
+    ``brackets=1`` is :func:`plan` alone.
 
     Raises:
         BudgetError: bracket 0 does not fit (as :func:`plan`), or ``brackets < 1``.
@@ -367,7 +367,8 @@ def plan_brackets(budget: float, costs: Sequence[float], workers: int = 1, eta: 
                  for s in starts[: b - 1]]
         # the hedge must not starve the screening: bracket 0, at its share, still trains eta candidates fully
         # (or as many as it would alone, when a cap on the candidates keeps that below eta)
-        if zero.counts[-1] < min(eta, first.counts[-1]) or any(p is None or p.counts[p.start] < eta for p in later):
+        if zero.counts[-1] < min(eta, first.counts[-1]) or any(
+                p is None or p.counts[p.start] < eta for p in later):
             break
         best = [zero, *later]
     return [dataclasses.replace(p, budget=budget) if len(best) == 1 else p for p in best]
