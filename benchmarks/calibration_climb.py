@@ -63,7 +63,7 @@ from nas.search.rung0 import rung0_scores  # noqa: E402
 from objectives.combine import rank_aggregate  # noqa: E402
 
 TABLES = ("benchmarks/tables/resnet_mnist5k.csv.gz", "benchmarks/tables/mlp_mnist5k.csv.gz",
-          "benchmarks/tables/nb201_lab.csv.gz")
+          "benchmarks/tables/vgg_mnist5k.csv.gz", "benchmarks/tables/nb201_lab.csv.gz")
 COUNTS, LOSS = cr.COUNTS, cr.LOSS  # the label counts and the early loss of the probe replay
 
 

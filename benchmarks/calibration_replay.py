@@ -63,7 +63,7 @@ from nas.lab.selection import cost_steps, has_feature, tau  # noqa: E402
 from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, Feature, rank_aggregate  # noqa: E402
 
 TABLES = ("benchmarks/tables/resnet_mnist5k.csv.gz", "benchmarks/tables/nb201_lab.csv.gz",
-          "benchmarks/tables/mlp_mnist5k.csv.gz")
+          "benchmarks/tables/mlp_mnist5k.csv.gz", "benchmarks/tables/vgg_mnist5k.csv.gz")
 COUNTS = (5, 10, 20, 40)
 LOSS = "train_loss_last@50"
 ETA = 3

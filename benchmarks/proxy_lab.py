@@ -36,7 +36,8 @@ Usage::
 
     python benchmarks/proxy_lab.py --table benchmarks/tables/resnet_mnist5k.csv.gz --splits 20 --choose
     python benchmarks/proxy_lab.py --loo benchmarks/tables/resnet_mnist5k.csv.gz \
-        benchmarks/tables/nb201_lab.csv.gz benchmarks/tables/mlp_mnist5k.csv.gz --splits 20
+        benchmarks/tables/nb201_lab.csv.gz benchmarks/tables/mlp_mnist5k.csv.gz \
+        benchmarks/tables/vgg_mnist5k.csv.gz --splits 20
 """
 
 from __future__ import annotations

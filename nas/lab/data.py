@@ -34,7 +34,7 @@ from .selection import (EARLY_LOSS, candidate_features, cost_steps, pooled_tau, 
                         structured, tau)
 from .tables import SEARCH_EARLY_STEPS, load, phase_table, steps_view
 
-__all__ = ["PACKAGE_DATA", "TABLES", "RESNET_LAB", "NB201_LAB", "MLP_LAB", "LABS", "COMMAND", "PINNED_EARLY_LOSS_WEIGHT",
+__all__ = ["PACKAGE_DATA", "TABLES", "RESNET_LAB", "NB201_LAB", "MLP_LAB", "VGG_LAB", "LABS", "COMMAND", "PINNED_EARLY_LOSS_WEIGHT",
            "BUDGET_MAX_COST", "sha256", "dumps", "evidence_document", "feature_sets_document", "all_labs_document",
            "metric_costs_document", "read_document", "regenerate"]
 
@@ -45,8 +45,9 @@ TABLES = Path("benchmarks") / "tables"
 RESNET_LAB = "resnet_mnist5k.csv.gz"
 NB201_LAB = "nb201_lab.csv.gz"
 MLP_LAB = "mlp_mnist5k.csv.gz"
+VGG_LAB = "vgg_mnist5k.csv.gz"
 #: The lab tables of leave-one-lab-out (:func:`all_labs_document` chooses on all of them at once).
-LABS = (RESNET_LAB, NB201_LAB, MLP_LAB)
+LABS = (RESNET_LAB, NB201_LAB, MLP_LAB, VGG_LAB)
 COMMAND = "python -m nas.lab regenerate"
 #: Weight of the early loss in the shipped early sets (``EARLY_FEATURES``, ``BUDGET_EARLY_FEATURES``): set
 #: by hand when the 150-config lab was committed. The procedure (:func:`~nas.lab.selection.select_structured`

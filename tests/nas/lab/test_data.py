@@ -131,4 +131,4 @@ def test_metric_costs_keep_what_the_run_does_not_measure():
 def test_cli_refuses_a_folder_without_the_tables(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["regenerate", "--tables", str(tmp_path)])
-    assert "no resnet_mnist5k.csv.gz, nb201_lab.csv.gz, mlp_mnist5k.csv.gz" in capsys.readouterr().err
+    assert "no resnet_mnist5k.csv.gz, nb201_lab.csv.gz, mlp_mnist5k.csv.gz, vgg_mnist5k.csv.gz" in capsys.readouterr().err
