@@ -56,7 +56,7 @@ import budget_search as bs  # noqa: E402
 import calibration_replay as cr  # noqa: E402
 from budget_simulator import Table, run_ladder  # noqa: E402
 
-from nas.lab.calibration import LabelSet  # noqa: E402
+from nas.lab.calibration import FREE_FEATURES, POOL_METRICS, LabelSet  # noqa: E402
 from nas.lab.loo import load_lab  # noqa: E402
 from nas.lab.selection import cost_steps, tau  # noqa: E402
 from nas.search.rung0 import rung0_scores  # noqa: E402
@@ -65,6 +65,10 @@ from objectives.combine import rank_aggregate  # noqa: E402
 TABLES = ("benchmarks/tables/resnet_mnist5k.csv.gz", "benchmarks/tables/mlp_mnist5k.csv.gz",
           "benchmarks/tables/vgg_mnist5k.csv.gz", "benchmarks/tables/nb201_lab.csv.gz")
 COUNTS, LOSS = cr.COUNTS, cr.LOSS  # the label counts and the early loss of the probe replay
+#: Calibration settings: label -> (calibrate, the refit's extra keys: None = the rung-0 pool and the free config
+#: values, the search's default; "free" = the free config values only, the refit before the pool existed).
+MODES = {"without calibration": (False, None), "with calibration, prior's features": (True, "free"),
+         "with calibration and the rung-0 pool": (True, None)}
 
 
 class Climb:
@@ -74,8 +78,9 @@ class Climb:
     ranking calls :func:`rung0_scores` with the labels read off the ladder (``calibrate``) or none."""
 
     def __init__(self, pool: bs.Pool, prior, early, calibrate: bool, rng: np.random.Generator,
-                 counts: Sequence[int] = ()) -> None:
+                 counts: Sequence[int] = (), extra: str | None = None) -> None:
         self.pool, self.prior, self.early, self.calibrate = pool, tuple(prior), tuple(early), calibrate
+        self.extra = extra
         self.records = pool.rows.to_dict("records")
         self.unused = [int(i) for i in rng.permutation(pool.n)]
         self.first = np.array([pool.epoch_acc(i, 1) for i in range(pool.n)])
@@ -128,9 +133,13 @@ class Climb:
         sets = [LabelSet("train_loss_last", "minimize", kinds[1]), LabelSet("short_test_acc", "maximize", kinds[2])]
         return [s for s in sets if s.values], others
 
-    def rung0(self, cohort: Sequence[int], labels, others) -> tuple[list[float], dict | None]:
+    def rung0(self, cohort: Sequence[int], labels, others, extra: str | None = "mode") -> tuple[list[float], dict | None]:
+        """``rung0_scores`` of the cohort; ``extra``: ``"free"`` (the free config values only), None (the pool
+        and the free values) or ``"mode"`` (this climb's setting)."""
+        extra = self.extra if extra == "mode" else extra
+        keys = [k for k in FREE_FEATURES if k in self.pool.rows.columns] if extra == "free" else None
         return rung0_scores([self.records[i] for i in cohort], (), labels, [self.records[i] for i in others],
-                            self.prior)
+                            self.prior, extra=keys)
 
     def _snapshot(self, count: int) -> None:
         lad = self.ladder
@@ -142,18 +151,21 @@ class Climb:
             return
         before = np.asarray(self.rung0(cohort, [], [])[0])
         labels, others = self.labels(cohort, self.arrived)
-        after, desc = self.rung0(cohort, labels, others)
+        after, desc = self.rung0(cohort, labels, others, "free")
+        pooled, pdesc = self.rung0(cohort, labels, others, None)
         acc = self.pool.acc[np.array(cohort)]
         self.snapshots.append({"labels": count, "n_rest": len(rest), "before": tau(before[rest], acc[rest]),
                                "after": tau(np.asarray(after)[rest], acc[rest]),
-                               "flipped": ",".join((desc or {}).get("flipped", []))})
+                               "pool": tau(np.asarray(pooled)[rest], acc[rest]),
+                               "flipped": ",".join((desc or {}).get("flipped", [])),
+                               "learned": ",".join(f["key"] for f in (pdesc or {}).get("features", []))})
 
 
 def replay(pool: bs.Pool, prior, early, budget: float, brackets: int, calibrate: bool, seed: Sequence[int],
-           counts: Sequence[int] = ()) -> tuple[int | None, float, Climb]:
+           counts: Sequence[int] = (), extra: str | None = None) -> tuple[int | None, float, Climb]:
     """(answer, epochs spent, the climb) of one replayed asynchronous search on one worker."""
     rng = np.random.default_rng(list(seed))
-    climb = Climb(pool, prior, early, calibrate, np.random.default_rng([*seed, 1]), counts)
+    climb = Climb(pool, prior, early, calibrate, np.random.default_rng([*seed, 1]), counts, extra)
     n = pool.n
     costs = np.stack([pool.cost_init, pool.cost_early, np.ones(n), np.full(n, bs.FULL_EPOCHS - 1.0)], axis=1)
     good = pool.top(0.05)
@@ -162,10 +174,13 @@ def replay(pool: bs.Pool, prior, early, budget: float, brackets: int, calibrate:
     return out.answer(budget), out.busy, climb
 
 
-def _pool(rows: pd.DataFrame, prior, early) -> tuple[bs.Pool, tuple, tuple]:
+def _pool(rows: pd.DataFrame, prior, early, scored: Sequence[str] = ()) -> tuple[bs.Pool, tuple, tuple]:
+    """The replay's pool, rung 0 charged the prior's metrics and the metrics ``scored`` beside them (the rung-0
+    pool of a calibrated search: the sum of each metric's cost alone, an upper bound)."""
     init = cr._present(rows, prior)
     early_f = cr._present(bs.steps_view(rows, str(bs.EARLY_STEPS)), early) or init
-    return bs.Pool(rows, cost_steps([f.key for f in init]), 0.0, init, early_f), init, early_f
+    keys = list(dict.fromkeys([f.key for f in init] + [k for k in scored if k in rows.columns]))
+    return bs.Pool(rows, cost_steps(keys), 0.0, init, early_f), init, early_f
 
 
 def tau_replay(table: pd.DataFrame, name: str, prior, early, seeds: int, population: float, budget: float,
@@ -185,28 +200,34 @@ def budget_replay(table: pd.DataFrame, prior, early, seeds: int, budgets: Sequen
     rows = []
     for s in range(seed0, seed0 + seeds):
         rng = np.random.default_rng(s)
-        pool, init, early_f = _pool(table.iloc[rng.permutation(len(table))[len(table) // 2:]], prior, early)
+        half = table.iloc[rng.permutation(len(table))[len(table) // 2:]]
+        pool, init, early_f = _pool(half, prior, early)
+        pooled = _pool(half, prior, early, POOL_METRICS)[0]  # rung 0 also scores the pool: it costs more
         good = pool.top(0.05)
         for b in budgets:
             for nb in brackets:
-                for cal in (False, True):
-                    best, spent, _ = replay(pool, init, early_f, b, nb, cal, (s, 4, int(b * 1000)))
-                    name = f"async{' + brackets ' + str(nb) if nb > 1 else ''}, {'with' if cal else 'without'} calibration"
-                    rows.append(bs._row(s, name, b, pool, good, best, spent))
+                for mode, (cal, extra) in MODES.items():
+                    p = pooled if cal and extra is None else pool
+                    best, spent, _ = replay(p, init, early_f, b, nb, cal, (s, 4, int(b * 1000)), extra=extra)
+                    name = f"async{' + brackets ' + str(nb) if nb > 1 else ''}, {mode}"
+                    rows.append(bs._row(s, name, b, p, good, best, spent))
     return pd.DataFrame(rows)
 
 
 def format_taus(res: pd.DataFrame, name: str) -> str:
-    lines = [f"{name}: Kendall tau of the rung-0 candidates not yet promoted, before vs after calibration, "
-             f"when the climb's n-th label arrives (mean +- sd over the seeds that reached it)"]
+    lines = [f"{name}: Kendall tau of the rung-0 candidates not yet promoted, before vs after calibration (on the "
+             f"prior's features; with the rung-0 pool), when the climb's n-th label arrives (mean +- sd over the "
+             f"seeds that reached it; gain: paired, share of seeds > 0)"]
     for k, g in res.groupby("labels"):
-        d = g["after"] - g["before"]
+        d, dp = g["after"] - g["before"], g["pool"] - g["before"]
         flips = pd.Series([f for x in g["flipped"] for f in x.split(",") if f]).value_counts()
+        learned = pd.Series([f for x in g["learned"] for f in x.split(",") if f]).value_counts()
         lines.append(f"  {k:>2} labels ({len(g)} seeds, {g['n_rest'].mean():.0f} left): before "
-                     f"{g['before'].mean():+.3f} +- {g['before'].std():.3f}, after {g['after'].mean():+.3f} +- "
-                     f"{g['after'].std():.3f}, gain {d.mean():+.3f} ({(d > 0).mean():.0%} of seeds > 0, "
-                     f"{(d < 0).mean():.0%} < 0); flipped: "
-                     + (", ".join(f"{f} {c}" for f, c in flips.items()) or "none"))
+                     f"{g['before'].mean():+.3f} +- {g['before'].std():.3f}; prior's features {g['after'].mean():+.3f} "
+                     f"+- {g['after'].std():.3f}, gain {d.mean():+.3f} ({(d > 0).mean():.0%}); with the pool "
+                     f"{g['pool'].mean():+.3f} +- {g['pool'].std():.3f}, gain {dp.mean():+.3f} ({(dp > 0).mean():.0%})")
+        lines.append("       flipped (prior's features): " + (", ".join(f"{f} {c}" for f, c in flips.items()) or "none")
+                     + "; weighed with the pool: " + ", ".join(f"{f} {c}" for f, c in learned.head(8).items()))
     return "\n".join(lines)
 
 
@@ -215,14 +236,14 @@ def format_budget(runs: pd.DataFrame, name: str) -> str:
     budgets = sorted(summary["budget"].unique())
     strategies = list(dict.fromkeys(runs["strategy"]))
     lines = [f"{name}: fraction of seeds whose answer is a top-5 % config ({runs['seed'].nunique()} seeds; budget "
-             f"in epoch equivalents)", f"{'':42s}" + "".join(f"{b:>6g}" for b in budgets)]
+             f"in epoch equivalents)", f"{'':58s}" + "".join(f"{b:>6g}" for b in budgets)]
     for st in strategies:
         s = summary[summary["strategy"] == st].set_index("budget")
-        lines.append(f"{st:42s}" + "".join(f"{s.loc[b, 'p_top']:6.2f}" for b in budgets))
+        lines.append(f"{st:58s}" + "".join(f"{s.loc[b, 'p_top']:6.2f}" for b in budgets))
     fmt = lambda b: f"{b:.1f}" if np.isfinite(b) else "never"
     for st in strategies:
         lo, hi = bs.bootstrap_budget(runs, st)
-        lines.append(f"  {st:42s} half {fmt(bs.budget_to_half(summary, st)):>6} [{fmt(lo)}, {fmt(hi)}]   80 % "
+        lines.append(f"  {st:58s} half {fmt(bs.budget_to_half(summary, st)):>6} [{fmt(lo)}, {fmt(hi)}]   80 % "
                      f"{fmt(bs.budget_to_half(summary, st, 0.8)):>6}")
     return "\n".join(lines)
 

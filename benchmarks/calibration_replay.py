@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import budget_search as bs  # noqa: E402  (benchmarks/budget_search.py: its Pool and multi-fidelity replay)
 
-from nas.lab.calibration import LabelSet, calibrate  # noqa: E402
+from nas.lab.calibration import FREE_FEATURES, POOL_METRICS, LabelSet, calibrate  # noqa: E402
 from nas.lab.loo import PHASES, Lab, choose, load_lab  # noqa: E402
 from nas.lab.selection import cost_steps, has_feature, tau  # noqa: E402
 from objectives.combine import BUDGET_EARLY_FEATURES, BUDGET_INIT_FEATURES, Feature, rank_aggregate  # noqa: E402
@@ -72,8 +72,10 @@ ETA = 3
 #: is worth, as when the labels come from rungs the search runs anyway).
 FREE = "with calibration, probe not charged"
 BUDGET_STRATEGIES = ("without calibration", "with calibration", FREE)
-RANKERS = {"before (prior)": None, "after, penalty 20": 20.0, "after, penalty by LOO": "loo",
-           "labels only (no prior)": 1e-6}
+#: The refit weighs the rung-0 pool and the free config values (``calibrate``'s default) except in the row on
+#: the prior's features (and the free values) only, the refit before the pool existed.
+RANKERS = {"before (prior)": None, "after, prior's features only": (20.0, "free"), "after, penalty 20": 20.0,
+           "after, penalty by LOO": "loo", "labels only (no prior)": 1e-6}
 
 
 def priors(labs: Sequence[Lab], which: str) -> dict[str, tuple[tuple[Feature, ...], tuple[Feature, ...]]]:
@@ -159,7 +161,9 @@ def tau_replay(lab: Lab, prior: Sequence[Feature], seeds: int, population: float
                 if penalty is None:
                     score, flipped = prior_scores, ""
                 else:
-                    cal = calibrate(pop, feats, labels, penalty=penalty)
+                    penalty, extra = penalty if isinstance(penalty, tuple) else (penalty, None)
+                    extra = [k for k in FREE_FEATURES if k in pop.columns] if extra == "free" else extra
+                    cal = calibrate(pop, feats, labels, penalty=penalty, extra=extra)
                     score, flipped = cal.scores, ",".join(cal.description["flipped"])
                 rows.append({"lab": lab.name, "seed": s, "labels": k, "ranker": name, "n_rest": len(rest),
                              "tau": tau(score[rest], acc[rest]), "flipped": flipped})
@@ -197,6 +201,8 @@ def budget_replay(lab: Lab, prior: Sequence[Feature], early: Sequence[Feature], 
         early_f = _present(bs.steps_view(pool_rows, str(bs.EARLY_STEPS)), early) or init
         cost = cost_steps([f.key for f in init])
         plain = bs.Pool(pool_rows, cost, 0.0, init, early_f)
+        # the calibrated search scores the rung-0 pool too (each metric's cost alone summed: an upper bound)
+        cost = cost_steps(list(dict.fromkeys([f.key for f in init] + [k for k in POOL_METRICS if k in pool_rows])))
         good = plain.top(top)
         for b in budgets:
             crng = [s, 3, int(b * 1000)]

@@ -50,7 +50,7 @@ class Search(Command):
         p.add_argument("--brackets", type=int_in(1, 4), default=1, metavar="N",
                        help="budget search: up to N Hyperband brackets when the budget allows; the later ones admit candidates at the training rungs whatever their rung-0 score (default: %(default)s)")
         p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=False,
-                       help="budget search, asynchronous climb: rank rung 0 by the combined score refit on the 50-step losses and short-rung accuracies of the candidates trained so far, once there are 10 (no extra training; docs/budget-search.md) (default: off)")
+                       help="budget search, asynchronous climb: rank rung 0 by the combined score refit on the 50-step losses and short-rung accuracies of the candidates trained so far, once there are 10 (no extra training; rung 0 also scores the cheap metrics of the rung-0 pool for the refit to weigh, nas.lab.calibration.POOL_METRICS; docs/budget-search.md) (default: off)")
         p.add_argument("--objectives", default=None, metavar="KEY:DIR,...",
                        help="objectives, e.g. kappa_w:max,train_loss_smooth_min:min; KEY is a metric (at init), METRIC@early, or loss_drop/train_loss_smooth_min/relative_step/params/... (default: the leading inputs of the combined gradnas score in their directions measured on the proxy lab, after the early steps or, with --early-steps 0, at init; `objectives --combined` lists them). Trials are ranked for validation by the combined score")
         p.add_argument("--constraint", action="append", default=None, metavar="KEY<=X",

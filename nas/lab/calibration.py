@@ -23,7 +23,9 @@ that the prior score's standard deviation over the cohort is :data:`PRIOR_CORREL
 the standardized label ranks a prior of that quality would have: the coefficient scale of the labels' units).
 ``penalty`` counts as that many labels: with ``m`` labels the fit moves from the prior by about ``m / (m +
 penalty)`` of the way to the least-squares fit, so the prior's pull decreases as labels come in.
-``penalty="loo"`` chooses it from :data:`PENALTIES` by leave-one-label-out squared error.
+``penalty="loo"`` chooses it from :data:`PENALTIES` by leave-one-label-out squared error. Besides the prior's
+features the fit may weigh, from a prior weight of 0, the **rung-0 pool** (:data:`POOL_METRICS`) and the free
+config values (:data:`FREE_FEATURES`) the cohort has (:func:`extra_features`).
 
 With no label (or no kind with two labels) the refit is the prior: :func:`calibrate` returns exactly
 ``rank_aggregate(table, prior)``. A direction is **flipped** when a feature's weight in the other direction
@@ -56,8 +58,8 @@ from scipy import optimize, stats
 
 from objectives.combine import Feature, feature_values, rank_aggregate
 
-__all__ = ["PRIOR_CORRELATION", "DEFAULT_PENALTY", "PENALTIES", "FREE_FEATURES", "MIN_LABELS", "LabelSet",
-           "Calibration", "free_features", "calibrate", "features_from", "label_count"]
+__all__ = ["PRIOR_CORRELATION", "DEFAULT_PENALTY", "PENALTIES", "POOL_METRICS", "FREE_FEATURES", "MIN_LABELS",
+           "LabelSet", "Calibration", "extra_features", "calibrate", "features_from", "label_count"]
 
 #: The correlation with the standardized label ranks assumed of the prior score: sets the scale of the prior
 #: weights in the labels' units (the shipped scores' held-out Kendall tau of 0.37-0.44 on their own lab is a
@@ -67,6 +69,14 @@ PRIOR_CORRELATION = 0.5
 DEFAULT_PENALTY = 20.0
 #: The penalties ``penalty="loo"`` chooses from.
 PENALTIES = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)
+#: The rung-0 pool: metrics a budgeted search with calibration scores at rung 0 beside its prior's, so that the
+#: refit may weigh what the prior leaves out (the shipped prior reads two metrics, and which metrics rank depends
+#: on the space: docs/results/proxy-lab.md). Chosen by cost before any replay, not by how they rank: every
+#: metric that costs at most about one training step alone (``objectives/data/metric_costs.json``) and reads at
+#: most the batch gradient (no hooks, per-example passes or extra batches), plus AZ-NAS's expressivity and
+#: progressivity, which share one forward pass. ``nas.search`` adds them to a calibrated search's metrics.
+POOL_METRICS = ("az_expressivity", "az_progressivity", "grad_weight_ratio", "meco", "synflow", "flops", "snip",
+                "grad_norm")
 #: Features every candidate has for free at rung 0 (its config, its parameter count): candidates for a
 #: weight the prior does not give them.
 FREE_FEATURES = ("params", "lr", "batch_size")
@@ -113,12 +123,12 @@ class Calibration:
     description: dict[str, Any]
 
 
-def free_features(table: pd.DataFrame, prior: Sequence[Feature]) -> list[str]:
-    """The :data:`FREE_FEATURES` the table has with at least two distinct finite values, the prior's keys
-    left out: the extra features :func:`calibrate` may give a weight by default."""
+def extra_features(table: pd.DataFrame, prior: Sequence[Feature]) -> list[str]:
+    """The :data:`POOL_METRICS` and :data:`FREE_FEATURES` the table has with at least two distinct finite
+    values, the prior's keys left out: the extra features :func:`calibrate` may give a weight by default."""
     have = {f.key for f in prior}
     out = []
-    for key in FREE_FEATURES:
+    for key in (*POOL_METRICS, *FREE_FEATURES):
         if key in have or key not in table.columns:
             continue
         v = pd.to_numeric(table[key], errors="coerce").to_numpy(dtype=float)
@@ -185,7 +195,7 @@ def calibrate(table: pd.DataFrame, prior: Sequence[Feature], labels: Sequence[La
         prior: the shipped score's features (directions and weights): the centre of the fit.
         labels: what the search has measured so far, one :class:`LabelSet` per kind (rows are positions
             in ``table``); kinds are compared only within themselves.
-        extra: more feature keys the fit may weigh (prior weight 0); default :func:`free_features`.
+        extra: more feature keys the fit may weigh (prior weight 0); default :func:`extra_features`.
         penalty: how many labels the prior counts as (> 0), or ``"loo"``: chosen from :data:`PENALTIES`
             by leave-one-label-out error.
         prior_correlation: the correlation with the label ranks assumed of the prior (0 < . <= 1).
@@ -218,7 +228,7 @@ def calibrate(table: pd.DataFrame, prior: Sequence[Feature], labels: Sequence[La
             raise ValueError(f"label rows {bad[:5]} of {s.key!r} are outside the cohort of {n} rows")
 
     prior_scores = rank_aggregate(table, prior)
-    extra = free_features(table, prior) if extra is None else [k for k in extra if k not in {f.key for f in prior}]
+    extra = extra_features(table, prior) if extra is None else [k for k in extra if k not in {f.key for f in prior}]
     for k in extra:
         feature_values(table, k)  # a missing column: KeyError now, with the table's columns
     keys = list(dict.fromkeys([f.key for f in prior] + list(extra)))

@@ -75,7 +75,8 @@ class SearchConfig:
             better, on a cluster async reaches a good candidate sooner; docs/budget-search.md); ``brackets``: the most Hyperband brackets
             (1: one; more when the budget allows, :func:`nas.search.plan.plan_brackets`); ``calibrate``: rank
             rung 0 by the shipped score refit on the early and short rungs' results so far, once there are
-            enough (:mod:`nas.search.rung0`; the asynchronous climb only).
+            enough (:mod:`nas.search.rung0`; the asynchronous climb only); rung 0 then also scores the
+            rung-0 pool (:data:`nas.lab.calibration.POOL_METRICS`) for the refit to weigh.
     """
 
     space: str | None = None
@@ -130,6 +131,7 @@ class SearchConfig:
         ``data``, ``objectives``, ``constraints``, ``folder``.
         """
         from .plan import BudgetError, parse_duration
+        from ..lab.calibration import POOL_METRICS
         from ..study import (
             DEFAULT_CONSTRAINTS, SAMPLERS, StudyError, budget_metrics, budget_objectives, combined_metrics,
             default_objectives, metric_of, parse_constraint, parse_objectives,
@@ -205,8 +207,9 @@ class SearchConfig:
             raise SearchError(str(exc)) from None
         referenced = [m for m in (metric_of(k) for k in [o.key for o in objectives] + [x.key for x in constraints]) if m]
         if c.metrics is None:
+            pool = POOL_METRICS if c.mode == "budget" and c.calibrate else ()  # what the refit may weigh
             c.metrics = list(dict.fromkeys([*(budget_metrics() if c.mode == "budget" else combined_metrics()),
-                                            *referenced]))
+                                            *pool, *referenced]))
         else:
             c.metrics = metric_names(c.metrics, referenced)
         check_group_size(c.group_size, c.probe_size)

@@ -32,7 +32,8 @@ def finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def rung0_scores(rows: list[dict], objectives=(), labels=(), others=(), prior=None) -> tuple[list[float], dict | None]:
+def rung0_scores(rows: list[dict], objectives=(), labels=(), others=(), prior=None,
+                 extra=None) -> tuple[list[float], dict | None]:
     """The rung-0 ranking of a cohort (higher is better) and what its in-study calibration learned. The one
     place the budget search ranks rung 0.
 
@@ -47,6 +48,8 @@ def rung0_scores(rows: list[dict], objectives=(), labels=(), others=(), prior=No
         others: labelled candidates outside the cohort (another bracket's, with their rung-0 values): in the
             fit, not scored.
         prior: the score's feature set (default :data:`objectives.combine.BUDGET_INIT_FEATURES`).
+        extra: the keys the refit may weigh besides the prior's (None: the rung-0 pool and free config values
+            the rows have, :func:`nas.lab.calibration.extra_features`).
 
     With at least :data:`nas.lab.calibration.MIN_LABELS` finite labels the cohort is ranked by
     :func:`nas.lab.calibration.calibrate` (the prior's weights and directions refit on the labels, shrunk
@@ -73,7 +76,7 @@ def rung0_scores(rows: list[dict], objectives=(), labels=(), others=(), prior=No
     if not usable:
         return (cohort_scores(rows, "init", prior, objectives),
                 {**desc, "reason": "the candidates lack the rung-0 score's inputs"})
-    cal = calibrate(table, prior, labels)
+    cal = calibrate(table, prior, labels, extra=extra)
     return [float(x) for x in cal.scores[: len(rows)]], {**cal.description, "min_labels": MIN_LABELS}
 
 

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from nas.lab.calibration import (DEFAULT_PENALTY, PENALTIES, Calibration, LabelSet, calibrate, features_from,
-                                 free_features)
+                                 extra_features)
 from objectives.combine import Feature
 
 
@@ -129,11 +129,30 @@ def test_description_round_trips_through_json():
     np.testing.assert_allclose(rank_aggregate(t, features_from(back)), cal.scores)
 
 
-def test_free_features_are_the_varying_config_columns():
+def test_extra_features_are_the_varying_pool_metrics_then_config_columns():
     t = pd.DataFrame({"a": [1.0, 2.0, 3.0], "lr": [0.1, 0.01, 0.1], "batch_size": [64, 64, 64],
-                      "params": [5.0, 6.0, float("nan")]})
-    assert free_features(t, (Feature("a", "maximize"),)) == ["params", "lr"]
-    assert free_features(t, (Feature("lr", "maximize"),)) == ["params"]
+                      "params": [5.0, 6.0, float("nan")], "snip": [1.0, 3.0, 2.0], "meco": [0.5, 0.5, 0.5],
+                      "az_expressivity": [float("nan"), 2.0, 1.0], "grad_norm": [float("nan")] * 3})
+    # pool metrics first (in POOL_METRICS order), then the free values; constant or all-missing ones left out
+    assert extra_features(t, (Feature("a", "maximize"),)) == ["az_expressivity", "snip", "params", "lr"]
+    assert extra_features(t, (Feature("lr", "maximize"), Feature("snip", "minimize"))) == ["az_expressivity",
+                                                                                            "params"]
+
+
+def test_a_pool_metric_the_prior_leaves_out_is_learned():
+    """Labels that follow a pool metric the prior does not read: the refit weighs it, and ranks the unlabelled
+    rows by it (the prior alone, on an unrelated column, ranks them at chance)."""
+    rng = np.random.default_rng(3)
+    n = 300
+    t = pd.DataFrame({"a": rng.standard_normal(n), "snip": rng.standard_normal(n)})
+    truth = t["snip"].to_numpy()
+    labelled = rng.permutation(n)[:40]
+    labels = [LabelSet("acc", "maximize", {int(i): float(truth[i] + 0.3 * rng.standard_normal()) for i in labelled})]
+    cal = calibrate(t, (Feature("a", "maximize"),), labels)
+    rest = np.setdiff1d(np.arange(n), labelled)
+    assert {f.key for f in cal.features} >= {"snip"}
+    assert tau(cal.scores[rest], truth[rest]) > 0.5
+    assert abs(tau(t["a"].to_numpy()[rest], truth[rest])) < 0.15
 
 
 @pytest.mark.parametrize("kwargs, error", [

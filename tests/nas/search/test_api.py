@@ -79,6 +79,18 @@ def test_resolve_fills_the_defaults_a_user_expects(tmp_path):
     assert t.mode == "trials" and t.budget_s is None and "@early" in t.objectives or "train_loss" in t.objectives
 
 
+def test_a_calibrated_budget_search_scores_the_rung0_pool(tmp_path):
+    """The refit can only weigh what rung 0 measured: with calibrate the pool's metrics are scored too."""
+    from nas.lab.calibration import POOL_METRICS
+
+    plain = SearchConfig(dataset="synthetic", runs_dir=str(tmp_path)).resolve(gpu=False)
+    calibrated = SearchConfig(dataset="synthetic", calibrate=True, runs_dir=str(tmp_path)).resolve(gpu=False)
+    assert not set(POOL_METRICS) <= set(plain.metrics)
+    assert set(POOL_METRICS) <= set(calibrated.metrics) and set(plain.metrics) <= set(calibrated.metrics)
+    chosen = SearchConfig(dataset="synthetic", calibrate=True, metrics=["snip"], runs_dir=str(tmp_path)).resolve(gpu=False)
+    assert "meco" not in chosen.metrics  # metrics the user names are what is scored
+
+
 def test_a_study_says_which_search_made_it(tmp_path):
     c = SearchConfig(dataset="synthetic", trials=2, smoke=True, runs_dir=str(tmp_path), study="s",
                      constraints=["rank_input<=0.15"], group_size=4).resolve(gpu=False)
