@@ -34,8 +34,12 @@ COSTS = ("free", "cheap", "moderate", "expensive")
 #: What a metric needs from its caller or computes internally. ``data``: real inputs/targets (data-free
 #: metrics ignore them); ``per_example``: per-example weight gradients; ``input_grad``: per-example
 #: input gradients; ``perturbed``: batch gradients at perturbed weights; ``groups``: group-mean gradients;
-#: ``batch_grad``: the batch gradient at the probe's weights (:meth:`objectives.Probe.expect` shares passes by these).
-NEEDS = ("data", "labels", "per_example", "input_grad", "perturbed", "groups", "training", "batch_grad")
+#: ``batch_grad``: the batch gradient at the probe's weights; the passes the zero-cost proxies share
+#: (:mod:`objectives.zero_cost._passes`): ``weight_grad``: the Linear/conv weight gradients in the model's own mode,
+#: ``module_outputs``: every module's output, ``stage_features``: the AZ-NAS feature sequence
+#: (:meth:`objectives.Probe.expect` shares passes by these).
+NEEDS = ("data", "labels", "per_example", "input_grad", "perturbed", "groups", "training", "batch_grad",
+         "weight_grad", "module_outputs", "stage_features")
 
 
 class UnknownMetricError(KeyError, ValueError):

@@ -8,6 +8,10 @@ also accepts ``probe=`` directly.
 The probe never changes the model: parameters are read (not copied) and evaluated through
 ``torch.func.functional_call``; BatchNorm statistics are taken on cloned buffers; module train/eval
 flags are restored after each pass.
+
+The probe's own state (the BN-statistics pass of ``frozen`` mode, the initial loss, the mask) is computed
+on first use, or by :meth:`Probe.expect` for a need that reads it: a probe that only carries the passes the
+zero-cost proxies share (:meth:`Probe.memo`, :mod:`objectives.zero_cost._passes`) costs nothing more.
 """
 
 from __future__ import annotations
@@ -21,15 +25,22 @@ from torch import Tensor, nn
 
 from .batch import validate_batch
 from .batch_norm import BN_MODES, collect_batch_norm_stats, frozen_buffers, probing_mode
+from .directions import weight_directions
 from .gradients import (LossFn, batch_and_input_grads, batch_grad, check_loss, input_grads, per_example_contributions,
                         per_example_grads)
 from .hooks import trainable_parameters
 from .params import flatten, make_mask
+from .rng import seeded
 
-__all__ = ["Probe", "PROBE_OPTIONS", "DEFAULT_MAX_FLOATS", "get_probe"]
+__all__ = ["Probe", "PROBE_OPTIONS", "DEFAULT_MAX_FLOATS", "STATE_FREE_NEEDS", "get_probe"]
 
 #: Default budget for the (B x P) per-example gradient matrix: no mask while B * P fits.
 DEFAULT_MAX_FLOATS = 5e7
+
+#: Registry ``needs`` that do not read the probe's own state (BN statistics, loss, gradients): the passes
+#: of the zero-cost proxies, shared through :meth:`Probe.memo`. Any other need makes :meth:`Probe.expect`
+#: compute that state at once, so its errors (a non-finite loss, ...) are raised where they always were.
+STATE_FREE_NEEDS = frozenset({"data", "labels", "weight_grad", "module_outputs", "stage_features"})
 
 
 class Probe:
@@ -51,7 +62,10 @@ class Probe:
 
     Raises:
         ValueError: empty batch, inputs/targets length mismatch, non-finite inputs, a model without
-            trainable parameters, a non-finite loss, an unknown ``bn_mode``.
+            trainable parameters, an unknown ``bn_mode``; a non-finite loss when the state is first
+            computed (``loss``, any gradient, or :meth:`expect` with a need that reads them).
+        NotImplementedError: ``bn_mode="frozen"`` with a BatchNorm layer without running statistics, on
+            first use likewise.
     """
 
     def __init__(
@@ -85,20 +99,58 @@ class Probe:
         if not 0.0 < float(mask_fraction) <= 1.0:
             raise ValueError(f"mask_fraction must be in (0, 1], got {mask_fraction}")
         self.mask_fraction = float(mask_fraction)
-        self.mask = (
-            None if self.mask_fraction >= 1.0 else make_mask(self.params, self.mask_fraction, self.seed)
-        )
         self._cache: dict[Any, Any] = {}
         self.expected: frozenset[str] = frozenset()
-        if bn_mode == "frozen":
-            stats, out = collect_batch_norm_stats(model, inputs, return_output=True)
-            self.buffers = frozen_buffers(model, stats)
-        else:
-            self.buffers = dict(model.named_buffers())
-            out = None
-        self.loss = self._initial_loss(out)
 
     # ----------------------------------------------------------------------------- basic pieces
+    @property
+    def mask(self) -> dict[str, Tensor] | None:
+        """The random parameter mask (``None``: every parameter kept); drawn on first use."""
+        if "mask" not in self._cache:
+            self._cache["mask"] = None if self.mask_fraction >= 1.0 else make_mask(self.params, self.mask_fraction,
+                                                                                   self.seed)
+        return self._cache["mask"]
+
+    @property
+    def buffers(self) -> dict[str, Tensor]:
+        """The buffers of the probe's passes (``frozen``: BN running statistics replaced by the batch's)."""
+        self._prepare()
+        return self._cache["buffers"]
+
+    @property
+    def loss(self) -> float:
+        """The loss on the probe batch (``frozen``: with train-mode BN statistics)."""
+        self._prepare()
+        return self._cache["loss"]
+
+    def _prepare(self) -> None:
+        """Compute the state once: the BN-statistics pass (``frozen``) and the initial loss."""
+        if "loss" in self._cache:
+            return
+        contribution = self.bn_mode == "contribution"
+        with torch.no_grad(), probing_mode(self.model, norm_train=contribution):
+            if contribution:  # train-mode BN updates the buffers it is given: hand it clones
+                buffers = dict(self.model.named_buffers())
+                clones = {n: b.clone() for n, b in buffers.items()}
+                out = torch.func.functional_call(self.model, (self.params, clones), (self.inputs,), strict=False)
+            else:
+                stats, out = collect_batch_norm_stats(self.model, self.inputs, return_output=True)
+                buffers = frozen_buffers(self.model, stats)
+            loss = self.loss_fn(out, self.targets)
+        check_loss(loss)
+        if not torch.isfinite(loss):
+            raise ValueError(f"the loss is not finite ({loss.item()}) at these weights: check the inputs, the "
+                             "initialization, or the loss function")
+        self._cache["buffers"], self._cache["loss"] = buffers, float(loss)
+
+    def memo(self, key: str, make: Any) -> Any:
+        """The object cached under ``key``, built by ``make()`` on first use: how other modules share their
+        own passes over the probe's model and batch (e.g. :mod:`objectives.zero_cost._passes`)."""
+        key = ("memo", key)
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
     @property
     def batch_size(self) -> int:
         return int(self.inputs.shape[0])
@@ -144,31 +196,22 @@ class Probe:
             return {n: b.clone() for n, b in self.buffers.items()}
         return self.buffers
 
-    def _initial_loss(self, out: Tensor | None = None) -> float:
-        with torch.no_grad(), probing_mode(self.model, norm_train=self.bn_mode == "contribution"):
-            if out is None:
-                out = torch.func.functional_call(
-                    self.model, (self.params, self._buffers_for_pass()), (self.inputs,), strict=False
-                )
-            loss = self.loss_fn(out, self.targets)
-        check_loss(loss)
-        if not torch.isfinite(loss):
-            raise ValueError(
-                f"the loss is not finite ({loss.item()}) at these weights: check the inputs, the "
-                "initialization, or the loss function"
-            )
-        return float(loss)
-
     def expect(self, needs: Any) -> "Probe":
         """Declare what the metrics to come will read (registry ``needs``: ``batch_grad``, ``perturbed``,
         ``input_grad``, ...), so that passes which can be shared are shared.
 
         :func:`objectives.score` calls it with the union of its metrics' needs. With both the batch gradient
         and the input gradients expected, the first of them computes both from one forward pass
-        (:func:`~objectives.core.gradients.batch_and_input_grads`). Values are bit-identical to computing
-        each on its own: only the number of passes changes. Returns the probe.
+        (:func:`~objectives.core.gradients.batch_and_input_grads`); the zero-cost proxies plan their
+        shared pass by the needs outside the probe's own (:data:`STATE_FREE_NEEDS`). A need that reads
+        the probe's state computes it now (and raises its errors here). Values are bit-identical to
+        computing each on its own: only the number of passes changes. Returns the probe.
         """
         self.expected = frozenset(needs)
+        if self.expected - STATE_FREE_NEEDS:
+            # the generator state score() built the probe in (its state was computed there before it was lazy)
+            with seeded(self.seed, self.inputs, self.targets):
+                self._prepare()
         return self
 
     def _shares_batch_and_input(self) -> bool:
@@ -266,64 +309,14 @@ class Probe:
         return self.per_example_grads().mean(0)
 
     def weight_directions(self, directions: str, num_directions: int | None, eta: float) -> Tensor:
-        """Perturbation vectors omega_k (rows, full parameter space) of thesis Sec. 2.3.
-
-        ``mean`` (Def. 2.7): omega = +-eta * gbar / ||gbar||_inf (at most 2).
-        ``examples`` (Def. 2.6): omega = zeta * eta * g_i / ||g_i||, zeta = +-1 at random, for
-        ``num_directions`` examples chosen at random from the batch (full, unmasked g_i).
-        ``random``: Gaussian entries scaled per tensor by that tensor's weight std (1 where it is
-        0), omega = eta * z / ||z||_inf — the thesis's random baseline (Fig. 2.4).
-        """
+        """Perturbation vectors omega_k (rows, full parameter space) of thesis Sec. 2.3, cached:
+        :func:`objectives.core.directions.weight_directions` (``mean``, ``examples``, ``random``)."""
         key = ("omega", directions, num_directions, eta)
-        if key in self._cache:
-            return self._cache[key]
-        w = self.weights
-        if directions == "mean":
-            n = 2 if num_directions is None else int(num_directions)
-            if not 1 <= n <= 2:
-                raise ValueError("directions='mean' draws at most 2 directions (+gbar and -gbar)")
-            g = self.batch_grad()
-            scale = g.abs().max()
-            if scale == 0:
-                raise ValueError("the batch gradient is exactly zero: step-consistency is undefined")
-            base = eta * g / scale
-            omegas = torch.stack([base, -base][:n])
-        elif directions == "examples":
-            n = 4 if num_directions is None else int(num_directions)
-            if not 1 <= n <= self.batch_size:
-                raise ValueError(f"num_directions must be in 1..{self.batch_size}, got {n}")
-            gen = self.generator(11)
-            idx = torch.randperm(self.batch_size, generator=gen)[:n]
-            signs = torch.randint(0, 2, (n,), generator=gen).to(w) * 2 - 1
-            rows = []
-            for k, i in enumerate(idx.tolist()):
-                gi = self._full_example_grad(i)
-                norm = gi.norm()
-                if norm == 0:
-                    raise ValueError(f"example {i} has a zero gradient: use directions='mean'")
-                rows.append(signs[k] * eta * gi / norm)
-            omegas = torch.stack(rows)
-        elif directions == "random":
-            n = 4 if num_directions is None else int(num_directions)
-            if n < 1:
-                raise ValueError(f"num_directions must be >= 1, got {n}")
-            gen = self.generator(13)
-            rows = []
-            for _ in range(n):
-                parts = []
-                for p in self.params.values():
-                    std = p.float().std().item() if p.numel() > 1 else 0.0
-                    z = torch.randn(p.numel(), generator=gen) * (std if std > 0 else 1.0)
-                    parts.append(z)
-                z = torch.cat(parts).to(w)
-                rows.append(eta * z / z.abs().max())
-            omegas = torch.stack(rows)
-        else:
-            raise ValueError(f"directions must be 'mean', 'examples' or 'random', got {directions!r}")
-        self._cache[key] = omegas
-        return omegas
+        if key not in self._cache:
+            self._cache[key] = weight_directions(self, directions, num_directions, eta)
+        return self._cache[key]
 
-    def _full_example_grad(self, i: int) -> Tensor:
+    def full_example_grad(self, i: int) -> Tensor:
         """Unmasked gradient of example i (frozen mode) or B * c_i (contribution mode)."""
         if self.bn_mode == "frozen":
             g = self._run(

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -83,6 +83,43 @@ class _Feature(NamedTuple):
     run: bool
 
 
+class _FeatureHooks:
+    """The hooks of rules 2-3 of the module docstring: ``pairs`` to register, ``features(output)`` after the
+    pass (the output of the model, to leave out the head)."""
+
+    def __init__(self, units: list[nn.Module]) -> None:
+        self.units = units
+        self.collected: list[_Feature] = []
+        self.open_run = False
+
+    def pairs(self):
+        return ((u, self.hook) for u in self.units)
+
+    def hook(self, module: nn.Module, args: tuple, out: object) -> Tensor | None:
+        if not isinstance(out, Tensor):
+            return None
+        passed = out.clone()
+        if _is_block(module):
+            self.collected.append(_Feature(out, passed, run=False))
+            self.open_run = False
+        elif isinstance(module, LAYER_TYPES):
+            self.collected.append(_Feature(out, passed, run=True))
+            self.open_run = True
+        elif self.open_run:  # a layer without weights extends the current run
+            self.collected[-1] = _Feature(out, passed, run=True)
+        return passed
+
+    def features(self, output: Tensor) -> list[Tensor]:
+        return [f.tensor for f in self.collected if not (f.run and f.passed is output) and f.tensor.dim() >= 2]
+
+
+def _check_inputs(inputs: Tensor) -> None:
+    if not inputs.is_floating_point():
+        raise ValueError(f"AZ-NAS needs floating inputs, got {inputs.dtype}")
+    if not bool(torch.isfinite(inputs).all()):
+        raise ValueError("inputs contain NaN or inf values")
+
+
 def _features(model: nn.Module, inputs: Tensor, *, graph: bool) -> list[Tensor]:
     """The feature sequence of ``model`` on ``inputs`` (rules 2-3 of the module docstring), in train mode.
 
@@ -95,38 +132,18 @@ def _features(model: nn.Module, inputs: Tensor, *, graph: bool) -> list[Tensor]:
     Raises:
         ValueError: non-finite or non-floating inputs, or a model without units.
     """
-    if not inputs.is_floating_point():
-        raise ValueError(f"AZ-NAS needs floating inputs, got {inputs.dtype}")
-    if not bool(torch.isfinite(inputs).all()):
-        raise ValueError("inputs contain NaN or inf values")
+    _check_inputs(inputs)
     units = _units(model)
     if not units:
         raise ValueError("the model has no submodules: AZ-NAS needs a sequence of layers or blocks")
-    collected: list[_Feature] = []
-    open_run = False
-
-    def hook(module: nn.Module, args: tuple, out: object) -> Tensor | None:
-        nonlocal open_run
-        if not isinstance(out, Tensor):
-            return None
-        passed = out.clone()
-        if _is_block(module):
-            collected.append(_Feature(out, passed, run=False))
-            open_run = False
-        elif isinstance(module, LAYER_TYPES):
-            collected.append(_Feature(out, passed, run=True))
-            open_run = True
-        elif open_run:  # a layer without weights extends the current run
-            collected[-1] = _Feature(out, passed, run=True)
-        return passed
-
+    hooks = _FeatureHooks(units)
     x = inputs.detach()
-    with restored_training(model), torch.set_grad_enabled(graph), hooked((u, hook) for u in units):
+    with restored_training(model), torch.set_grad_enabled(graph), hooked(hooks.pairs()):
         model.train()
         if graph:
             x = x.clone().requires_grad_(True)
         output = _Functional(model)(x)
-    return [f.tensor for f in collected if not (f.run and f.passed is output) and f.tensor.dim() >= 2]
+    return hooks.features(output)
 
 
 def _rows(t: Tensor) -> Tensor:
@@ -156,9 +173,16 @@ def spectral_entropy(feature: Tensor) -> float:
     return float(-torch.special.xlogy(p, p).sum())
 
 
-def stage_entropies(model: nn.Module, inputs: Tensor) -> list[float]:
-    """:func:`spectral_entropy` of every feature of :func:`_features` (one forward pass, no gradients)."""
-    return [spectral_entropy(f) for f in _features(model, inputs, graph=False)]
+def stage_entropies(model: nn.Module, inputs: Tensor, probe: Any = None) -> list[float]:
+    """:func:`spectral_entropy` of every feature of :func:`_features` (one forward pass, no gradients); with a
+    probe of this batch, computed once for the metrics of one :func:`objectives.score` call and read from the
+    pass they share (:mod:`._passes`)."""
+    from ._passes import shared_passes
+
+    passes = shared_passes(probe, model, inputs)
+    if passes is None:
+        return [spectral_entropy(f) for f in _features(model, inputs, graph=False)]
+    return passes.stage_entropies()
 
 
 def _space_to_depth(t: Tensor, factors: list[int]) -> Tensor:

@@ -43,8 +43,9 @@ class _Layer(NamedTuple):
     weight: str
 
 
-def _layers(model: nn.Module) -> list[_Layer]:
-    """``(module name, module, weight parameter name)`` of every Linear/conv layer, each weight once."""
+def _layers(model: nn.Module, warn: bool = True) -> list[_Layer]:
+    """``(module name, module, weight parameter name)`` of every Linear/conv layer, each weight once; ``warn``
+    logs the layers skipped (a weight that is not a registered parameter)."""
     names = {id(p): n for n, p in model.named_parameters()}
     seen: set[int] = set()
     out = []
@@ -62,7 +63,7 @@ def _layers(model: nn.Module) -> list[_Layer]:
             continue
         seen.add(id(weight))
         out.append(_Layer(mname, module, names[id(weight)]))
-    if skipped:
+    if skipped and warn:
         _LOG.warning("zero-cost proxies skip layers whose weight is not a registered parameter: %s", skipped)
     return out
 

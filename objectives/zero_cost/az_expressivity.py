@@ -7,6 +7,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.probe import Probe
 from ..registry import register_metric
 from ._az_nas import AZ_NAS, stage_entropies
 from ._harness import LossFn
@@ -17,7 +18,7 @@ __all__ = ["az_expressivity"]
 @register_metric(
     "az_expressivity",
     direction="maximize",
-    needs=(),
+    needs=("stage_features",),
     cost="cheap",
     citation=f"{AZ_NAS}, expressivity component",
 )
@@ -26,6 +27,8 @@ def az_expressivity(
     inputs: Tensor,
     targets: Tensor,
     loss_fn: LossFn = F.cross_entropy,
+    *,
+    probe: Probe | None = None,
 ) -> float:
     """AZ-NAS expressivity: the summed entropy of the normalized covariance spectrum of each stage feature.
 
@@ -53,6 +56,8 @@ def az_expressivity(
         inputs: a batch of floating inputs (e.g. standard Gaussian).
         targets: ignored.
         loss_fn: ignored.
+        probe: the :class:`~objectives.core.probe.Probe` of :func:`objectives.score`, through which the metrics of
+            one call share their passes (:mod:`._passes`); the value is the same.
 
     Returns:
         ``s^E``, or ``-inf`` when a feature is constant.
@@ -66,7 +71,7 @@ def az_expressivity(
         az_expressivity(model, x, None)  # NB201: a sum over 18 features (the stem and 17 cells)
     """
     del targets, loss_fn
-    entropies = stage_entropies(model, inputs)
+    entropies = stage_entropies(model, inputs, probe)
     if not entropies:
         raise ValueError("az_expressivity found no feature (block or layer group) in the model")
     if any(e == -math.inf for e in entropies):

@@ -8,6 +8,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.probe import Probe
 from ..registry import register_metric
 from ._az_nas import AZ_NAS, stage_entropies
 from ._harness import LossFn
@@ -18,7 +19,7 @@ __all__ = ["az_progressivity"]
 @register_metric(
     "az_progressivity",
     direction="maximize",
-    needs=(),
+    needs=("stage_features",),
     cost="cheap",
     citation=f"{AZ_NAS}, progressivity component",
 )
@@ -27,6 +28,8 @@ def az_progressivity(
     inputs: Tensor,
     targets: Tensor,
     loss_fn: LossFn = F.cross_entropy,
+    *,
+    probe: Probe | None = None,
 ) -> float:
     """AZ-NAS progressivity: the minimum increase of the feature entropy from one stage to the next.
 
@@ -52,6 +55,8 @@ def az_progressivity(
         inputs: a batch of floating inputs (e.g. standard Gaussian).
         targets: ignored.
         loss_fn: ignored.
+        probe: the :class:`~objectives.core.probe.Probe` of :func:`objectives.score`, through which the metrics of
+            one call share their passes (:mod:`._passes`); the value is the same.
 
     Returns:
         ``s^P``, or ``-inf`` when a feature is constant.
@@ -64,7 +69,7 @@ def az_progressivity(
         az_progressivity(model, torch.randn(64, 3, 32, 32), None)
     """
     del targets, loss_fn
-    entropies = stage_entropies(model, inputs)
+    entropies = stage_entropies(model, inputs, probe)
     if len(entropies) < 2:
         raise ValueError(
             f"az_progressivity needs at least 2 features (blocks); the model has {len(entropies)}")

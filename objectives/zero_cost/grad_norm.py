@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.probe import Probe
 from ..registry import register_metric
 from ._harness import _ABDELFATTAH, LossFn, _required_layers, _weight_grads
+from ._passes import shared_passes
 
 __all__ = ["grad_norm"]
 
@@ -14,7 +16,7 @@ __all__ = ["grad_norm"]
 @register_metric(
     "grad_norm",
     direction="maximize",
-    needs=("data", "labels"),
+    needs=("data", "labels", "weight_grad"),
     cost="cheap",
     citation=_ABDELFATTAH,
 )
@@ -23,6 +25,8 @@ def grad_norm(
     inputs: Tensor,
     targets: Tensor,
     loss_fn: LossFn = F.cross_entropy,
+    *,
+    probe: Probe | None = None,
 ) -> float:
     """Sum over layers of the Frobenius norm of the loss gradient of each layer's weight.
 
@@ -36,6 +40,8 @@ def grad_norm(
         inputs: a batch of inputs.
         targets: their labels.
         loss_fn: ``loss_fn(outputs, targets) -> scalar``.
+        probe: the :class:`~objectives.core.probe.Probe` of :func:`objectives.score`, through which the metrics of
+            one call share their passes (:mod:`._passes`); the value is the same.
 
     Returns:
         The summed per-layer gradient norms.
@@ -48,5 +54,7 @@ def grad_norm(
         score = grad_norm(model, x, y)
     """
     layers = _required_layers(model, "grad_norm")
-    _, grads = _weight_grads(model, inputs, targets, loss_fn, layers)
+    passes = shared_passes(probe, model, inputs)
+    shared = None if passes is None else passes.weight_grads(targets, loss_fn)
+    _, grads = shared or _weight_grads(model, inputs, targets, loss_fn, layers)
     return float(sum(g.detach().double().norm() for g in grads))

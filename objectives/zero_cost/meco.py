@@ -9,8 +9,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.hooks import hooked
+from ..core.probe import Probe
 from ..registry import register_metric
 from ._harness import LossFn, _Functional
+from ._passes import shared_passes
 
 __all__ = ["meco", "min_correlation_eigenvalue"]
 
@@ -32,7 +34,7 @@ def min_correlation_eigenvalue(feature: Tensor) -> float:
 @register_metric(
     "meco",
     direction="maximize",
-    needs=(),
+    needs=("module_outputs",),
     cost="cheap",
     citation="Jiang et al., MeCo: Zero-Shot NAS with One Data and Single Forward Pass via Minimum Eigenvalue "
              "of Correlation, NeurIPS 2023 (HamsterMimi/MeCo)",
@@ -42,6 +44,8 @@ def meco(
     inputs: Tensor,
     targets: Tensor,
     loss_fn: LossFn = F.cross_entropy,
+    *,
+    probe: Probe | None = None,
 ) -> float:
     """MeCo: the sum over modules of the minimum eigenvalue of the channel correlation of their output.
 
@@ -77,6 +81,8 @@ def meco(
         inputs: a batch of floating inputs; example 0 is scored.
         targets: ignored.
         loss_fn: ignored.
+        probe: the :class:`~objectives.core.probe.Probe` of :func:`objectives.score`, through which the metrics of
+            one call share their passes (:mod:`._passes`); the value is the same.
 
     Returns:
         ``Σ_m λ_min(P_m)``.
@@ -91,12 +97,17 @@ def meco(
     del targets, loss_fn
     if inputs.is_floating_point() and not bool(torch.isfinite(inputs).all()):
         raise ValueError("inputs contain NaN or inf values")
-    values: list[float] = []
+    passes = shared_passes(probe, model, inputs)
+    outputs = None if passes is None else passes.module_outputs()
+    if outputs is not None:  # example 0 of each output, copied as the module returned it: the same values
+        values = [min_correlation_eigenvalue(o) for o in outputs]
+    else:
+        values = []
 
-    def hook(module: nn.Module, args: tuple, out: object) -> None:
-        if isinstance(out, Tensor) and out.dim() >= 2:
-            values.append(min_correlation_eigenvalue(out[0]))
+        def hook(module: nn.Module, args: tuple, out: object) -> None:
+            if isinstance(out, Tensor) and out.dim() >= 2:
+                values.append(min_correlation_eigenvalue(out[0]))
 
-    with torch.no_grad(), hooked((m, hook) for m in model.modules()):
-        _Functional(model)(inputs.detach())
+        with torch.no_grad(), hooked((m, hook) for m in model.modules()):
+            _Functional(model)(inputs.detach())
     return float(sum(v for v in values if math.isfinite(v)))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.probe import Probe
 from ..registry import register_metric
 from ._harness import _ABDELFATTAH, LossFn, _required_layers, _weight_grads
+from ._passes import shared_passes
 
 __all__ = ["snip"]
 
@@ -14,7 +16,7 @@ __all__ = ["snip"]
 @register_metric(
     "snip",
     direction="maximize",
-    needs=("data", "labels"),
+    needs=("data", "labels", "weight_grad"),
     cost="cheap",
     citation=f"Lee et al., SNIP, ICLR 2019; {_ABDELFATTAH}",
 )
@@ -23,6 +25,8 @@ def snip(
     inputs: Tensor,
     targets: Tensor,
     loss_fn: LossFn = F.cross_entropy,
+    *,
+    probe: Probe | None = None,
 ) -> float:
     """Connection sensitivity: ``sum |W ⊙ dL/dW|`` over all Linear/conv weights.
 
@@ -38,6 +42,8 @@ def snip(
         inputs: a batch of inputs.
         targets: their labels.
         loss_fn: ``loss_fn(outputs, targets) -> scalar``.
+        probe: the :class:`~objectives.core.probe.Probe` of :func:`objectives.score`, through which the metrics of
+            one call share their passes (:mod:`._passes`); the value is the same.
 
     Returns:
         The summed saliencies.
@@ -50,5 +56,7 @@ def snip(
         score = snip(model, x, y)
     """
     layers = _required_layers(model, "snip")
-    weights, grads = _weight_grads(model, inputs, targets, loss_fn, layers)
+    passes = shared_passes(probe, model, inputs)
+    shared = None if passes is None else passes.weight_grads(targets, loss_fn)
+    weights, grads = shared or _weight_grads(model, inputs, targets, loss_fn, layers)
     return float(sum((w.detach().double() * g.double()).abs().sum() for w, g in zip(weights, grads)))

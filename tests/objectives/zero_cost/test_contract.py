@@ -22,10 +22,12 @@ MODEL_NAMES = ["mlp", "mlp_bn", "convnet_bn"]
 
 def test_registered_with_metadata():
     expected_needs = {
-        "grad_norm": {"data", "labels"}, "snip": {"data", "labels"}, "grasp": {"data", "labels"},
+        "grad_norm": {"data", "labels", "weight_grad"}, "snip": {"data", "labels", "weight_grad"},
+        "grasp": {"data", "labels"},
         "fisher": {"data", "labels"}, "zico": {"data", "labels"}, "jacob_cov": {"data"}, "naswot": {"data"},
         "synflow": set(), "params": set(), "flops": set(),
-        "az_expressivity": set(), "az_progressivity": set(), "az_trainability": set(), "meco": set(),
+        "az_expressivity": {"stage_features"}, "az_progressivity": {"stage_features"}, "az_trainability": set(),
+        "meco": {"module_outputs"},
     }
     for name in PROXIES:
         entry = registry.get(name)
