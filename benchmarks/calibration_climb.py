@@ -67,6 +67,10 @@ TABLES = ("benchmarks/tables/resnet_mnist5k.csv.gz", "benchmarks/tables/mlp_mnis
 COUNTS, LOSS = cr.COUNTS, cr.LOSS  # the label counts and the early loss of the probe replay
 #: Calibration settings: label -> (calibrate, the refit's extra keys: None = the rung-0 pool and the free config
 #: values, the search's default; "free" = the free config values only, the refit before the pool existed).
+#: What scoring the rung-0 pool costs in one ``objectives.score`` call, in training steps: measured with
+#: ``python benchmarks/metric_cost.py --threads 1 --clock cpu --no-memory --sets-only --reps 5`` ("rung-0 pool",
+#: CPU ResNet-20, batch 64; 3.2-3.6 steps, docs/metrics.md); the sum of its metrics' costs alone is 5.5.
+POOL_COST = 3.6
 MODES = {"without calibration": (False, None), "with calibration, prior's features": (True, "free"),
          "with calibration and the rung-0 pool": (True, None)}
 
@@ -174,13 +178,15 @@ def replay(pool: bs.Pool, prior, early, budget: float, brackets: int, calibrate:
     return out.answer(budget), out.busy, climb
 
 
-def _pool(rows: pd.DataFrame, prior, early, scored: Sequence[str] = ()) -> tuple[bs.Pool, tuple, tuple]:
-    """The replay's pool, rung 0 charged the prior's metrics and the metrics ``scored`` beside them (the rung-0
-    pool of a calibrated search: the sum of each metric's cost alone, an upper bound)."""
+def _pool(rows: pd.DataFrame, prior, early, pool_cost: float | None = None) -> tuple[bs.Pool, tuple, tuple]:
+    """The replay's pool, rung 0 charged the prior's metrics (the sum of each one's cost alone) and, with
+    ``pool_cost`` (steps), the rung-0 pool scored beside them (a calibrated search): the prior's metrics outside
+    the pool plus ``pool_cost``."""
     init = cr._present(rows, prior)
     early_f = cr._present(bs.steps_view(rows, str(bs.EARLY_STEPS)), early) or init
-    keys = list(dict.fromkeys([f.key for f in init] + [k for k in scored if k in rows.columns]))
-    return bs.Pool(rows, cost_steps(keys), 0.0, init, early_f), init, early_f
+    keys = [f.key for f in init]
+    cost = cost_steps(keys) if pool_cost is None else cost_steps([k for k in keys if k not in POOL_METRICS]) + pool_cost
+    return bs.Pool(rows, cost, 0.0, init, early_f), init, early_f
 
 
 def tau_replay(table: pd.DataFrame, name: str, prior, early, seeds: int, population: float, budget: float,
@@ -196,13 +202,13 @@ def tau_replay(table: pd.DataFrame, name: str, prior, early, seeds: int, populat
 
 
 def budget_replay(table: pd.DataFrame, prior, early, seeds: int, budgets: Sequence[float],
-                  brackets: Sequence[int], seed0: int = 0) -> pd.DataFrame:
+                  brackets: Sequence[int], seed0: int = 0, pool_cost: float = POOL_COST) -> pd.DataFrame:
     rows = []
     for s in range(seed0, seed0 + seeds):
         rng = np.random.default_rng(s)
         half = table.iloc[rng.permutation(len(table))[len(table) // 2:]]
         pool, init, early_f = _pool(half, prior, early)
-        pooled = _pool(half, prior, early, POOL_METRICS)[0]  # rung 0 also scores the pool: it costs more
+        pooled = _pool(half, prior, early, pool_cost)[0]  # rung 0 also scores the pool: it costs more
         good = pool.top(0.05)
         for b in budgets:
             for nb in brackets:
@@ -263,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--budgets", default=",".join(map(str, bs.BUDGETS)),
                    help="budget replay: epoch-equivalent budgets (default: %(default)s)")
     p.add_argument("--brackets", default="1,4", help="budget replay: bracket settings (default: %(default)s)")
+    p.add_argument("--pool-cost", type=float, default=POOL_COST,
+                   help="budget replay: training steps rung 0 pays for the rung-0 pool of a calibrated search, "
+                        "beside the prior's other metrics (default: %(default)s, measured; 5.5 = its metrics alone)")
     p.add_argument("--no-budget", action="store_true", help="skip the budget replay")
     p.add_argument("--no-tau", action="store_true", help="skip the tau replay")
     args = p.parse_args(argv)
@@ -272,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         p.error("--budgets and --brackets must be comma-separated numbers")
     if args.seeds < 1 or not 0 < args.population <= 1 or not budgets or not brackets or min(brackets) < 1 \
-            or args.tau_budget <= 0:
+            or args.tau_budget <= 0 or args.pool_cost < 0:
         p.error("need --seeds >= 1, 0 < --population <= 1, --tau-budget > 0, budgets and brackets >= 1")
     missing = [t for t in args.tables if not Path(t).is_file()]
     if missing:
@@ -297,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_taus(tau_replay(t, lab.name, init, early, args.seeds, args.population, args.tau_budget),
                               lab.name))
         if not args.no_budget:
-            print(format_budget(budget_replay(t, init, early, args.seeds, budgets, brackets), lab.name))
+            print(format_budget(budget_replay(t, init, early, args.seeds, budgets, brackets, pool_cost=args.pool_cost),
+                                lab.name))
         print(f"  ({time.process_time() - t0:.0f} s CPU)")
     return 0
 
