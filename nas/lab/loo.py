@@ -24,7 +24,7 @@ the score, as a search whose trials lack it would have to.
 
 Reported per lab left out and phase (:func:`leave_one_out`), for every procedure: Kendall tau on all its
 rows of the sets chosen without it, beside the shipped sets (``objectives.combine``; in-sample on the labs
-they were chosen on), AZ-NAS, MeCo, params, the loss after the early steps, and the **in-lab** score, the
+they were chosen on), AZ-NAS, MeCo, params, the loss after the early steps (raw and smoothed), and the **in-lab** score, the
 greedy procedure chosen on random halves of that lab and reported on the other halves (mean over
 ``splits``, as :mod:`nas.lab.judge`). :func:`report` is the text ``benchmarks/proxy_lab.py --loo`` prints,
 with :func:`decide`'s verdict and the targets of issue 24.
@@ -56,7 +56,7 @@ from objectives.evidence import read as read_package_data
 
 from .judge import halves
 from .procedures import BUDGET_MAX_COST, CURRENT, PROCEDURES, SETS, candidates, choose, set_cost
-from .selection import EARLY_LOSS, has_feature, pooled_tau, score, tau
+from .selection import EARLY_LOSS, RAW_LOSS, has_feature, pooled_tau, score, tau
 from .tables import SEARCH_EARLY_STEPS, load, seed_ceiling, steps_view, with_data
 
 __all__ = ["PHASES", "NB201_INPUT", "CHOSEN", "TIE", "FIXED_ROWS", "Lab", "lab_view", "load_lab", "candidates",
@@ -74,8 +74,9 @@ TIE = 0.005
 SHIPPED, SHIPPED_BUDGET, INSIDE, INSIDE_BUDGET = ("shipped", "shipped budget rung 0", "in-lab (held-out halves)",
                                                   "in-lab budget (held-out halves)")
 LOSS = f"loss after {SEARCH_EARLY_STEPS} steps"
+SMOOTH_LOSS = f"smoothed loss of {SEARCH_EARLY_STEPS} steps"
 #: Row labels of the report after the procedures' rows, in order.
-FIXED_ROWS = (INSIDE, INSIDE_BUDGET, SHIPPED, SHIPPED_BUDGET, "AZ-NAS", "MeCo", "params", LOSS,
+FIXED_ROWS = (INSIDE, INSIDE_BUDGET, SHIPPED, SHIPPED_BUDGET, "AZ-NAS", "MeCo", "params", LOSS, SMOOTH_LOSS,
               "seed-to-seed (ceiling)")
 
 
@@ -121,7 +122,7 @@ def load_lab(path: str | Path, name: str | None = None, nb201_input: str = NB201
         df = df[df["eval_status"].astype(str) != "failed"].reset_index(drop=True)
     init = lab_view(df, nb201_input)
     phases = {"init": init}
-    if not df.attrs.get("nb201") and f"{EARLY_LOSS}@{SEARCH_EARLY_STEPS}" in df.columns:
+    if not df.attrs.get("nb201") and f"{RAW_LOSS}@{SEARCH_EARLY_STEPS}" in df.columns:
         phases["early"] = steps_view(init, str(SEARCH_EARLY_STEPS))
     ceiling = seed_ceiling(df).get("all", (float("nan"), 0))[0]
     return Lab(name or Path(path).name.split(".")[0], phases, ceiling)
@@ -145,14 +146,15 @@ def shipped_labs() -> tuple[str, ...]:
 
 def fixed_scores(phase: str) -> dict[str, tuple[Feature, ...]]:
     """The untuned rankers of a phase: the shipped sets, AZ-NAS, MeCo, params, and after the early steps
-    the early loss alone."""
+    the early loss alone, raw and smoothed (the early sets' loss, :data:`~nas.lab.selection.EARLY_LOSS`)."""
     early = phase == "early"
     out = {SHIPPED: EARLY_FEATURES if early else INIT_FEATURES,
            SHIPPED_BUDGET: BUDGET_EARLY_FEATURES if early else BUDGET_INIT_FEATURES,
            "AZ-NAS": AZ_NAS_FEATURES, "MeCo": (Feature("meco", "maximize"),),
            "params": (Feature("params", "maximize"),)}
     if early:
-        out[LOSS] = (Feature(EARLY_LOSS, "minimize"),)
+        out[LOSS] = (Feature(RAW_LOSS, "minimize"),)
+        out[SMOOTH_LOSS] = (Feature(EARLY_LOSS, "minimize"),)
     return out
 
 
@@ -279,9 +281,9 @@ def targets(res: pd.DataFrame, default: str = CURRENT, p_max: float = 0.01) -> l
             for ranker in (default, SHIPPED):
                 if ranker == SHIPPED and lab in seen:
                     continue
-                e, lo = _get(res, lab, phase, ranker), _get(res, lab, phase, LOSS)
+                e, lo, sm = (_get(res, lab, phase, r) for r in (ranker, LOSS, SMOOTH_LOSS))
                 lines.append(f"{mark(e - lo >= 0.05)} {lab} early: {ranker} {e:+.3f} - loss alone {lo:+.3f} "
-                             f"= {e - lo:+.3f} >= 0.05")
+                             f"= {e - lo:+.3f} >= 0.05 (- the smoothed loss alone {sm:+.3f} = {e - sm:+.3f})")
     return lines
 
 

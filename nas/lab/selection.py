@@ -26,7 +26,7 @@ from objectives.evidence import COST_STEPS
 
 from .tables import NB201_TARGETS, from_steps
 
-__all__ = ["LOSS_KEYS", "EXCLUDED", "EARLY_LOSS", "LOSS_WEIGHTS", "POOLS", "candidate_features", "tau", "has_feature",
+__all__ = ["LOSS_KEYS", "EXCLUDED", "EARLY_LOSS", "RAW_LOSS", "LOSS_WEIGHTS", "POOLS", "candidate_features", "tau", "has_feature",
            "score", "pooled_tau", "oriented_tau", "measured_direction", "pooled_direction", "cost_steps", "select",
            "select_over", "CONSENSUS_TOP", "CONSENSUS_THRESHOLD", "measured_in", "consensus_over", "structured",
            "select_structured", "select_structured_over"]
@@ -36,8 +36,15 @@ LOSS_KEYS = ("loss_init", "loss_early", "train_loss_first", "train_loss_last")
 #: Metrics left out of the candidates for their cost (grasp: 5-15 s a NB201 cell, the most expensive peer;
 #: leaving it out changed no held-out figure on the resnet lab).
 EXCLUDED = ("grasp",)
-#: The early-loss feature of the structured early score and the weights tried for it.
-EARLY_LOSS = "train_loss_last"
+#: The early-loss feature of the structured early score and the weights tried for it: the lowest exponential
+#: moving average of the early steps' training loss (``train_loss_smooth_min``,
+#: :func:`objectives.combine.smoothed_loss_min` of the per-step curve), not the last steps' loss
+#: (:data:`RAW_LOSS`), whose minibatch noise it smooths: alone it ranks every population lab better
+#: (tau +0.023 resnet, +0.006 MLPs, +0.039 VGG; docs/results/proxy-lab.md).
+EARLY_LOSS = "train_loss_smooth_min"
+#: The training loss of the early steps' last batches as measured: the "loss alone" every early score is
+#: compared with.
+RAW_LOSS = "train_loss_last"
 LOSS_WEIGHTS = (2.0, 4.0, 8.0, 16.0)
 #: How the taus of one set on several tables are pooled into the one figure selection maximizes.
 POOLS: dict[str, Callable[[Sequence[float]], float]] = {

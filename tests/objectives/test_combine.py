@@ -57,17 +57,19 @@ def test_default_feature_sets():
 
     rng = np.random.default_rng(0)
     cols = feature_inputs(EARLY_FEATURES)
-    t = pd.DataFrame({k: rng.random(8) for k in cols})
+    t = pd.DataFrame({k: rng.random(8) for k in cols if k != "loss_curve"})
     t["lr"] = 0.1
-    # the early set is the init set plus the loss of the last early steps, which outweighs any init feature
-    assert EARLY_FEATURES[1:] == INIT_FEATURES and EARLY_FEATURES[0].key == "train_loss_last"
+    level = rng.random(8)
+    t["loss_curve"] = [[float(v)] * 20 for v in level]  # a flat curve: its best smoothed loss is its level
+    # the early set is the init set plus the early steps' best smoothed loss, which outweighs any init feature
+    assert EARLY_FEATURES[1:] == INIT_FEATURES and EARLY_FEATURES[0].key == "train_loss_smooth_min"
     assert EARLY_FEATURES[0].direction == "minimize" and EARLY_FEATURES[0].weight > max(f.weight for f in INIT_FEATURES)
     # every row ranked equally on the init features: the early score ranks by the loss alone
     flat = t.copy()
     for k in cols:
-        if k != "train_loss_last":
+        if k != "loss_curve":
             flat[k] = 1.0
-    assert list(combined_score(flat, "early").sort_values().index) == list(flat["train_loss_last"].sort_values(ascending=False).index)
+    assert list(combined_score(flat, "early").sort_values().index) == list(np.argsort(-level, kind="stable"))
     # the thesis metrics enter the init score in their measured direction, not the paper's
     from objectives import registry
     for f in INIT_FEATURES:

@@ -129,7 +129,10 @@ def _population(path, n=40, seed=0) -> None:
                   "val_best_acc": acc, "rep_best_acc": acc + 0.01 * rng.standard_normal(n),
                   "kappa_w": acc + 0.3 * rng.standard_normal(n), "confusion": rng.random(n),
                   "train_loss_last": 2.0 - acc + 0.4 * rng.standard_normal(n),
-                  "train_loss_last@50": 2.0 - acc + 0.2 * rng.standard_normal(n)}).to_csv(path, index=False)
+                  "train_loss_last@50": 2.0 - acc + 0.2 * rng.standard_normal(n),
+                  # the early steps' per-step loss (the early sets' smoothed loss reads it)
+                  "loss_curve@50": [json.dumps(list(2.3 - a * np.linspace(0, 1, 50) + 0.3 * rng.standard_normal(50)))
+                                    for a in acc]}).to_csv(path, index=False)
 
 
 def test_in_lab_score_is_the_judges_held_out_figure(tmp_path):

@@ -88,11 +88,13 @@ def test_structured_early_score_takes_the_weight_that_ranks_best():
     rng = np.random.default_rng(2)
     n = 60
     acc = rng.random(n)
-    df = pd.DataFrame({"acc": acc, "train_loss_last": -acc + 0.3 * rng.standard_normal(n),
+    loss = -acc + 0.3 * rng.standard_normal(n)
+    # the early sets' loss is the best smoothed value of the per-step curve: a flat curve's is its level
+    df = pd.DataFrame({"acc": acc, "loss": loss, "loss_curve": [[float(v)] * 20 for v in loss],
                        "kappa_w": acc + 0.6 * rng.standard_normal(n)})
     init = (Feature("kappa_w", "maximize"),)
     chosen = selection.select_structured(df, init)
-    taus = {w: _tau(_log_rank_score(df, [Feature("train_loss_last", "minimize", w), *init]), acc)
+    taus = {w: _tau(_log_rank_score(df, [Feature("loss", "minimize", w), *init]), acc)
             for w in selection.LOSS_WEIGHTS}
     assert chosen == selection.structured(init, max(taus, key=taus.get))
     assert chosen[0].key == selection.EARLY_LOSS and chosen[1:] == init
