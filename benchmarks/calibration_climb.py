@@ -23,10 +23,14 @@ search without calibration ranks) and by the calibrated score on the labels so f
 against the lab accuracy ``acc``; mean, sd, paired gain and the share of seeds it is positive, over the seeds
 that reached that many labels.
 
+Both refits are reported: on the prior's features (and the free config values) only, and with the rung-0 pool
+(``nas.lab.calibration.POOL_METRICS``, the search's default), which a calibrated search scores at rung 0.
+
 **Budget to a top-5 % config** (per seed, the random half of the lab ``budget_search.py`` searches, every
 budget of ``--budgets``, ``--brackets`` 1 and 4): the fraction of seeds whose answer is a top-5 % config of
 the pool, and the budget at which half and 80 % of the seeds find one (95 % bootstrap interval over seeds),
-with and without calibration on the same pool and draws.
+without calibration and with either refit on the same pool and draws; with the pool, every rung-0 candidate
+also pays ``--pool-cost`` steps.
 
 Usage::
 
@@ -65,12 +69,12 @@ from objectives.combine import rank_aggregate  # noqa: E402
 TABLES = ("benchmarks/tables/resnet_mnist5k.csv.gz", "benchmarks/tables/mlp_mnist5k.csv.gz",
           "benchmarks/tables/vgg_mnist5k.csv.gz", "benchmarks/tables/nb201_lab.csv.gz")
 COUNTS, LOSS = cr.COUNTS, cr.LOSS  # the label counts and the early loss of the probe replay
-#: Calibration settings: label -> (calibrate, the refit's extra keys: None = the rung-0 pool and the free config
-#: values, the search's default; "free" = the free config values only, the refit before the pool existed).
 #: What scoring the rung-0 pool costs in one ``objectives.score`` call, in training steps: measured with
 #: ``python benchmarks/metric_cost.py --threads 1 --clock cpu --no-memory --sets-only --reps 5`` ("rung-0 pool",
 #: CPU ResNet-20, batch 64; 3.2-3.6 steps, docs/metrics.md); the sum of its metrics' costs alone is 5.5.
 POOL_COST = 3.6
+#: Calibration settings: label -> (calibrate, the refit's extra keys: None = the rung-0 pool and the free config
+#: values, the search's default; "free" = the free config values only, the refit before the pool existed).
 MODES = {"without calibration": (False, None), "with calibration, prior's features": (True, "free"),
          "with calibration and the rung-0 pool": (True, None)}
 
