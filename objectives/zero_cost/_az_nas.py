@@ -113,11 +113,13 @@ class _FeatureHooks:
         return [f.tensor for f in self.collected if not (f.run and f.passed is output) and f.tensor.dim() >= 2]
 
 
-def _check_inputs(inputs: Tensor) -> None:
+def _inputs_problem(inputs: Tensor) -> str | None:
+    """Why AZ-NAS cannot score ``inputs`` (None: it can)."""
     if not inputs.is_floating_point():
-        raise ValueError(f"AZ-NAS needs floating inputs, got {inputs.dtype}")
+        return f"AZ-NAS needs floating inputs, got {inputs.dtype}"
     if not bool(torch.isfinite(inputs).all()):
-        raise ValueError("inputs contain NaN or inf values")
+        return "inputs contain NaN or inf values"
+    return None
 
 
 def _features(model: nn.Module, inputs: Tensor, *, graph: bool) -> list[Tensor]:
@@ -132,7 +134,9 @@ def _features(model: nn.Module, inputs: Tensor, *, graph: bool) -> list[Tensor]:
     Raises:
         ValueError: non-finite or non-floating inputs, or a model without units.
     """
-    _check_inputs(inputs)
+    problem = _inputs_problem(inputs)
+    if problem:
+        raise ValueError(problem)
     units = _units(model)
     if not units:
         raise ValueError("the model has no submodules: AZ-NAS needs a sequence of layers or blocks")

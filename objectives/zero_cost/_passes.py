@@ -37,10 +37,10 @@ from torch import Tensor, nn
 
 from ..core.hooks import hooked
 from ..core.probe import Probe
-from ._az_nas import _FeatureHooks, _features, _units, spectral_entropy
-from ._harness import _Functional, _layers
+from ._az_nas import _FeatureHooks, _features, _inputs_problem, _units, spectral_entropy
+from ._harness import LossFn, _Functional, _Layer, _layers, _weight_grads
 
-__all__ = ["PASS_NEEDS", "shared_passes"]
+__all__ = ["PASS_NEEDS", "shared_passes", "weight_grads"]
 
 #: The registry needs served by this module's passes (all in :data:`objectives.core.probe.STATE_FREE_NEEDS`).
 PASS_NEEDS = ("weight_grad", "module_outputs", "stage_features")
@@ -71,6 +71,15 @@ def shared_passes(probe: Probe | None, model: nn.Module, inputs: Tensor) -> _Pas
     return probe.memo("zero_cost_passes", lambda: _Passes(probe))
 
 
+def weight_grads(probe: Probe | None, model: nn.Module, inputs: Tensor, targets: Tensor, loss_fn: LossFn,
+                 layers: list[_Layer]) -> tuple[list[Tensor], list[Tensor]]:
+    """``(weights, dL/dweights)`` of ``layers`` (:func:`._harness._weight_grads`): from the pass shared through
+    ``probe`` when there is one for these inputs, targets and loss, else from the metric's own pass."""
+    passes = shared_passes(probe, model, inputs)
+    shared = None if passes is None else passes.weight_grads(targets, loss_fn)
+    return shared or _weight_grads(model, inputs, targets, loss_fn, layers)
+
+
 def _all_train(model: nn.Module) -> bool:
     return all(m.training for m in model.modules())
 
@@ -97,8 +106,7 @@ class _Passes:
 
     def _features_fit(self) -> bool:
         """Whether the AZ-NAS features can join the own-mode pass (the same forward; az's checks pass)."""
-        x = self.probe.inputs
-        return (_all_train(self.probe.model) and x.is_floating_point() and bool(torch.isfinite(x).all())
+        return (_all_train(self.probe.model) and _inputs_problem(self.probe.inputs) is None
                 and bool(_units(self.probe.model)))
 
     def _run_own_pass(self, requested: str) -> _OwnPass:

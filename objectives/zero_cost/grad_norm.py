@@ -7,8 +7,8 @@ from torch import Tensor, nn
 
 from ..core.probe import Probe
 from ..registry import register_metric
-from ._harness import _ABDELFATTAH, LossFn, _required_layers, _weight_grads
-from ._passes import shared_passes
+from ._harness import _ABDELFATTAH, LossFn, _required_layers
+from ._passes import weight_grads
 
 __all__ = ["grad_norm"]
 
@@ -54,7 +54,5 @@ def grad_norm(
         score = grad_norm(model, x, y)
     """
     layers = _required_layers(model, "grad_norm")
-    passes = shared_passes(probe, model, inputs)
-    shared = None if passes is None else passes.weight_grads(targets, loss_fn)
-    _, grads = shared or _weight_grads(model, inputs, targets, loss_fn, layers)
+    _, grads = weight_grads(probe, model, inputs, targets, loss_fn, layers)
     return float(sum(g.detach().double().norm() for g in grads))

@@ -7,8 +7,8 @@ from torch import Tensor, nn
 
 from ..core.probe import Probe
 from ..registry import register_metric
-from ._harness import _ABDELFATTAH, LossFn, _required_layers, _weight_grads
-from ._passes import shared_passes
+from ._harness import _ABDELFATTAH, LossFn, _required_layers
+from ._passes import weight_grads
 
 __all__ = ["snip"]
 
@@ -56,7 +56,5 @@ def snip(
         score = snip(model, x, y)
     """
     layers = _required_layers(model, "snip")
-    passes = shared_passes(probe, model, inputs)
-    shared = None if passes is None else passes.weight_grads(targets, loss_fn)
-    weights, grads = shared or _weight_grads(model, inputs, targets, loss_fn, layers)
+    weights, grads = weight_grads(probe, model, inputs, targets, loss_fn, layers)
     return float(sum((w.detach().double() * g.double()).abs().sum() for w, g in zip(weights, grads)))
