@@ -60,11 +60,10 @@ import budget_search as bs  # noqa: E402
 import calibration_replay as cr  # noqa: E402
 from budget_simulator import Table, run_ladder  # noqa: E402
 
-from nas.lab.calibration import FREE_FEATURES, POOL_METRICS, LabelSet  # noqa: E402
+from nas.lab.calibration import POOL_METRICS, LabelSet  # noqa: E402
 from nas.lab.loo import load_lab  # noqa: E402
 from nas.lab.selection import cost_steps, tau  # noqa: E402
 from nas.search.rung0 import rung0_scores  # noqa: E402
-from objectives.combine import rank_aggregate  # noqa: E402
 
 TABLES = ("benchmarks/tables/resnet_mnist5k.csv.gz", "benchmarks/tables/mlp_mnist5k.csv.gz",
           "benchmarks/tables/vgg_mnist5k.csv.gz", "benchmarks/tables/nb201_lab.csv.gz")
@@ -144,8 +143,7 @@ class Climb:
     def rung0(self, cohort: Sequence[int], labels, others, extra: str | None = "mode") -> tuple[list[float], dict | None]:
         """``rung0_scores`` of the cohort; ``extra``: ``"free"`` (the free config values only), None (the pool
         and the free values) or ``"mode"`` (this climb's setting)."""
-        extra = self.extra if extra == "mode" else extra
-        keys = [k for k in FREE_FEATURES if k in self.pool.rows.columns] if extra == "free" else None
+        keys = cr.refit_extra(self.pool.rows.columns, self.extra if extra == "mode" else extra)
         return rung0_scores([self.records[i] for i in cohort], (), labels, [self.records[i] for i in others],
                             self.prior, extra=keys)
 

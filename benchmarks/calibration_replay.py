@@ -78,6 +78,12 @@ RANKERS = {"before (prior)": None, "after, prior's features only": (20.0, "free"
            "after, penalty by LOO": "loo", "labels only (no prior)": 1e-6}
 
 
+def refit_extra(columns, which: str | None) -> list[str] | None:
+    """``calibrate``'s ``extra`` for a refit setting: ``"free"``, the free config values among ``columns`` (the
+    refit before the rung-0 pool existed); None, calibrate's default (the pool and the free values)."""
+    return [k for k in FREE_FEATURES if k in columns] if which == "free" else None
+
+
 def priors(labs: Sequence[Lab], which: str) -> dict[str, tuple[tuple[Feature, ...], tuple[Feature, ...]]]:
     """lab name -> (rung-0 set, early set): chosen without that lab (``loo``), or the shipped ones."""
     out = {}
@@ -162,8 +168,7 @@ def tau_replay(lab: Lab, prior: Sequence[Feature], seeds: int, population: float
                     score, flipped = prior_scores, ""
                 else:
                     penalty, extra = penalty if isinstance(penalty, tuple) else (penalty, None)
-                    extra = [k for k in FREE_FEATURES if k in pop.columns] if extra == "free" else extra
-                    cal = calibrate(pop, feats, labels, penalty=penalty, extra=extra)
+                    cal = calibrate(pop, feats, labels, penalty=penalty, extra=refit_extra(pop.columns, extra))
                     score, flipped = cal.scores, ",".join(cal.description["flipped"])
                 rows.append({"lab": lab.name, "seed": s, "labels": k, "ranker": name, "n_rest": len(rest),
                              "tau": tau(score[rest], acc[rest]), "flipped": flipped})

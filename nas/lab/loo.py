@@ -24,9 +24,9 @@ the score, as a search whose trials lack it would have to.
 
 Reported per lab left out and phase (:func:`leave_one_out`), for every procedure: Kendall tau on all its
 rows of the sets chosen without it, beside the shipped sets (``objectives.combine``; in-sample on the labs
-they were chosen on), AZ-NAS, MeCo, params, the loss after the early steps (raw and smoothed), and the **in-lab** score, the
-greedy procedure chosen on random halves of that lab and reported on the other halves (mean over
-``splits``, as :mod:`nas.lab.judge`). :func:`report` is the text ``benchmarks/proxy_lab.py --loo`` prints,
+they were chosen on), AZ-NAS, MeCo, params, the loss after the early steps (raw and smoothed), and the
+**in-lab** score, the greedy procedure chosen on random halves of that lab and reported on the other halves
+(mean over ``splits``, as :mod:`nas.lab.judge`). :func:`report` is the text ``benchmarks/proxy_lab.py --loo`` prints,
 with :func:`decide`'s verdict and the targets of issue 24.
 
 **The decision rule** (:func:`decide`, stated before the procedures' figures were compared, with pool
